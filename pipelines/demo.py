@@ -1,0 +1,24 @@
+"""`make demo`: the main job on the bundled Online Retail data.
+
+Steps: load + clean → split → summary. Later stages (train → evaluate → batch-score) are added
+here as the library grows; each prints what it did.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def main() -> int:
+    from recogan.cli import main as cli
+
+    print("== 1. data: load, clean, split (bundled UCI Online Retail)")
+    rc = cli(["info", "--data", "online_retail", "--split"])
+    return rc
+
+
+if __name__ == "__main__":
+    sys.exit(main())

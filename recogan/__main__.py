@@ -1,0 +1,3 @@
+from recogan.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,39 @@
+"""Popularity: the same ranking for everyone, by distinct buyers (optionally recent ones)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from recogan.base import Model, recent_popularity
+
+
+@dataclass
+class PopularityConfig:
+    #: Count only the last ``window_days`` of training (None: all of it). Ties fall back to
+    #: all-time popularity.
+    window_days: float | None = None
+
+
+class Popularity(Model):
+    name = "pop"
+    Config = PopularityConfig
+
+    def _fit(self, train, valid) -> None:
+        if self.config.window_days is None:
+            self.scores_ = train.item_popularity().astype(np.float32)
+        else:
+            self.scores_ = recent_popularity(train, self.config.window_days).astype(np.float32)
+
+    def score_users(self, user_idx: np.ndarray) -> np.ndarray:
+        return np.broadcast_to(self.scores_, (len(user_idx), self.n_items_))
+
+    def score_histories(self, X, times=None) -> np.ndarray:
+        return np.broadcast_to(self.scores_, (X.shape[0], self.n_items_))
+
+    def state_arrays(self) -> dict[str, np.ndarray]:
+        return {"scores": self.scores_}
+
+    def set_state_arrays(self, arrays) -> None:
+        self.scores_ = arrays["scores"].astype(np.float32)

@@ -1,0 +1,36 @@
+"""Options shared by commands that read a dataset."""
+
+from __future__ import annotations
+
+import argparse
+
+
+def add_data_args(p: argparse.ArgumentParser, *, required: bool = True) -> None:
+    """``--data online_retail|PATH`` or ``--interactions PATH [--catalog PATH]`` + column names."""
+    g = p.add_argument_group("data")
+    src = g.add_mutually_exclusive_group(required=required)
+    src.add_argument(
+        "--data",
+        metavar="NAME|PATH",
+        help="a bundled dataset (online_retail; movielens_1m reads ../shared/data) or a path",
+    )
+    src.add_argument("--interactions", metavar="PATH", help="interactions parquet/CSV")
+    g.add_argument("--catalog", metavar="PATH", help="item catalog parquet/CSV (optional)")
+    g.add_argument("--user-col", default="user_id", help="user id column (default: user_id)")
+    g.add_argument("--item-col", default="item_id", help="item id column (default: item_id)")
+    g.add_argument("--time-col", default="timestamp", help="time column (default: timestamp)")
+
+
+def load_data(args: argparse.Namespace):
+    """The Dataset the data options name."""
+    from recogan import datasets
+    from recogan.data import read_dataset
+
+    cols = {"user_col": args.user_col, "item_col": args.item_col, "time_col": args.time_col}
+    if args.data is not None:
+        if args.catalog is not None and args.data in ("online_retail", "movielens_1m", "ml-1m"):
+            raise ValueError("--catalog goes with --interactions PATH, not a bundled --data")
+        if args.data in ("online_retail", "movielens_1m", "ml-1m"):
+            return datasets.load(args.data)
+        return read_dataset(args.data, args.catalog, **cols)
+    return read_dataset(args.interactions, args.catalog, **cols)

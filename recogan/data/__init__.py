@@ -1,0 +1,21 @@
+"""Reading, validating and splitting interaction data.
+
+``Dataset`` holds interactions in dense index space with id maps, an optional catalog, a CSR
+matrix and per-event times. Splits (`temporal_split`, `leave_last_out`) return new Datasets
+over the same id space.
+"""
+
+from recogan.data._dataset import Dataset, parse_times, read_dataset, read_frame
+from recogan.data._idmap import IdMap
+from recogan.data._split import Split, leave_last_out, temporal_split
+
+__all__ = [
+    "Dataset",
+    "IdMap",
+    "Split",
+    "leave_last_out",
+    "parse_times",
+    "read_dataset",
+    "read_frame",
+    "temporal_split",
+]

@@ -1,0 +1,119 @@
+"""Train / validation / test splits that never leak future events into training."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from recogan.data._dataset import Dataset
+
+
+@dataclass(frozen=True)
+class Split:
+    """Three Datasets over one id space.
+
+    ``train`` is what a model is fitted on while tuning; ``valid`` scores the tuning (and early
+    stopping); ``test`` is scored once, by a model fitted on ``train_valid`` (train + valid).
+    ``valid`` holds only users with ``train`` history; ``test`` only users with ``train_valid``
+    history. ``dropped`` counts the events left out of ``valid``/``test`` for that reason (they
+    stay in ``train_valid``: a model refitted for the test period knows them).
+    """
+
+    train: Dataset
+    valid: Dataset
+    test: Dataset
+    protocol: str
+    dropped: dict
+    train_valid: Dataset
+
+    def summary(self) -> dict:
+        return {
+            "protocol": self.protocol,
+            "train": self.train.n_interactions,
+            "valid": self.valid.n_interactions,
+            "test": self.test.n_interactions,
+            "valid_users": len(self.valid.active_users()),
+            "test_users": len(self.test.active_users()),
+            "dropped_no_history": dict(self.dropped),
+        }
+
+
+def _keep_known_users(part: Dataset, history: Dataset) -> tuple[Dataset, int]:
+    known = np.zeros(part.n_users, dtype=bool)
+    known[history.user_idx] = True
+    mask = known[part.user_idx]
+    return part.subset(mask), int((~mask).sum())
+
+
+def temporal_split(data: Dataset, test_frac: float = 0.1, valid_frac: float = 0.1) -> Split:
+    """Global time cut: the latest ``test_frac`` of interactions are test, the ``valid_frac``
+    before them validation, the rest train (``train < valid < test`` by time, strictly).
+
+    Cut times are quantiles of the event times; events sharing the cut's timestamp all go to
+    the later part, so no training event is at or after any test event.
+    """
+    if not (0 < test_frac < 1) or not (0 <= valid_frac < 1) or test_frac + valid_frac >= 1:
+        raise ValueError(
+            f"need 0 < test_frac, 0 <= valid_frac and test_frac + valid_frac < 1 "
+            f"(got test_frac={test_frac}, valid_frac={valid_frac})"
+        )
+    t = data.times
+    t_test = np.quantile(t, 1.0 - test_frac, method="higher")
+    t_valid = np.quantile(t, 1.0 - test_frac - valid_frac, method="higher")
+    train = data.subset(t < t_valid, name=f"{data.name}/train")
+    if train.n_interactions == 0:
+        raise ValueError(
+            f"{data.name}: temporal split leaves no training events (too few distinct timestamps)"
+        )
+    valid, n_valid_drop = _keep_known_users(
+        data.subset((t >= t_valid) & (t < t_test), name=f"{data.name}/valid"), train
+    )
+    history = data.subset(t < t_test, name=f"{data.name}/train_valid")
+    test, n_test_drop = _keep_known_users(
+        data.subset(t >= t_test, name=f"{data.name}/test"), history
+    )
+    return Split(
+        train,
+        valid,
+        test,
+        protocol=f"temporal(test_frac={test_frac}, valid_frac={valid_frac})",
+        dropped={"valid": n_valid_drop, "test": n_test_drop},
+        train_valid=history,
+    )
+
+
+def leave_last_out(data: Dataset, *, valid: bool = True) -> Split:
+    """Per user, the last purchase event (all items at the user's latest timestamp, i.e. the
+    last basket) is test; with ``valid=True`` the basket before it is validation.
+
+    Users with fewer baskets than parts keep their events in train, so every test and
+    validation user has history. Per user, train is strictly earlier than valid and test.
+    """
+    u, t = data.user_idx, data.times
+    n = data.n_users
+    order = np.lexsort((t, u))
+    us, ts = u[order], t[order]
+    # distinct (user, time) baskets, ranked from the end per user
+    new_basket = np.ones(len(us), dtype=bool)
+    new_basket[1:] = (us[1:] != us[:-1]) | (ts[1:] != ts[:-1])
+    basket_id = np.cumsum(new_basket) - 1
+    n_baskets = np.bincount(us[new_basket], minlength=n)
+    first_basket = np.concatenate([[0], np.cumsum(n_baskets)[:-1]])
+    rank_from_end = n_baskets[us] - 1 - (basket_id - first_basket[us])
+    parts = 2 if valid else 1
+    part = np.zeros(len(us), dtype=np.int8)  # 0 train, 1 valid, 2 test
+    has_enough = n_baskets[us] > parts
+    part[(rank_from_end == 0) & has_enough] = 2
+    if valid:
+        part[(rank_from_end == 1) & has_enough] = 1
+    label = np.empty(len(us), dtype=np.int8)
+    label[order] = part
+    return Split(
+        data.subset(label == 0, name=f"{data.name}/train"),
+        data.subset(label == 1, name=f"{data.name}/valid"),
+        data.subset(label == 2, name=f"{data.name}/test"),
+        protocol=f"leave_last_out(valid={valid})",
+        dropped={"users_too_short": int((n_baskets <= parts).sum())},
+        train_valid=data.subset(label < 2, name=f"{data.name}/train_valid"),
+    )

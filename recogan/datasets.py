@@ -1,0 +1,233 @@
+"""Loaders for real datasets: the bundled UCI Online Retail, and MovieLens-1M (not shipped)."""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from recogan.data import Dataset, read_frame
+
+log = logging.getLogger(__name__)
+
+#: Where the bundled Online Retail parquet lives (repo checkout or installed tree).
+DATA_DIR = Path(__file__).resolve().parent.parent / "data"
+
+#: StockCodes that are fees, postage or adjustments rather than products.
+NON_PRODUCT_CODES = frozenset(
+    {
+        "POST",
+        "DOT",
+        "M",
+        "m",
+        "C2",
+        "CRUK",
+        "D",
+        "S",
+        "B",
+        "PADS",
+        "BANK CHARGES",
+        "AMAZONFEE",
+        "ADJUST",
+        "ADJUST2",
+        "TEST001",
+        "TEST002",
+        "gift_0001_10",
+        "gift_0001_20",
+        "gift_0001_30",
+        "gift_0001_40",
+        "gift_0001_50",
+        "DCGSSBOY",
+        "DCGSSGIRL",
+        "DCGS0003",
+        "DCGS0004",
+        "DCGS0069",
+        "DCGS0070",
+        "DCGS0076",
+    }
+)
+
+
+def online_retail_path() -> Path:
+    """The bundled file; ``RECOGAN_ONLINE_RETAIL`` overrides it."""
+    env = os.environ.get("RECOGAN_ONLINE_RETAIL")
+    path = Path(env) if env else DATA_DIR / "online_retail.parquet"
+    if not path.exists():
+        raise FileNotFoundError(
+            f"Online Retail data not found at {path}; set RECOGAN_ONLINE_RETAIL to its parquet"
+        )
+    return path
+
+
+def online_retail(path: str | Path | None = None) -> Dataset:
+    """UCI Online Retail (Chen, Sain & Guo 2012; CC BY 4.0), cleaned into purchases.
+
+    Rules, applied in order, each counted in ``Dataset.cleaning``: cancellations (InvoiceNo
+    starting with "C"), non-positive Quantity, non-positive UnitPrice, missing CustomerID,
+    non-product StockCodes (postage, fees, adjustments, gift vouchers, tests). Users are
+    CustomerIDs (as int), items StockCodes, time the InvoiceDate; the catalog has each
+    StockCode's most frequent Description (title) and median UnitPrice (price).
+    """
+    raw = read_frame(path or online_retail_path())
+    return clean_online_retail(raw)
+
+
+def clean_online_retail(raw: pd.DataFrame) -> Dataset:
+    """Apply the cleaning rules of :func:`online_retail` to a raw Online Retail frame."""
+    df = raw
+    cleaning: dict[str, int] = {"raw_rows": len(df)}
+
+    def drop(rule: str, mask) -> None:
+        nonlocal df
+        mask = np.asarray(mask, dtype=bool)
+        cleaning[rule] = int(mask.sum())
+        df = df.loc[~mask]
+
+    drop("cancellations", df["InvoiceNo"].astype(str).str.startswith("C"))
+    drop("non_positive_quantity", ~(df["Quantity"] > 0))
+    drop("non_positive_price", ~(df["UnitPrice"] > 0))
+    drop("missing_customer", df["CustomerID"].isna())
+    code = df["StockCode"].astype(str).str.strip()
+    drop("non_product_code", code.isin(NON_PRODUCT_CODES).to_numpy())
+    df = df.assign(
+        StockCode=df["StockCode"].astype(str).str.strip(),
+        CustomerID=df["CustomerID"].astype(np.int64),
+        Description=df["Description"].astype("string").str.strip(),
+    )
+    desc = (
+        df.dropna(subset=["Description"])
+        .groupby(["StockCode", "Description"])
+        .size()
+        .rename("n")
+        .reset_index()
+        .sort_values(["StockCode", "n", "Description"], ascending=[True, False, True])
+        .drop_duplicates("StockCode")
+        .set_index("StockCode")["Description"]
+    )
+    catalog = df.groupby("StockCode")["UnitPrice"].median().rename("price").to_frame()
+    catalog["title"] = desc.reindex(catalog.index)
+    catalog = catalog.reset_index()
+    cleaning["purchase_rows"] = len(df)
+    data = Dataset.from_frames(
+        df,
+        catalog,
+        user_col="CustomerID",
+        item_col="StockCode",
+        time_col="InvoiceDate",
+        quantity_col="Quantity",
+        price_col="UnitPrice",
+        title_col="title",
+        catalog_price_col="price",
+        category_col=None,
+        name="online_retail",
+        source="online_retail",
+        cleaning=cleaning,
+    )
+    log.info("online_retail: %s", data)
+    return data
+
+
+def movielens_1m(root: str | Path | None = None, *, min_rating: float = 0.0) -> Dataset:
+    """MovieLens-1M from ``ratings.parquet`` / ``movies.parquet`` (GroupLens licence: research use,
+    never shipped here). ``root`` defaults to ``$RECOGAN_ML1M`` or ``../shared/data/ml-1m``.
+
+    Every rating is an interaction (implicit feedback); ``min_rating`` keeps only ratings
+    at or above it (removed rows counted). Catalog: title, genres as category, no price.
+    """
+    root = Path(
+        root
+        or os.environ.get("RECOGAN_ML1M", "")
+        or DATA_DIR.parent.parent / "shared" / "data" / "ml-1m"
+    )
+    ratings_path = root / "ratings.parquet"
+    if not ratings_path.exists():
+        raise FileNotFoundError(
+            f"MovieLens-1M not found: {ratings_path} (set RECOGAN_ML1M to its folder)"
+        )
+    ratings = read_frame(ratings_path)
+    cleaning = {"raw_rows": len(ratings)}
+    if min_rating > 0:
+        low = ratings["rating"] < min_rating
+        cleaning["below_min_rating"] = int(low.sum())
+        ratings = ratings.loc[~low]
+    movies = None
+    if (root / "movies.parquet").exists():
+        movies = read_frame(root / "movies.parquet")
+    return Dataset.from_frames(
+        ratings,
+        movies,
+        user_col="user_id",
+        item_col="item_id",
+        time_col="timestamp",
+        title_col="title",
+        category_col="genres",
+        catalog_price_col=None,
+        name="movielens_1m",
+        source=str(ratings_path),
+        catalog_source=str(root / "movies.parquet"),
+        cleaning=cleaning,
+    )
+
+
+def load(name_or_path: str, **kwargs) -> Dataset:
+    """A dataset by name (``online_retail``, ``movielens_1m``/``ml-1m``) or an interactions path
+    (``kwargs`` as :func:`recogan.data.read_dataset`)."""
+    if name_or_path == "online_retail":
+        return online_retail()
+    if name_or_path in ("movielens_1m", "ml-1m", "ml1m"):
+        return movielens_1m()
+    from recogan.data import read_dataset
+
+    return read_dataset(name_or_path, **kwargs)
+
+
+def synthetic_clusters(
+    n_users: int = 200,
+    n_items: int = 80,
+    n_clusters: int = 4,
+    events_per_user: int = 12,
+    noise: float = 0.1,
+    seed: int = 0,
+) -> Dataset:
+    """A planted-structure dataset with known answers: users and items fall into
+    ``n_clusters`` groups; a user buys items of their own group with probability ``1 - noise``
+    (uniformly otherwise) at increasing times. Users are ``"u{i}"`` (group ``i % n_clusters``),
+    items ``"i{j}"`` (group ``j % n_clusters``); the catalog has a title naming the group, a
+    category and a price.
+    """
+    rng = np.random.default_rng(seed)
+    users = np.repeat(np.arange(n_users), events_per_user)
+    group = users % n_clusters
+    own = rng.random(users.size) >= noise
+    per_group = [np.arange(g, n_items, n_clusters) for g in range(n_clusters)]
+    item = np.where(
+        own,
+        np.array([rng.choice(per_group[g]) for g in group]),
+        rng.integers(0, n_items, users.size),
+    )
+    start = pd.Timestamp("2024-01-01").value // 10**9
+    times = start + np.sort(rng.integers(0, 365 * 86400, users.size))
+    times = times[rng.permutation(users.size)]
+    # each user's events in time order
+    order = np.lexsort((times, users))
+    times[order] = np.sort(times.reshape(n_users, events_per_user), axis=1).ravel()
+    words = ["garden", "kitchen", "party", "vintage", "travel", "toys", "lights", "paper"]
+    catalog = pd.DataFrame(
+        {
+            "item_id": [f"i{j}" for j in range(n_items)],
+            "title": [f"{words[j % n_clusters % len(words)]} item {j}" for j in range(n_items)],
+            "category": [f"group{j % n_clusters}" for j in range(n_items)],
+            "price": 1.0 + (np.arange(n_items) % n_clusters) * 2.0 + rng.random(n_items),
+        }
+    )
+    frame = pd.DataFrame(
+        {
+            "user_id": [f"u{u}" for u in users],
+            "item_id": [f"i{j}" for j in item],
+            "timestamp": times,
+        }
+    )
+    return Dataset.from_frames(frame, catalog, name="synthetic_clusters")
