@@ -1,0 +1,114 @@
+"""Ranking metrics per user, from a model's top-K lists and the items each user bought next.
+
+Targets of a user are the test items they had not bought before (the model's ``seen_`` row):
+with seen items excluded from the ranking, re-purchases could never be hit. Users with no such
+item are not scored.
+
+Definitions for one user with target set T and ranked list r_1..r_K (hits h_i = r_i ∈ T):
+
+- ``HR@K``       1 if any h_i else 0
+- ``Precision@K`` Σ h_i / K
+- ``Recall@K``   Σ h_i / |T|
+- ``NDCG@K``     Σ h_i / log2(i+1)  divided by the ideal Σ_{i ≤ min(|T|, K)} 1 / log2(i+1)
+- ``MRR@K``      1 / (rank of the first hit), 0 without a hit
+- ``MAP@K``      Σ_i h_i · Precision@i / min(|T|, K)
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+
+from recogan.data import Dataset
+
+#: The per-user accuracy metrics, in report order.
+ACCURACY_METRICS = ("HR", "NDCG", "Recall", "Precision", "MRR", "MAP")
+
+
+def target_matrix(
+    test: Dataset, seen: sp.csr_matrix | None, users: np.ndarray | None = None
+) -> tuple[np.ndarray, sp.csr_matrix]:
+    """``(users, T)``: the users to score and a binary ``(len(users), n_items)`` target matrix
+    of their test items not in ``seen`` (their history). Users without targets are dropped."""
+    T = test.csr(binary=True)
+    if seen is not None:
+        T = T - T.multiply(seen)
+        T.eliminate_zeros()
+    candidates = test.active_users() if users is None else np.asarray(users, dtype=np.int64)
+    counts = np.diff(T.indptr)[candidates]
+    users = candidates[counts > 0]
+    return users, T[users]
+
+
+def ranking_metrics(recs: np.ndarray, targets: sp.csr_matrix, ks=(10,)) -> pd.DataFrame:
+    """Per-user metrics for each K in ``ks`` from ``recs`` (``(B, >= max K)`` item indices,
+    ``-1`` padding) and a binary ``(B, n_items)`` target matrix. Columns ``"<metric>@<K>"``."""
+    recs = np.asarray(recs, dtype=np.int64)
+    ks = sorted({int(k) for k in ks})
+    if recs.shape[1] < ks[-1]:
+        raise ValueError(f"recommendation lists have {recs.shape[1]} items, need {ks[-1]}")
+    targets = sp.csr_matrix(targets)
+    B = recs.shape[0]
+    if targets.shape[0] != B:
+        raise ValueError(f"{B} recommendation rows but {targets.shape[0]} target rows")
+    n_targets = np.diff(targets.indptr).astype(np.float64)
+    safe = np.maximum(recs, 0)
+    rows = np.repeat(np.arange(B), recs.shape[1]).reshape(B, -1)
+    hits = (np.asarray(targets[rows.ravel(), safe.ravel()]).reshape(B, -1) > 0) & (recs >= 0)
+    discount = 1.0 / np.log2(np.arange(2, recs.shape[1] + 2))
+    out = {}
+    for k in ks:
+        h = hits[:, :k].astype(np.float64)
+        n_hit = h.sum(1)
+        ideal_n = np.minimum(n_targets, k).astype(np.int64)
+        ideal = np.concatenate([[0.0], np.cumsum(discount[:k])])[ideal_n]
+        first = np.where(n_hit > 0, h.argmax(1) + 1, 0)
+        prec_at_i = np.cumsum(h, 1) / np.arange(1, k + 1)
+        out[f"HR@{k}"] = (n_hit > 0).astype(np.float64)
+        out[f"NDCG@{k}"] = np.divide(
+            (h * discount[:k]).sum(1), ideal, where=ideal > 0, out=np.zeros(B)
+        )
+        out[f"Recall@{k}"] = np.divide(n_hit, n_targets, where=n_targets > 0, out=np.zeros(B))
+        out[f"Precision@{k}"] = n_hit / k
+        out[f"MRR@{k}"] = np.where(first > 0, 1.0 / np.maximum(first, 1), 0.0)
+        out[f"MAP@{k}"] = np.divide(
+            (prec_at_i * h).sum(1), ideal_n, where=ideal_n > 0, out=np.zeros(B)
+        )
+    return pd.DataFrame(out)
+
+
+def evaluate_model(
+    model,
+    test: Dataset,
+    ks=(10,),
+    *,
+    users: np.ndarray | None = None,
+    exclude_seen: bool = True,
+    batch_size: int = 2048,
+    return_recs: bool = False,
+):
+    """Score ``model`` (already fitted on the history before ``test``) on ``test``.
+
+    Full-catalog ranking, seen items excluded. Returns a per-user DataFrame with ``user``,
+    ``n_targets`` and the metrics of :func:`ranking_metrics` (and, with ``return_recs``, the
+    ``(users, K)`` recommendation matrix too).
+    """
+    users, T = target_matrix(test, model.seen_, users)
+    kmax = max(ks)
+    recs = np.full((len(users), kmax), -1, dtype=np.int64)
+    for start in range(0, len(users), batch_size):
+        batch = users[start : start + batch_size]
+        recs[start : start + len(batch)] = model.recommend(
+            batch, n=kmax, exclude_seen=exclude_seen
+        )[0]
+    frame = ranking_metrics(recs, T, ks)
+    frame.insert(0, "n_targets", np.diff(T.indptr))
+    frame.insert(0, "user", users)
+    return (frame, recs) if return_recs else frame
+
+
+def mean_metrics(per_user: pd.DataFrame) -> dict[str, float]:
+    """Means of the metric columns of a per-user frame."""
+    cols = [c for c in per_user.columns if "@" in c]
+    return {c: float(per_user[c].mean()) if len(per_user) else float("nan") for c in cols}
