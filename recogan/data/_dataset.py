@@ -94,9 +94,11 @@ class Dataset:
         times = parse_times(interactions[time_col], time_col, source, unit=time_unit)
 
         events = pd.DataFrame(
-            {"user_id": interactions[user_col].to_numpy(), "item_id": interactions[item_col]}
+            {
+                "user_id": interactions[user_col].to_numpy(),
+                "item_id": interactions[item_col].to_numpy(),
+            }
         )
-        events["item_id"] = interactions[item_col].to_numpy()
         events["time"] = times
         for col, out in ((quantity_col, "quantity"), (price_col, "price")):
             if col is not None:
