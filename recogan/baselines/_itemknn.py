@@ -29,7 +29,7 @@ class ItemKNN(Model):
 
     @classmethod
     def search_space(cls) -> dict[str, list]:
-        return {"k": [5, 10, 20, 50, 100, 200], "shrinkage": [0.0, 5.0, 20.0, 50.0, 100.0]}
+        return {"k": [3, 5, 10, 20, 50, 100, 200], "shrinkage": [0.0, 5.0, 20.0, 50.0, 100.0]}
 
     def _fit(self, train, valid) -> None:
         cfg = self.config

@@ -45,8 +45,15 @@ def figures(report) -> dict[str, str]:
         ax.set_ylabel(f"{metric}@K")
         ax.set_xticks(list(curve.columns))
         ax.grid(alpha=0.3)
-    axes[0].legend(frameon=False)
-    fig.suptitle("Accuracy over list length (test, mean over users)")
+    handles, labels = axes[0].get_legend_handles_labels()
+    fig.legend(
+        handles,
+        labels,
+        loc="upper center",
+        ncol=len(models),
+        frameon=False,
+        bbox_to_anchor=(0.5, 1.06),
+    )
     out["curves"] = _png(fig)
 
     # NDCG@10 by activity bucket

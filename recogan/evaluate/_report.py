@@ -11,11 +11,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-#: Metrics in the summary table (at K = 10), in order.
-SUMMARY_METRICS = (
-    "HR@10", "NDCG@10", "Recall@10", "Precision@10", "MRR@10", "MAP@10",
-    "coverage@10", "gini@10", "novelty@10", "diversity@10", "popbias@10",
-)  # fmt: skip
+#: Accuracy metrics of the summary (K = 10), then what the lists look like.
+ACCURACY_SUMMARY = ("HR@10", "NDCG@10", "Recall@10", "Precision@10", "MRR@10", "MAP@10")
+BEYOND_SUMMARY = ("coverage@10", "gini@10", "novelty@10", "diversity@10", "popbias@10")
+SUMMARY_METRICS = ACCURACY_SUMMARY + BEYOND_SUMMARY
 
 
 def _num(x) -> float | None:
@@ -83,14 +82,14 @@ class Report:
         t = self.tests[(self.tests["model"] == name) & (self.tests["metric"] == metric)]
         return "" if t.empty else significance_mark(t["p_value"].iloc[0], t["mean_diff"].iloc[0])
 
-    def summary_table(self) -> pd.DataFrame:
+    def summary_table(self, metrics=SUMMARY_METRICS, fit: bool = True) -> pd.DataFrame:
         """Strings for the summary: mean [95% CI] for per-user metrics, significance marks."""
         best = self.protocol.get("best_baseline")
         out = {}
         for name in self.models:
             row = self.metrics.loc[name]
             cells = {}
-            for m in SUMMARY_METRICS:
+            for m in metrics:
                 if m not in row:
                     continue
                 v = row[m]
@@ -102,7 +101,8 @@ class Report:
                 if m in ("NDCG@10", "HR@10"):
                     cell += " " + (self._mark(name, m) if name != best else "(ref)")
                 cells[m] = cell.strip()
-            cells["fit s"] = f"{row['fit_seconds']:.1f}"
+            if fit:
+                cells["fit s"] = f"{row['fit_seconds']:.1f}"
             out[name] = cells
         frame = pd.DataFrame.from_dict(out, orient="index")
         frame.index.name = "model"
@@ -166,13 +166,22 @@ class Report:
             ),
             f"Intervals: 95% bootstrap ({p['n_boot']} resamples of users). Marks: {p['test']} "
             f"paired test vs the best baseline **{p.get('best_baseline')}** (ref); "
-            "▲/▼ better/worse, * p<0.05, ** p<0.01, *** p<0.001.",
+            "▲/▼ better/worse, \\* p<0.05, \\*\\* p<0.01, \\*\\*\\* p<0.001.",
         ]
         return lines
 
     def to_markdown(self) -> str:
         parts = ["# Offline evaluation", "", *[f"- {x}" for x in self.header_lines()], ""]
-        parts += ["## Summary (K = 10)", "", self.summary_table().pipe(_md_table), ""]
+        parts += [
+            "## Accuracy at K = 10 (mean [95% CI])",
+            "",
+            self.summary_table(ACCURACY_SUMMARY, fit=False).pipe(_md_table),
+            "",
+            "## The lists at K = 10",
+            "",
+            self.summary_table(BEYOND_SUMMARY).pipe(_md_table),
+            "",
+        ]
         for m in ("HR", "NDCG", "Recall"):
             parts += [f"## {m}@K", "", self.curves(m).round(4).pipe(_md_table), ""]
         parts += [
@@ -210,9 +219,16 @@ class Report:
         body = [
             "<h1>Offline evaluation</h1>",
             f"<ul class='meta'>{head}</ul>",
-            "<h2>Summary at K = 10</h2>",
-            "<p class='note'>mean [95% CI]; marks compare with the reference baseline.</p>",
-            table(self.summary_table()),
+            "<h2>Accuracy at K = 10</h2>",
+            "<p class='note'>mean over test users [95% bootstrap CI]; marks: paired test "
+            "against the reference baseline (ref).</p>",
+            table(self.summary_table(ACCURACY_SUMMARY, fit=False)),
+            "<h2>The lists at K = 10</h2>",
+            "<p class='note'>coverage: share of the catalog recommended to anyone; gini: "
+            "concentration of exposure (0 = even); novelty: bits of self-information; "
+            "diversity: mean pairwise 1 − cosine; popbias: mean popularity percentile; "
+            "fit s: seconds of the final fit.</p>",
+            table(self.summary_table(BEYOND_SUMMARY)),
             "<h2>Accuracy over K</h2>",
             img("curves", "HR@K and NDCG@K"),
             "<h2>By customer activity</h2>",
@@ -251,7 +267,7 @@ def _md_table(frame: pd.DataFrame, index: bool = True) -> str:
     def fmt(x) -> str:
         if isinstance(x, (float, np.floating)):
             return "" if np.isnan(x) else f"{x:.4f}"
-        return str(x).replace("|", "\\|")
+        return str(x).replace("|", "\\|").replace("*", "\\*")
 
     cols = ([frame.index.name or ""] if index else []) + [str(c) for c in frame.columns]
     lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
@@ -262,8 +278,10 @@ def _md_table(frame: pd.DataFrame, index: bool = True) -> str:
 
 
 def _md_inline(text: str) -> str:
-    parts = html.escape(text).split("**")
-    return "".join(f"<b>{p}</b>" if i % 2 else p for i, p in enumerate(parts))
+    """``**bold**`` and ``\\*`` escapes of a markdown line, as HTML."""
+    parts = html.escape(text).replace("\\*", "\0").split("**")
+    out = "".join(f"<b>{p}</b>" if i % 2 else p for i, p in enumerate(parts))
+    return out.replace("\0", "*")
 
 
 _PAGE = """<!doctype html>
