@@ -86,6 +86,13 @@ def figures(report) -> dict[str, str]:
                     textcoords="offset points",
                 )
         ax.scatter(row["coverage@10"], row["NDCG@10"], s=70, color=col[m], label=m, zorder=3)
+        ax.annotate(
+            m,
+            (row["coverage@10"], row["NDCG@10"]),
+            fontsize=9,
+            xytext=(6, -3),
+            textcoords="offset points",
+        )
     ax.set_xlabel("catalog coverage@10")
     ax.set_ylabel("NDCG@10")
     ax.grid(alpha=0.3)
@@ -105,6 +112,8 @@ def figures(report) -> dict[str, str]:
                 color=col[m],
             )
     ax.set_xscale("log")
+    low = min((np.min(v) for v in report.rec_popularity.values() if len(v)), default=1)
+    ax.set_xlim(left=max(0.8, low / 1.5))
     ax.set_xlabel("buyers of the recommended item in training (log)")
     ax.set_ylabel("share of top-10 slots (cumulative)")
     ax.grid(alpha=0.3)

@@ -210,7 +210,9 @@ class Report:
         imgs = figures(self)
 
         def table(frame: pd.DataFrame) -> str:
-            return frame.to_html(classes="t", border=0, float_format=lambda x: f"{x:.4f}")
+            return frame.to_html(
+                classes="t", border=0, index_names=False, float_format=lambda x: f"{x:.4f}"
+            )
 
         def img(key: str, alt: str) -> str:
             return f'<img alt="{html.escape(alt)}" src="data:image/png;base64,{imgs[key]}">'
