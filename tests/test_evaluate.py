@@ -367,3 +367,31 @@ def test_cli_evaluate(tmp_path, clustered, capsys):
     assert set(doc["models"]) == {"pop", "itemknn"} and doc["protocol"]["seed"] == 3
     assert main([*args[:-2], "--models", "pop,nope", "--out", str(tmp_path / "x")]) == 1
     assert "unknown model" in capsys.readouterr().err
+
+
+def test_offline_evaluation_pipeline_writes_dated_directory(tmp_path, clustered):
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parent.parent / "pipelines" / "offline_evaluation.py"
+    spec = importlib.util.spec_from_file_location("offline_evaluation", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    frame = pd.DataFrame(
+        {
+            "user_id": clustered.users.to_ids(clustered.user_idx),
+            "item_id": clustered.items.to_ids(clustered.item_idx),
+            "timestamp": clustered.times,
+        }
+    )
+    frame.to_parquet(tmp_path / "events.parquet")
+    args = ["--reports", str(tmp_path / "reports"), "--date", "2026-01-02",
+            "--interactions", str(tmp_path / "events.parquet"), "--models", "pop",
+            "--no-tune", "--no-progress"]  # fmt: skip
+    assert module.main(args) == 0
+    day = tmp_path / "reports" / "2026-01-02"
+    assert sorted(p.name for p in day.iterdir()) == [
+        "metrics.json", "per_user.parquet", "report.html", "report.md"
+    ]  # fmt: skip
+    with pytest.raises(SystemExit):
+        module.main(["--date", "yesterday"])

@@ -5,6 +5,7 @@ from __future__ import annotations
 import html
 import json
 import math
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -250,17 +251,29 @@ class Report:
         return path
 
     def save(self, out_dir) -> dict[str, Path]:
-        """metrics.json, report.md, report.html and per_user.parquet in ``out_dir``."""
+        """metrics.json, report.md, report.html and per_user.parquet in ``out_dir``.
+
+        Each file is written under a temporary name and renamed into place, so a reader (or
+        a crashed scheduled run) never sees a half-written file; other files in ``out_dir``
+        are left alone."""
         out = Path(out_dir)
         out.mkdir(parents=True, exist_ok=True)
-        (out / "report.md").write_text(self.to_markdown() + "\n", encoding="utf-8")
-        self.per_user.to_parquet(out / "per_user.parquet", index=False)
-        return {
-            "metrics": self.to_json(out / "metrics.json"),
-            "markdown": out / "report.md",
-            "html": self.to_html(out / "report.html"),
-            "per_user": out / "per_user.parquet",
+        writers = {
+            "metrics": ("metrics.json", self.to_json),
+            "markdown": ("report.md", lambda p: p.write_text(self.to_markdown() + "\n", "utf-8")),
+            "html": ("report.html", self.to_html),
+            "per_user": ("per_user.parquet", lambda p: self.per_user.to_parquet(p, index=False)),
         }
+        paths = {}
+        for kind, (name, write) in writers.items():
+            tmp = out / f".{name}.tmp-{os.getpid()}"
+            try:
+                write(tmp)
+                os.replace(tmp, out / name)
+            finally:
+                tmp.unlink(missing_ok=True)
+            paths[kind] = out / name
+        return paths
 
 
 def _md_table(frame: pd.DataFrame, index: bool = True) -> str:
