@@ -33,17 +33,31 @@ class IALSConfig:
     seed: int = 0
 
 
+#: Rows per chunk of the conjugate-gradient matrix-vector product.
+_ROWS = 512
+
+
 def _cg_solve(X0: np.ndarray, C: sp.csr_matrix, Y: np.ndarray, reg: float, steps: int):
     """Rows x_u of ``X0`` moved towards the solutions of
     (YᵀY + λI + Yᵀ (C_u - I) Y) x_u = Yᵀ C_u p_u, where C (rows × items) holds α on the
     observed cells (so c - 1 = α there and p = 1)."""
     YtY = Y.T @ Y + reg * np.eye(Y.shape[1])
-    rows = np.repeat(np.arange(C.shape[0]), np.diff(C.indptr))
+    counts = np.diff(C.indptr)
     cols, a = C.indices, C.data
 
     def matvec(P: np.ndarray) -> np.ndarray:
-        # Σ_i α y_i (y_iᵀ p_u) over the user's items, plus (YᵀY + λI) p_u
-        d = np.einsum("nf,nf->n", Y[cols], P[rows]) * a
+        # Σ_i α y_i (y_iᵀ p_u) over the user's items, plus (YᵀY + λI) p_u. The per-non-zero
+        # dot products go in chunks of rows (memory traffic, not arithmetic, is the cost);
+        # np.take and np.repeat over CSR-ordered rows are several times faster than fancy
+        # indexing here.
+        d = np.empty(len(cols))
+        for r0 in range(0, C.shape[0], _ROWS):
+            r1 = min(r0 + _ROWS, C.shape[0])
+            s, e = C.indptr[r0], C.indptr[r1]
+            Yg = np.take(Y, cols[s:e], axis=0)
+            Pg = np.repeat(P[r0:r1], counts[r0:r1], axis=0)
+            d[s:e] = np.einsum("nf,nf->n", Yg, Pg)
+        d *= a
         W = sp.csr_matrix((d, C.indices, C.indptr), shape=C.shape)
         return P @ YtY + W @ Y
 
