@@ -11,13 +11,13 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
-from recogan.base import MODEL_REGISTRY, model_class
 from recogan.data import Dataset, Split
 from recogan.evaluate import _beyond as beyond
 from recogan.evaluate._protocol import Protocol, score_model
 from recogan.evaluate._report import Report
 from recogan.evaluate._stats import bootstrap_ci, paired_test
-from recogan.evaluate._tune import TUNE_METRIC, _with_seed, tune
+from recogan.evaluate._tune import TUNE_METRIC, _with_seed, resolve_model
+from recogan.evaluate._tune import tune as tune_search
 
 log = logging.getLogger(__name__)
 
@@ -27,19 +27,6 @@ DEFAULT_MODELS = ("pop", "itemknn", "ease", "ials", "gan")
 BASELINES = ("pop", "itemknn", "ease", "ials")
 #: Customer-activity buckets: distinct items bought before the test period.
 ACTIVITY_EDGES = (1, 5, 10, 20, 50)
-
-
-def resolve_model(name: str):
-    """The model class for ``name``; a model whose module cannot be imported is an error
-    (never silently skipped: a report missing a model would mislead)."""
-    key = name.strip().lower()
-    try:
-        return model_class(key)
-    except (ImportError, AttributeError) as e:
-        raise ValueError(
-            f"model {name!r} ({MODEL_REGISTRY.get(key, '?')}) cannot be imported: {e}. "
-            f"Leave it out of --models or install the part that provides it."
-        ) from e
 
 
 def activity_bucket(n_history: np.ndarray, edges=ACTIVITY_EDGES) -> np.ndarray:
@@ -111,7 +98,7 @@ def evaluate(
     for name in _progress(names, show_progress, desc="models"):
         cls = classes[name]
         if tune:
-            result = tune_model(name, split, budget, seed, show_progress)
+            result = tune_search(name, split, budget, seed, show_progress=show_progress)
             chosen = result.best_params
             tuning[name] = {
                 "params": chosen,
@@ -158,10 +145,6 @@ def evaluate(
         rec_pop,
         dict(seed=seed, tuned=tune, budget=budget if tune else None, n_boot=n_boot, test=test),
     )
-
-
-def tune_model(name, split, budget, seed, show_progress):
-    return tune(name, split, budget=budget, seed=seed, show_progress=show_progress)
 
 
 def _head_hits(k10, test, model, head):

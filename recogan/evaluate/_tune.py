@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
+from recogan.base import MODEL_REGISTRY, model_class
 from recogan.data import Split
 from recogan.evaluate._metrics import evaluate_model, mean_metrics
 
@@ -38,6 +39,19 @@ class TuneResult:
     best_score: float
     #: One row per trial: the parameters, the validation score, fit seconds.
     trials: pd.DataFrame = field(repr=False)
+
+
+def resolve_model(name: str):
+    """The model class for ``name``; a model whose module cannot be imported is an error
+    (never silently skipped: a report missing a model would mislead)."""
+    key = name.strip().lower()
+    try:
+        return model_class(key)
+    except (ImportError, AttributeError) as e:
+        raise ValueError(
+            f"model {name!r} ({MODEL_REGISTRY.get(key, '?')}) cannot be imported: {e}. "
+            f"Leave it out of --models or install the part that provides it."
+        ) from e
 
 
 def search_space(cls) -> dict[str, list]:
@@ -83,8 +97,6 @@ def tune(
     show_progress: bool = False,
 ) -> TuneResult:
     """Search ``model_name``'s space on ``split`` (fit on train, score valid)."""
-    from recogan.evaluate._run import resolve_model
-
     cls = resolve_model(model_name)
     rows = []
     trials = candidate_params(cls, budget, seed)
