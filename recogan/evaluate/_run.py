@@ -219,6 +219,8 @@ def _summarise(per_user, rows, names, ks, full, split, proto, tuning, tradeoff, 
         **proto.to_dict(),
         "ks": list(ks),
         "split": split.summary(),
+        # test users with at least one item they had not bought before (the ones scored)
+        "users_scored": int(per_user["user"].nunique()),
         "best_baseline": best,
         "tune_metric": TUNE_METRIC,
         **opts,
