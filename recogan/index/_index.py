@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import threading
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
@@ -50,8 +51,12 @@ class IndexConfig:
     ef_construction: int = 80
     #: ``auto`` (faiss GPU, else exact torch on CUDA, else CPU), ``cpu`` or ``cuda``.
     device: str = "auto"
-    #: faiss OpenMP threads (process-wide); None leaves faiss's setting alone.
+    #: faiss OpenMP threads for batch searches (and building); None: all cores. OpenMP thread
+    #: counts are per calling thread, so every search sets its own.
     threads: int | None = None
+    #: Batches smaller than this search on one thread: OpenMP start-up and barriers cost more
+    #: than they save for a few queries, and concurrent requests already use the cores.
+    single_thread_below: int = 16
     #: Seed of IVF's k-means (same seed, same index).
     seed: int = 0
     #: Allowed subsets up to this size are scored exactly instead of searched.
@@ -137,7 +142,7 @@ class ItemIndex:
         """Index ``vectors`` (``(n, d)``; rows should be unit length) labelled ``ids``."""
         xb, ids = self._check_vectors(vectors, ids, first=True)
         cfg = self.config
-        _faiss.set_threads(cfg.threads)
+        _faiss.set_threads(cfg.threads or _cpus())
         with self._rw.write():
             self.d_ = xb.shape[1]
             self.backend_ = self._resolve_backend(len(xb))
@@ -323,6 +328,9 @@ class ItemIndex:
         xq = np.ascontiguousarray(np.atleast_2d(xq), dtype=np.float32)
         if not isinstance(k, (int, np.integer)) or k <= 0:
             raise ValueError(f"k must be a positive int, got {k!r}")
+        _faiss.set_threads(
+            1 if len(xq) < self.config.single_thread_below else self.config.threads or _cpus()
+        )
         with self._rw.read():
             if xq.ndim != 2 or xq.shape[1] != self.d_:
                 raise ValueError(f"queries must be (B, {self.d_}), got shape {xq.shape}")
@@ -460,7 +468,6 @@ class ItemIndex:
             raise ValueError(f"{directory}: index arrays disagree with {path.name}")
         if meta["kind"] == "exact":
             return self.build(xb, ids)
-        _faiss.set_threads(config.threads)
         self.d_, self.kind_ = meta["d"], meta["kind"]
         self.nlist_ = meta["nlist"]
         self.nprobe_ = config.nprobe or meta["nprobe"]
@@ -486,6 +493,10 @@ class ItemIndex:
 
 
 # ---------------------------------------------------------------------- helpers
+def _cpus() -> int:
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
 def _pairs(exclude, B: int) -> tuple[np.ndarray, np.ndarray]:
     """(query row, id) pairs of an exclusion given as sparse rows or per-query id arrays."""
     if exclude is None:
