@@ -14,6 +14,8 @@ import sys
 #: command name → module defining ``register(subparsers)``.
 COMMANDS = {
     "info": "recogan.cli._info",
+    "train": "recogan.cli._train",
+    "recommend": "recogan.cli._recommend",
 }
 
 
