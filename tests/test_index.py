@@ -96,6 +96,26 @@ def test_exclusion_of_the_best_items(built, data, kind, as_sparse):
         assert recall(I, Ib) >= 0.9
 
 
+@pytest.mark.parametrize("kind", ["exact", "hnsw"])
+@pytest.mark.parametrize("overfetch", [2048, 64])
+def test_long_exclusions_and_chunked_exact_scoring(data, kind, overfetch, monkeypatch):
+    """Rows with hundreds of exclusions (long purchase histories) take the masked-matmul path
+    (exact) or the exact fallback (approximate); scoring runs in bounded chunks."""
+    from recogan.index import _index
+
+    monkeypatch.setattr(_index, "EXACT_CHUNK", 6000 * 7)  # 7 query rows per chunk
+    xb, xq = data
+    index = ItemIndex(kind=kind, max_overfetch=overfetch).build(xb)
+    _, top = brute(xb, xq, 400)
+    excl = [row if r % 2 else row[:5] for r, row in enumerate(top)]
+    D, I = index.search(xq, 10, exclude=excl)
+    Db, Ib = brute(xb, xq, 10, exclude=excl)
+    assert not any(np.isin(i, e).any() for i, e in zip(I, excl)) and (I >= 0).all()
+    long_rows = np.arange(1, len(xq), 2)
+    np.testing.assert_array_equal(I[long_rows], Ib[long_rows])  # exact for the long rows
+    assert recall(I, Ib) >= (1.0 if kind == "exact" else 0.95)
+
+
 @pytest.mark.parametrize("kind", ["exact", "ivf", "hnsw"])
 @pytest.mark.parametrize("small_subset", [10_000, 10])
 def test_allowed_subset(data, kind, small_subset):

@@ -30,6 +30,8 @@ DEVICES = ("auto", "cpu", "cuda")
 #: Item ids index dense masks, so they must be small non-negative integers.
 MAX_ID = 2**31 - 1
 FORMAT_VERSION = 1
+#: Scores held at once by exact scoring (float32 entries: 128 MB).
+EXACT_CHUNK = 1 << 25
 
 
 @dataclass
@@ -356,34 +358,42 @@ class ItemIndex:
         rows, cols = rows[keep], cols[keep]
         n_excl = np.bincount(rows, minlength=B)
         n_avail = n_ok - n_excl
-        extra = int(n_excl.max()) if B else 0
-        extra = min(extra + self.n_dead_, self.config.max_overfetch)
-        k1 = k + extra
+        # results to fetch per row: k + what filtering may drop; rows are grouped into
+        # power-of-two buckets so one long history does not make the whole batch fetch more
+        need = k + np.minimum(n_excl + self.n_dead_, self.config.max_overfetch)
         if ok is not None:
-            k1 = int(np.ceil(k1 * self.ntotal / n_ok * 1.2))
-        k1 = min(k1, self.ntotal + self.n_dead_, k + self.config.max_overfetch)
-        D, I = self._raw(xq, k1)
-        valid = I >= 0
-        Ic = np.where(valid, I, 0)
-        valid &= self._pos[Ic] >= 0  # removed ids (HNSW tombstones)
-        if ok is not None:
-            valid &= ok[Ic]
-        if len(rows):
-            keys = np.sort(rows * M + cols)
-            q = np.arange(B)[:, None] * M + Ic
-            at = np.minimum(np.searchsorted(keys, q), len(keys) - 1)
-            valid &= keys[at] != q
-        # first k valid per row, order kept (stable sort puts valid columns first)
-        order = np.argsort(~valid, axis=1, kind="stable")[:, :k]
-        Dk = np.take_along_axis(D, order, 1)
-        Ik = np.take_along_axis(I, order, 1)
-        vk = np.take_along_axis(valid, order, 1)
-        if Dk.shape[1] < k:
-            pad = ((0, 0), (0, k - Dk.shape[1]))
-            Dk, Ik, vk = np.pad(Dk, pad), np.pad(Ik, pad), np.pad(vk, pad)
-        Dk = np.where(vk, Dk, -np.inf).astype(np.float32)
-        Ik = np.where(vk, Ik, -1).astype(np.int64)
-        short = np.flatnonzero(vk.sum(1) < np.minimum(k, n_avail))
+            need = np.ceil(need * (self.ntotal / n_ok) * 1.2).astype(np.int64)
+        cap = min(self.ntotal + self.n_dead_, k + self.config.max_overfetch)
+        bucket = np.minimum(2 ** np.ceil(np.log2(np.maximum(need, 1))).astype(np.int64), cap)
+        keys = np.sort(rows * M + cols) if len(rows) else None
+        Dk = np.full((B, k), -np.inf, dtype=np.float32)
+        Ik = np.full((B, k), -1, dtype=np.int64)
+        found = np.zeros(B, dtype=np.int64)
+        for k1 in np.unique(bucket).tolist():
+            r = np.flatnonzero(bucket == k1)
+            if self.kind_ == "exact" and self.backend_ == "cpu" and k1 >= 256:
+                # long exclusion lists: a matmul with masking beats a faiss heap of k1 entries
+                Dk[r], Ik[r] = self._exact(xq[r], k, _rows_of(exclude, r), allowed)
+                found[r] = k
+                continue
+            D, I = self._raw(xq[r], int(k1))
+            valid = I >= 0
+            Ic = np.where(valid, I, 0)
+            valid &= self._pos[Ic] >= 0  # removed ids (HNSW tombstones)
+            if ok is not None:
+                valid &= ok[Ic]
+            if keys is not None:
+                q = r[:, None] * M + Ic
+                at = np.minimum(np.searchsorted(keys, q), len(keys) - 1)
+                valid &= keys[at] != q
+            # first k valid per row, order kept (stable sort puts valid columns first)
+            order = np.argsort(~valid, axis=1, kind="stable")[:, :k]
+            vk = np.take_along_axis(valid, order, 1)
+            w = order.shape[1]
+            Dk[r, :w] = np.where(vk, np.take_along_axis(D, order, 1), -np.inf)
+            Ik[r, :w] = np.where(vk, np.take_along_axis(I, order, 1), -1)
+            found[r] = vk.sum(1)
+        short = np.flatnonzero(found < np.minimum(k, n_avail))
         if len(short):
             sub_excl = _rows_of(exclude, short)
             D2, I2 = self._exact(xq[short], k, sub_excl, allowed)
@@ -408,7 +418,17 @@ class ItemIndex:
         B = len(xq)
         if len(cand_ids) == 0:
             return np.full((B, k), -np.inf, np.float32), np.full((B, k), -1, np.int64)
-        scores = xq @ self._xb[cand_pos].T  # (B, C)
+        xb = self._xb if allowed is None else self._xb[cand_pos]
+        step = max(1, EXACT_CHUNK // len(cand_ids))  # bounded memory for the score block
+        if B > step:
+            parts = [
+                self._exact(
+                    xq[s : s + step], k, _rows_of(exclude, np.arange(s, min(B, s + step))), allowed
+                )
+                for s in range(0, B, step)
+            ]
+            return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
+        scores = xq @ xb.T  # (B, C)
         rows, cols = _pairs(exclude, B)
         if len(rows):
             if allowed is None:
