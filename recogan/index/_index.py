@@ -65,6 +65,8 @@ class IndexConfig:
     small_subset: int = 4096
     #: Most extra results fetched from the index before falling back to exact scoring.
     max_overfetch: int = 2048
+    #: Rows needing this many results or more (k + exclusions) are scored exactly on the CPU.
+    exact_overfetch: int = 256
 
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
@@ -371,8 +373,9 @@ class ItemIndex:
         found = np.zeros(B, dtype=np.int64)
         for k1 in np.unique(bucket).tolist():
             r = np.flatnonzero(bucket == k1)
-            if self.kind_ == "exact" and self.backend_ == "cpu" and k1 >= 256:
-                # long exclusion lists: a matmul with masking beats a faiss heap of k1 entries
+            if self.backend_ == "cpu" and k1 >= self.config.exact_overfetch:
+                # long exclusion lists: exact CPU search is faster as a masked matmul than with
+                # a faiss heap of k1 entries, and approximate search is poor that deep
                 Dk[r], Ik[r] = self._exact(xq[r], k, _rows_of(exclude, r), allowed)
                 found[r] = k
                 continue
