@@ -96,42 +96,48 @@ def percentiles(samples_s):
     return float(np.percentile(a, 50)), float(np.percentile(a, 99))
 
 
-def bench(name, users, items, seen, pop, kinds, n, n_single, n_many, threads, seed=0):
+def bench(name, users, items, seen, pop, kinds, args, n_many, index_kw=None, seed=0):
+    """Raw faiss and the service API timed alternately on the same users, so that load from
+    other jobs on the shared machine hits both sides of each ratio alike."""
+    import faiss
+
+    n = args.n
     rng = np.random.default_rng(seed)
     many = rng.choice(len(users), min(n_many, len(users)), replace=False)
-    single = rng.choice(len(users), n_single)
+    single = rng.choice(len(users), args.single)
     exact_top = None
     rows = []
     for kind in kinds:
         t0 = time.perf_counter()
-        index = ItemIndex(kind=kind, device="cpu", threads=threads, seed=seed).build(items)
+        index = ItemIndex(
+            kind=kind, device="cpu", threads=args.threads, seed=seed, **(index_kw or {})
+        )
+        index.build(items)
         build_s = time.perf_counter() - t0
-        model = VectorModel(users, items, seen, index, pop)
-        rec = Recommender(model, batch_size=1024)
+        rec = Recommender(VectorModel(users, items, seen, index, pop), batch_size=1024)
         uids = rec.user_ids
-        xq = users[many]
-        # raw faiss: the same query vectors, no exclusion, no id mapping
-        t0 = time.perf_counter()
-        _, raw_I = index._cpu.search(xq, n)
-        raw_many_s = time.perf_counter() - t0
-        raw_lat = []
-        for u in single[:n_single]:
-            q = users[u : u + 1]
-            t = time.perf_counter()
-            index._cpu.search(q, n)
-            raw_lat.append(time.perf_counter() - t)
-        # the service API
         rec.recommend(uids[single[0]], n=n)  # warm-up
-        lat = []
+        lat, raw_lat = [], []
         for u in single:
-            uid = uids[u]
+            faiss.omp_set_num_threads(1)  # the raw reference at its best for one query
             t = time.perf_counter()
-            rec.recommend(uid, n=n)
+            index._cpu.search(users[u : u + 1], n)
+            raw_lat.append(time.perf_counter() - t)
+            t = time.perf_counter()
+            rec.recommend(uids[u], n=n)
             lat.append(time.perf_counter() - t)
-        t0 = time.perf_counter()
-        df = rec.recommend_many(uids[many], n=n)
-        many_s = time.perf_counter() - t0
-        assert len(df) == n * len(many), "every user gets n items"
+        raw_I, raw_s, many_s, n_rows = [], 0.0, 0.0, 0
+        for s in range(0, len(many), 1024):
+            chunk = many[s : s + 1024]
+            faiss.omp_set_num_threads(args.threads)
+            t = time.perf_counter()
+            raw_I.append(index._cpu.search(users[chunk], n)[1])  # no exclusion, no id mapping
+            raw_s += time.perf_counter() - t
+            t = time.perf_counter()
+            n_rows += len(rec.recommend_many(uids[chunk], n=n))
+            many_s += time.perf_counter() - t
+        assert n_rows == n * len(many), "every user gets n items"
+        raw_I = np.concatenate(raw_I)
         if kind == "exact":
             exact_top = raw_I
         recall = (
@@ -141,16 +147,15 @@ def bench(name, users, items, seen, pop, kinds, n, n_single, n_many, threads, se
         )
         p50, p99 = percentiles(lat)
         r50, r99 = percentiles(raw_lat)
+        label = index.kind_
+        if label == "ivf":
+            label += f" (nlist {index.nlist_}, nprobe {index.nprobe_})"
+        if label == "hnsw":
+            label += f" (M {index.config.M}, efSearch {index.config.ef_search})"
         row = {
             "catalog": name,
             "items": len(items),
-            "kind": index.kind_
-            + (f" (nlist {index.nlist_}, nprobe {index.nprobe_})" if index.kind_ == "ivf" else "")
-            + (
-                f" (M {index.config.M}, efSearch {index.config.ef_search})"
-                if index.kind_ == "hnsw"
-                else ""
-            ),
+            "kind": label,
             "build_s": build_s,
             "recall": recall,
             "p50": p50,
@@ -158,7 +163,7 @@ def bench(name, users, items, seen, pop, kinds, n, n_single, n_many, threads, se
             "raw_p50": r50,
             "raw_p99": r99,
             "many_ups": len(many) / many_s,
-            "raw_ups": len(many) / raw_many_s,
+            "raw_ups": len(many) / raw_s,
         }
         row["ratio"] = row["many_ups"] / row["raw_ups"]
         rows.append(row)
@@ -187,9 +192,12 @@ def main(argv=None):
     p.add_argument("--kinds", default="exact,ivf,hnsw")
     p.add_argument("--kinds-1m", default="exact,ivf", help="kinds for the 1M catalog")
     p.add_argument("--n", type=int, default=10)
-    p.add_argument("--single", type=int, default=2000, help="single-user calls timed")
-    p.add_argument("--many", type=int, default=20000, help="users in the recommend_many call")
-    p.add_argument("--many-1m", type=int, default=5000, help="users for the 1M catalog")
+    p.add_argument("--single", type=int, default=1000, help="single-user calls timed")
+    p.add_argument("--many", type=int, default=10000, help="users for recommend_many")
+    p.add_argument("--many-1m", type=int, default=2000, help="users for the 1M catalog")
+    p.add_argument(
+        "--nlist-1m", type=int, default=1024, help="IVF lists at 1M (k-means time on 2 cores)"
+    )
     p.add_argument("--threads", type=int, default=2, help="faiss threads for batches")
     p.add_argument("--record", action="store_true", help="append to benchmarks/RESULTS.md")
     args = p.parse_args(argv)
@@ -203,14 +211,14 @@ def main(argv=None):
     rows = []
     for cat in args.catalogs.split(","):
         if cat == "online_retail":
-            data = online_retail()
-            rows += bench(cat, *data, kinds, args.n, args.single, args.many, args.threads)
-        elif cat in ("100k", "1m"):
-            n_items = 100_000 if cat == "100k" else 1_000_000
-            n_many = args.many if cat == "100k" else args.many_1m
-            data = synthetic(n_items, max(n_many, 20_000))
-            ks = kinds if cat == "100k" else args.kinds_1m.split(",")
-            rows += bench(f"synthetic {cat}", *data, ks, args.n, args.single, n_many, args.threads)
+            rows += bench(cat, *online_retail(), kinds, args, args.many)
+        elif cat == "100k":
+            data = synthetic(100_000, max(args.many, 2 * args.single))
+            rows += bench("synthetic 100k", *data, kinds, args, args.many)
+        elif cat == "1m":
+            data = synthetic(1_000_000, max(args.many_1m, 2 * args.single))
+            kw = {"nlist": args.nlist_1m}
+            rows += bench("synthetic 1M", *data, args.kinds_1m.split(","), args, args.many_1m, kw)
         else:
             raise SystemExit(f"unknown catalog {cat!r}")
     if args.record:

@@ -63,7 +63,13 @@ class VectorModel(Model):
     def set_state_arrays(self, arrays):
         self.item_vecs_ = arrays["item_vecs"]
         self.user_vecs_ = arrays["user_vecs"]
-        self._build()
+
+    # the index travels in the bundle (hashed and verified with the other files)
+    def write_files(self, directory):
+        self.index_.save(directory, "index")
+
+    def read_files(self, directory):
+        self.index_ = ItemIndex.load(directory, "index", device="cpu")
 
 
 def _unit(x):

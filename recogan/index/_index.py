@@ -353,6 +353,14 @@ class ItemIndex:
             ok = np.zeros(M, dtype=bool)
             ok[allowed] = True
             n_ok = len(allowed)
+        if (
+            self.kind_ == "exact"
+            and self.backend_ == "cpu"
+            and B >= self.config.single_thread_below
+        ):
+            # batches: a BLAS matmul with masking and argpartition measured about twice as fast
+            # as IndexFlatIP's search here, and needs no over-fetch for exclusions
+            return self._exact(xq, k, exclude, allowed)
         rows, cols = _pairs(exclude, B)
         keep = (cols >= 0) & (cols < M)
         rows, cols = rows[keep], cols[keep]
