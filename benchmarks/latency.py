@@ -54,7 +54,10 @@ class VectorModel(Model):
 
     def recommend(self, user_idx, n=10, exclude_seen=True, candidates=None):
         users = self.check_users(user_idx)
-        exclude = self.seen_[users] if exclude_seen else None
+        s = self.seen_  # per-user index slices: cheaper than CSR row slicing for one user
+        exclude = (
+            [s.indices[s.indptr[u] : s.indptr[u + 1]] for u in users] if exclude_seen else None
+        )
         D, I = self.index_.search(self.user_vecs_[users], n, exclude=exclude, allowed=candidates)  # noqa: E741
         return I, D
 

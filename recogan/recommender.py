@@ -153,13 +153,19 @@ class Recommender:
         return self._item_ids
 
     def _user(self, user_id) -> int:
-        u = int(self._users.lookup([user_id], missing="ignore")[0])
+        try:
+            u = self._users.index_of(user_id)  # one hash look-up, no array built
+        except (KeyError, TypeError):
+            u = -1
         if u < 0 and self.strict:
             raise UnknownUserError(f"unknown user id {user_id!r}")
         return u
 
     def _item(self, item_id) -> int:
-        i = int(self._items.lookup([item_id], missing="ignore")[0])
+        try:
+            i = self._items.index_of(item_id)
+        except (KeyError, TypeError):
+            i = -1
         if i < 0:
             raise UnknownItemError(f"unknown item id {item_id!r}")
         return i
