@@ -43,7 +43,7 @@ class IndexConfig:
     exact_below: int = 100_000
     #: IVF lists; None: about 4·sqrt(n_items) (FAISS's guidance).
     nlist: int | None = None
-    #: IVF lists visited per query; None: about nlist/8 (>= 0.95 recall@10 on clustered data).
+    #: IVF lists visited per query; None: about nlist/8, at least 16 (>= 0.95 recall@10 in tests).
     nprobe: int | None = None
     #: HNSW links per node.
     M: int = 32
