@@ -12,15 +12,14 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import threading
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import numpy as np
-import scipy.sparse as sp
 
 from recogan.index import _faiss
+from recogan.index._ops import RWLock, cpus, pairs, rows_of, top
 from recogan.index._torch import TorchExact, cuda_available
 
 log = logging.getLogger(__name__)
@@ -75,46 +74,6 @@ class IndexConfig:
             raise ValueError(f"index device must be one of {DEVICES}, not {self.device!r}")
 
 
-class _RWLock:
-    """Many concurrent searches, one exclusive mutation (add/remove/compact)."""
-
-    def __init__(self) -> None:
-        self._cond = threading.Condition()
-        self._readers = 0
-        self._writer = False
-
-    def read(self):
-        return _Held(self, False)
-
-    def write(self):
-        return _Held(self, True)
-
-
-class _Held:
-    def __init__(self, lock: _RWLock, write: bool) -> None:
-        self.lock, self.write = lock, write
-
-    def __enter__(self):
-        c = self.lock._cond
-        with c:
-            if self.write:
-                c.wait_for(lambda: not self.lock._writer and self.lock._readers == 0)
-                self.lock._writer = True
-            else:
-                c.wait_for(lambda: not self.lock._writer)
-                self.lock._readers += 1
-
-    def __exit__(self, *exc):
-        c = self.lock._cond
-        with c:
-            if self.write:
-                self.lock._writer = False
-            else:
-                self.lock._readers -= 1
-            c.notify_all()
-        return False
-
-
 class ItemIndex:
     """Inner-product index over unit item vectors, labelled by item ids (small ints).
 
@@ -133,7 +92,7 @@ class ItemIndex:
         elif isinstance(config, dict):
             config = IndexConfig(**config)
         self.config = replace(config, **kwargs) if kwargs else config
-        self._rw = _RWLock()
+        self._rw = RWLock()
         self._gpu_lock = threading.Lock()
 
     def __repr__(self) -> str:
@@ -146,7 +105,7 @@ class ItemIndex:
         """Index ``vectors`` (``(n, d)``; rows should be unit length) labelled ``ids``."""
         xb, ids = self._check_vectors(vectors, ids, first=True)
         cfg = self.config
-        _faiss.set_threads(cfg.threads or _cpus())
+        _faiss.set_threads(cfg.threads or cpus())
         with self._rw.write():
             self.d_ = xb.shape[1]
             self.backend_ = self._resolve_backend(len(xb))
@@ -333,7 +292,7 @@ class ItemIndex:
         if not isinstance(k, (int, np.integer)) or k <= 0:
             raise ValueError(f"k must be a positive int, got {k!r}")
         _faiss.set_threads(
-            1 if len(xq) < self.config.single_thread_below else self.config.threads or _cpus()
+            1 if len(xq) < self.config.single_thread_below else self.config.threads or cpus()
         )
         with self._rw.read():
             if xq.ndim != 2 or xq.shape[1] != self.d_:
@@ -361,7 +320,7 @@ class ItemIndex:
             # batches: a BLAS matmul with masking and argpartition measured about twice as fast
             # as IndexFlatIP's search here, and needs no over-fetch for exclusions
             return self._exact(xq, k, exclude, allowed)
-        rows, cols = _pairs(exclude, B)
+        rows, cols = pairs(exclude, B)
         keep = (cols >= 0) & (cols < M)
         rows, cols = rows[keep], cols[keep]
         keep = self._pos[cols] >= 0 if ok is None else ok[cols]
@@ -384,7 +343,7 @@ class ItemIndex:
             if self.backend_ == "cpu" and k1 >= self.config.exact_overfetch:
                 # long exclusion lists: exact CPU search is faster as a masked matmul than with
                 # a faiss heap of k1 entries, and approximate search is poor that deep
-                Dk[r], Ik[r] = self._exact(xq[r], k, _rows_of(exclude, r), allowed)
+                Dk[r], Ik[r] = self._exact(xq[r], k, rows_of(exclude, r), allowed)
                 found[r] = k
                 continue
             D, I = self._raw(xq[r], int(k1))
@@ -406,7 +365,7 @@ class ItemIndex:
             found[r] = vk.sum(1)
         short = np.flatnonzero(found < np.minimum(k, n_avail))
         if len(short):
-            sub_excl = _rows_of(exclude, short)
+            sub_excl = rows_of(exclude, short)
             D2, I2 = self._exact(xq[short], k, sub_excl, allowed)
             Dk[short], Ik[short] = D2, I2
         return Dk, Ik
@@ -434,13 +393,13 @@ class ItemIndex:
         if B > step:
             parts = [
                 self._exact(
-                    xq[s : s + step], k, _rows_of(exclude, np.arange(s, min(B, s + step))), allowed
+                    xq[s : s + step], k, rows_of(exclude, np.arange(s, min(B, s + step))), allowed
                 )
                 for s in range(0, B, step)
             ]
             return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
         scores = xq @ xb.T  # (B, C)
-        rows, cols = _pairs(exclude, B)
+        rows, cols = pairs(exclude, B)
         if len(rows):
             if allowed is None:
                 pos = self._lookup(cols)
@@ -450,7 +409,7 @@ class ItemIndex:
                 col = np.where(cand_ids[at] == cols, at, -1)
             hit = col >= 0
             scores[rows[hit], col[hit]] = -np.inf
-        return _top(scores, cand_ids, k)
+        return top(scores, cand_ids, k)
 
     # ------------------------------------------------------------------ persistence
     def save(self, directory, name: str = "index") -> list[Path]:
@@ -521,55 +480,3 @@ class ItemIndex:
         )
         self._sync_device()
         return self
-
-
-# ---------------------------------------------------------------------- helpers
-def _cpus() -> int:
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-
-
-def _pairs(exclude, B: int) -> tuple[np.ndarray, np.ndarray]:
-    """(query row, id) pairs of an exclusion given as sparse rows or per-query id arrays."""
-    if exclude is None:
-        return np.zeros(0, np.int64), np.zeros(0, np.int64)
-    if sp.issparse(exclude):
-        m = sp.csr_matrix(exclude)
-        if m.shape[0] != B:
-            raise ValueError(f"exclude has {m.shape[0]} rows for {B} queries")
-        rows = np.repeat(np.arange(B, dtype=np.int64), np.diff(m.indptr))
-        return rows, m.indices.astype(np.int64)
-    if len(exclude) != B:
-        raise ValueError(f"exclude has {len(exclude)} entries for {B} queries")
-    arrays = [np.asarray(e, dtype=np.int64).ravel() for e in exclude]
-    rows = np.repeat(np.arange(B, dtype=np.int64), [len(a) for a in arrays])
-    cols = np.concatenate(arrays) if arrays else np.zeros(0, np.int64)
-    return rows, cols
-
-
-def _rows_of(exclude, rows: np.ndarray):
-    if exclude is None:
-        return None
-    if sp.issparse(exclude):
-        return sp.csr_matrix(exclude)[rows]
-    return [exclude[r] for r in rows]
-
-
-def _top(scores: np.ndarray, ids: np.ndarray, k: int):
-    """Best ``k`` columns per row (score desc, id asc), mapped to ``ids``, padded."""
-    B, C = scores.shape
-    kk = min(k, C)
-    part = (
-        np.argpartition(-scores, kk - 1, axis=1)[:, :kk]
-        if kk < C
-        else np.tile(np.arange(C), (B, 1))
-    )
-    ps = np.take_along_axis(scores, part, 1)
-    order = np.lexsort((ids[part], -ps), axis=1)
-    top = np.take_along_axis(part, order, 1)
-    D = np.take_along_axis(ps, order, 1).astype(np.float32)
-    I = np.where(np.isfinite(D), ids[top], -1).astype(np.int64)
-    D = np.where(I >= 0, D, -np.inf).astype(np.float32)
-    if kk < k:
-        D = np.pad(D, ((0, 0), (0, k - kk)), constant_values=-np.inf)
-        I = np.pad(I, ((0, 0), (0, k - kk)), constant_values=-1)
-    return D, I
