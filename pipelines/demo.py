@@ -1,7 +1,10 @@
-"""`make demo`: the main job on the bundled Online Retail data.
+"""`make demo`: the main job on the bundled Online Retail data, end to end.
 
-Steps: load + clean → split → summary. Later stages (train → evaluate → batch-score) are added
-here as the library grows; each prints what it did.
+1. data      load, clean, split, summary
+2. train     fit the model on all data into a verified bundle (models/demo)
+3. serve     recommend by customer id and for an anonymous basket, as a service would
+4. evaluate  tuned baselines next to the model, CIs, paired tests → reports/demo/report.html
+Each stage prints what it did; the first failure stops the demo with its exit code.
 """
 
 from __future__ import annotations
@@ -10,29 +13,36 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+MODEL = "ease"
+BUNDLE = ROOT / "models" / "demo"
+
+
+def stages() -> list[tuple[str, list[list[str]]]]:
+    return [
+        ("1. data: load, clean, split (bundled UCI Online Retail)",
+         [["info", "--data", "online_retail", "--split"]]),
+        (f"2. train: {MODEL} on all purchases -> {BUNDLE}",
+         [["train", "--data", "online_retail", "--model", MODEL, "--out", str(BUNDLE)]]),
+        ("3. serve: recommendations by customer id and for an anonymous basket",
+         [["recommend", "--model", str(BUNDLE), "--user", "12347", "--n", "5"],
+          ["recommend", "--model", str(BUNDLE), "--history", "85123A,71053", "--n", "5"]]),
+        ("4. evaluate: tuned models, CIs, paired tests -> reports/demo/report.html",
+         [["evaluate", "--data", "online_retail", "--models", "pop,itemknn,ease,ials",
+           "--out", str(ROOT / "reports" / "demo")]]),
+    ]  # fmt: skip
 
 
 def main() -> int:
     from recogan.cli import main as cli
 
-    print("== 1. data: load, clean, split (bundled UCI Online Retail)")
-    rc = cli(["info", "--data", "online_retail", "--split"])
-    if rc:
-        return rc
-
-    print("== 2. evaluate: tuned baselines, CIs, paired tests → reports/demo/report.html")
-    rc = cli(
-        [
-            "evaluate",
-            "--data",
-            "online_retail",
-            "--models",
-            "pop,itemknn,ease,ials",
-            "--out",
-            str(ROOT / "reports" / "demo"),
-        ]
-    )
-    return rc
+    for title, commands in stages():
+        print(f"\n== {title}", flush=True)
+        for args in commands:
+            rc = cli(args)
+            if rc:
+                print(f"demo stopped: `recogan {' '.join(args)}` exited {rc}", file=sys.stderr)
+                return rc
+    return 0
 
 
 if __name__ == "__main__":

@@ -18,6 +18,7 @@ _LAZY = {
     "load_model": "recogan.artifacts",
     "GANRecommender": "recogan.model",
     "Recommender": "recogan.recommender",
+    "ItemIndex": "recogan.index",
 }
 
 __all__ = ["__version__", *_LAZY]

@@ -138,6 +138,12 @@ class Model:
         """Scores of every item for histories given as rows of a ``(B, n_items)`` matrix."""
         raise NotImplementedError
 
+    def item_vectors(self) -> np.ndarray | None:
+        """Optional: unit-length item vectors ``(n_items, d)`` whose inner products measure
+        item-item similarity (used by the service API's ``similar_items`` and ``explain``).
+        ``None`` (the default) makes callers fall back to co-purchase cosine from ``seen_``."""
+        return None
+
     # ------------------------------------------------------------------ the contract
     def recommend(
         self,

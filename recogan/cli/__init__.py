@@ -15,6 +15,8 @@ import sys
 COMMANDS = {
     "info": "recogan.cli._info",
     "evaluate": "recogan.cli._evaluate",
+    "train": "recogan.cli._train",
+    "recommend": "recogan.cli._recommend",
 }
 
 

@@ -1,0 +1,75 @@
+"""Item-item similarity for the service API: the model's item vectors (through an
+:class:`~recogan.index.ItemIndex`) when it has them, else co-purchase cosine from ``seen_``."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from recogan.base import topn
+
+
+class ItemSimilarity:
+    reason = "similarity"
+
+    @staticmethod
+    def of(model, device: str = "auto", index_options: dict | None = None) -> ItemSimilarity:
+        vectors = model.item_vectors()
+        if vectors is None:
+            return CoPurchase(model.seen_)
+        return VectorSimilarity(vectors, device, index_options or {})
+
+    def top(self, i: int, m: int, candidates: np.ndarray | None):
+        """(items, scores) ``(1, m)``: items most similar to item ``i`` (itself excluded)."""
+        raise NotImplementedError
+
+    def between(self, i: int, items: np.ndarray) -> np.ndarray:
+        """Similarity of item ``i`` to each of ``items``."""
+        raise NotImplementedError
+
+
+class VectorSimilarity(ItemSimilarity):
+    reason = "item-vector similarity"
+
+    def __init__(self, vectors: np.ndarray, device: str, index_options: dict) -> None:
+        from recogan.index import ItemIndex
+
+        v = np.asarray(vectors, dtype=np.float32)
+        if v.ndim != 2:
+            raise ValueError(f"item_vectors() must be 2-D (n_items, d), got shape {v.shape}")
+        norms = np.linalg.norm(v, axis=1, keepdims=True)
+        self.v = np.divide(v, norms, out=np.zeros_like(v), where=norms > 0)  # cosine
+        self.index = ItemIndex(device=device, **index_options).build(self.v)
+
+    def top(self, i, m, candidates):
+        D, I = self.index.search(self.v[i][None], m, exclude=[[i]], allowed=candidates)  # noqa: E741
+        return I, D
+
+    def between(self, i, items):
+        return self.v[items] @ self.v[i]
+
+
+class CoPurchase(ItemSimilarity):
+    """cos(i, j) = |buyers(i) ∩ buyers(j)| / sqrt(|buyers(i)| · |buyers(j)|)."""
+
+    reason = "co-purchase cosine"
+
+    def __init__(self, seen) -> None:
+        self.X = seen.tocsr()
+        self.Xc = seen.tocsc()
+        self.deg = np.diff(self.Xc.indptr).astype(np.float64)
+
+    def row(self, i: int) -> np.ndarray:
+        buyers = self.Xc.indices[self.Xc.indptr[i] : self.Xc.indptr[i + 1]]
+        co = np.asarray(self.X[buyers].sum(axis=0), dtype=np.float64).ravel()
+        denom = np.sqrt(self.deg[i] * self.deg)
+        cos = np.divide(co, denom, out=np.zeros_like(co), where=denom > 0)
+        cos[i] = 0.0
+        return cos
+
+    def top(self, i, m, candidates):
+        cos = self.row(i)
+        scores = np.where(cos > 0, cos, -np.inf)[None, :]  # never-co-bought items are not similar
+        return topn(scores, m, candidates=candidates)
+
+    def between(self, i, items):
+        return self.row(i)[items]

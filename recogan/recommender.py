@@ -1,0 +1,401 @@
+"""The service API: load a model bundle once, answer by external user and item ids.
+
+>>> rec = Recommender.load("models/retail")
+>>> rec.recommend(17850, n=5)                 # Recommendations: (item_id, score) pairs
+>>> rec.recommend_many([17850, 13047])        # DataFrame user_id, rank, item_id, score, fallback
+>>> rec.for_history(["85123A", "71053"])      # anonymous basket
+>>> rec.similar_items("85123A"); rec.explain(17850, "22423"); rec.rank(17850, ["22423", "85099B"])
+
+Unknown users get the model's recent-popularity prior (``Model.popularity_``: distinct buyers in
+the last 30 days of training, ties by all-time popularity), marked ``fallback=True``; with
+``strict=True`` they raise :class:`UnknownUserError` instead.
+
+Every method is safe to call from many threads at once: the model is only read (the contract's
+``recommend``/``recommend_history`` are pure functions of the fitted state), lazily built
+structures are built once under a lock, and the item index serialises what is not thread-safe.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+log = logging.getLogger(__name__)
+
+FALLBACK_REASON = "unknown user: recent popularity"
+
+
+class UnknownUserError(KeyError):
+    """A user id the model was not fitted on (raised only with ``strict=True``)."""
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else ""
+
+
+class UnknownItemError(KeyError):
+    """An item id the model does not know."""
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else ""
+
+
+@dataclass(frozen=True)
+class Recommendations:
+    """Ranked ``(item_id, score)`` pairs, best first; iterate it or index it like a list.
+
+    ``fallback`` is True when the model could not personalise (unknown user, empty history) and
+    ``reason`` says why; ``n_unknown`` counts input item ids that were ignored as unknown.
+    """
+
+    items: tuple
+    scores: tuple
+    fallback: bool = False
+    reason: str = "model"
+    n_unknown: int = 0
+
+    def __iter__(self):
+        return iter(zip(self.items, self.scores))
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def __getitem__(self, i):
+        return self.items[i], self.scores[i]
+
+    def to_frame(self) -> pd.DataFrame:
+        return pd.DataFrame(
+            {
+                "rank": np.arange(1, len(self) + 1),
+                "item_id": list(self.items),
+                "score": np.asarray(self.scores, dtype=np.float32),
+            }
+        )
+
+
+Filter = Iterable | Callable[[object], bool] | None
+
+
+class Recommender:
+    """Serve a fitted :class:`~recogan.base.Model` by external ids.
+
+    Args:
+        model: any fitted model following the contract in :mod:`recogan.base`.
+        strict: raise :class:`UnknownUserError` for unknown users instead of falling back.
+        device: ``auto``/``cpu``/``cuda`` for the item-similarity index.
+        index: :class:`~recogan.index.IndexConfig` fields for that index (kind, nprobe, ...).
+        batch_size: users per ``model.recommend`` call in :meth:`recommend_many`.
+    """
+
+    def __init__(
+        self,
+        model,
+        *,
+        strict: bool = False,
+        device: str = "auto",
+        index: dict | None = None,
+        batch_size: int = 1024,
+    ) -> None:
+        model._check_fitted()
+        self.model = model
+        self.strict = strict
+        self.device = device
+        self.index_options = dict(index or {})
+        self.batch_size = int(batch_size)
+        self._users = model.users_
+        self._items = model.items_
+        self._item_ids = np.asarray(model.items_.ids)
+        self._item_ids.setflags(write=False)
+        self._user_ids = np.asarray(model.users_.ids)
+        self._user_ids.setflags(write=False)
+        pop = np.asarray(model.popularity_, dtype=np.float64)
+        self._pop = pop
+        self._pop_order = np.lexsort((np.arange(len(pop)), -pop))  # desc, ties by index
+        self._lock = threading.Lock()
+        self._sim = None  # built on first similar_items/explain
+
+    @classmethod
+    def load(cls, path, device: str = "auto", strict: bool = False, **kwargs) -> Recommender:
+        """Load a bundle (checksums verified, no pickle) and wrap it."""
+        from recogan.artifacts import load_model
+
+        path = Path(path)
+        torch_device = "cpu"
+        if device == "cuda" or (device == "auto" and (path / "weights.pt").exists()):
+            import torch
+
+            torch_device = "cuda" if torch.cuda.is_available() else "cpu"
+            if device == "cuda" and torch_device == "cpu":
+                raise RuntimeError("device='cuda' but torch sees no CUDA GPU")
+        model = load_model(path, device=torch_device)
+        return cls(model, strict=strict, device=device, **kwargs)
+
+    def __repr__(self) -> str:
+        return (
+            f"Recommender({type(self.model).__name__}, users={len(self._user_ids)}, "
+            f"items={len(self._item_ids)}, strict={self.strict})"
+        )
+
+    # ------------------------------------------------------------------ ids
+    @property
+    def user_ids(self) -> np.ndarray:
+        """External ids of the users the model knows (read-only; index i = user i)."""
+        return self._user_ids
+
+    @property
+    def item_ids(self) -> np.ndarray:
+        """External ids of the catalog items (read-only; index i = item i)."""
+        return self._item_ids
+
+    def _user(self, user_id) -> int:
+        try:
+            u = self._users.index_of(user_id)  # one hash look-up, no array built
+        except (KeyError, TypeError):
+            u = -1
+        if u < 0 and self.strict:
+            raise UnknownUserError(f"unknown user id {user_id!r}")
+        return u
+
+    def _item(self, item_id) -> int:
+        try:
+            i = self._items.index_of(item_id)
+        except (KeyError, TypeError):
+            i = -1
+        if i < 0:
+            raise UnknownItemError(f"unknown item id {item_id!r}")
+        return i
+
+    def titles(self, item_ids) -> list | None:
+        """Catalog titles of ``item_ids`` (None when the catalog has none)."""
+        cat = self.model.catalog_
+        if cat is None or "title" not in cat:
+            return None
+        idx = self._items.lookup(list(item_ids), missing="ignore")
+        t = cat["title"].to_numpy()
+        return [t[i] if i >= 0 else None for i in idx]
+
+    # ------------------------------------------------------------------ recommend
+    def recommend(self, user_id, n: int = 10, exclude_seen: bool = True, filter: Filter = None):
+        """Top-``n`` items for one user. ``filter``: allowed item ids, or a callable taking one
+        item id and returning whether it may be shown (e.g. in stock)."""
+        n = self._check_n(n)
+        u = self._user(user_id)
+        if u < 0:
+            return self._fallback(n, filter)
+        items, scores = self._top(
+            lambda m, cand: self.model.recommend(np.array([u]), m, exclude_seen, cand), n, filter
+        )
+        return self._result(items[0], scores[0])
+
+    def recommend_many(
+        self, user_ids, n: int = 10, exclude_seen: bool = True, filter: Filter = None
+    ) -> pd.DataFrame:
+        """Top-``n`` for many users: DataFrame ``user_id, rank, item_id, score, fallback``
+        (rank from 1; users in input order; rows only for items found)."""
+        n = self._check_n(n)
+        ids = pd.Series(list(user_ids) if not isinstance(user_ids, np.ndarray) else user_ids)
+        idx = self._users.lookup(ids.to_numpy(), missing="ignore")
+        unknown = idx < 0
+        if self.strict and unknown.any():
+            bad = ids[unknown].unique()[:5].tolist()
+            raise UnknownUserError(f"{int(unknown.sum())} unknown user id(s), e.g. {bad}")
+        B = len(ids)
+        items = np.full((B, n), -1, dtype=np.int64)
+        scores = np.full((B, n), -np.inf, dtype=np.float32)
+        known = np.flatnonzero(~unknown)
+        for s in range(0, len(known), self.batch_size):
+            rows = known[s : s + self.batch_size]
+            users = idx[rows]
+            items[rows], scores[rows] = self._top(
+                lambda m, cand, users=users: self.model.recommend(users, m, exclude_seen, cand),
+                n,
+                filter,
+                len(users),
+            )
+        if unknown.any():
+            fb = self._fallback(n, filter)
+            k = len(fb)
+            items[unknown, :k] = self._items.lookup(list(fb.items)) if k else -1
+            scores[unknown, :k] = fb.scores
+        found = items >= 0
+        r, c = np.nonzero(found)
+        return pd.DataFrame(
+            {
+                "user_id": ids.to_numpy()[r],
+                "rank": (c + 1).astype(np.int32),
+                "item_id": self._item_ids[items[r, c]],
+                "score": scores[r, c],
+                "fallback": unknown[r],
+            }
+        )
+
+    def rank(self, user_id, item_ids, exclude_seen: bool = False) -> Recommendations:
+        """The given candidate items ordered by the model's score for this user (unknown item
+        ids are dropped and counted; duplicates kept once)."""
+        idx = self._items.lookup(list(item_ids), missing="ignore")
+        n_unknown = int((idx < 0).sum())
+        idx = pd.unique(idx[idx >= 0])
+        if not len(idx):
+            return Recommendations((), (), n_unknown=n_unknown)
+        u = self._user(user_id)
+        if u < 0:
+            order = np.lexsort((idx, -self._pop[idx]))
+            top = idx[order]
+            return Recommendations(
+                tuple(self._item_ids[top].tolist()),
+                tuple(self._pop[top].tolist()),
+                True,
+                FALLBACK_REASON,
+                n_unknown,
+            )
+        items, scores = self.model.recommend(np.array([u]), len(idx), exclude_seen, idx[None, :])
+        return self._result(items[0], scores[0], n_unknown=n_unknown)
+
+    def for_history(
+        self, item_ids, n: int = 10, exclude_seen: bool = True, filter: Filter = None
+    ) -> Recommendations:
+        """Recommendations for an anonymous or new customer from a basket/history of item ids
+        (oldest first); unknown ids are ignored and counted in ``n_unknown``. An empty (or
+        all-unknown) history gets the popularity fallback."""
+        n = self._check_n(n)
+        idx = self._items.lookup(list(item_ids), missing="ignore")
+        n_unknown = int((idx < 0).sum())
+        hist = idx[idx >= 0]
+        if not len(hist):
+            fb = self._fallback(n, filter)
+            return Recommendations(
+                fb.items, fb.scores, True, "empty history: recent popularity", n_unknown
+            )
+        items, scores = self._top(
+            lambda m, cand: self.model.recommend_history(
+                [hist], m, exclude_seen=exclude_seen, candidates=cand
+            ),
+            n,
+            filter,
+        )
+        return self._result(items[0], scores[0], n_unknown=n_unknown)
+
+    # ------------------------------------------------------------------ item similarity
+    def similar_items(self, item_id, n: int = 10, filter: Filter = None) -> Recommendations:
+        """Items most similar to ``item_id`` (item vectors when the model has them, else
+        co-purchase cosine), itself excluded."""
+        n = min(self._check_n(n), len(self._item_ids) - 1)
+        i = self._item(item_id)
+        sim = self._similarity()
+        items, scores = self._top(lambda m, cand: sim.top(i, m, cand), n, filter)
+        return self._result(items[0], scores[0], reason=sim.reason)
+
+    def explain(self, user_id, item_id, n: int = 5) -> Recommendations:
+        """The user's past purchases that most support ``item_id`` ("because you bought"),
+        by item similarity, best first; only positively similar ones. Empty for an unknown
+        user (``fallback=True``) or a user without history."""
+        i = self._item(item_id)
+        u = self._user(user_id)
+        if u < 0:
+            return Recommendations((), (), True, FALLBACK_REASON)
+        seen = self.model.seen_
+        hist = seen.indices[seen.indptr[u] : seen.indptr[u + 1]].astype(np.int64)
+        hist = hist[hist != i]
+        sim = self._similarity()
+        s = sim.between(i, hist)
+        keep = s > 0
+        hist, s = hist[keep], s[keep]
+        order = np.lexsort((hist, -s))[:n]
+        return Recommendations(
+            tuple(self._item_ids[hist[order]].tolist()),
+            tuple(np.asarray(s[order], dtype=np.float64).tolist()),
+            reason=sim.reason,
+        )
+
+    def _similarity(self):
+        with self._lock:
+            if self._sim is None:
+                from recogan._similarity import ItemSimilarity
+
+                self._sim = ItemSimilarity.of(self.model, self.device, self.index_options)
+            return self._sim
+
+    # ------------------------------------------------------------------ helpers
+    def _check_n(self, n) -> int:
+        if not isinstance(n, (int, np.integer)) or isinstance(n, bool) or n <= 0:
+            raise ValueError(f"n must be a positive int, got {n!r}")
+        return int(min(n, len(self._item_ids)))
+
+    def _allow(self, filter: Filter):
+        """(allowed item indices or None, predicate or None)."""
+        if filter is None:
+            return None, None
+        if callable(filter):
+            return None, filter
+        if isinstance(filter, (str, bytes)):
+            raise TypeError("filter must be a collection of item ids or a callable, not a string")
+        idx = self._items.lookup(list(filter), missing="ignore")
+        return np.unique(idx[idx >= 0]), None
+
+    def _top(self, call, n: int, filter: Filter, B: int = 1):
+        """``call(m, candidates) -> (items, scores)`` with the filter applied: an allow-list
+        becomes 1-D candidates; a predicate is applied to over-fetched results, fetching more
+        for rows that come up short."""
+        allowed, pred = self._allow(filter)
+        if allowed is not None:
+            if not len(allowed):  # nothing may be shown
+                return np.full((B, n), -1, np.int64), np.full((B, n), -np.inf, np.float32)
+            return call(n, allowed)
+        if pred is None:
+            return call(n, None)
+        n_items = len(self._item_ids)
+        m = min(n_items, max(2 * n, n + 20))
+        verdict: dict[int, bool] = {}
+        while True:
+            items, scores = call(m, None)
+            for j in np.unique(items[items >= 0]).tolist():
+                if j not in verdict:
+                    verdict[j] = bool(pred(self._item_ids[j]))
+            ok = np.zeros(items.shape, dtype=bool)
+            has = items >= 0
+            ok[has] = [verdict[j] for j in items[has].tolist()]
+            enough = ok.sum(1) >= n
+            exhausted = (~has).any(1)  # the model ran out of eligible items
+            if m >= n_items or (enough | exhausted).all():
+                break
+            m = min(n_items, m * 4)
+        order = np.argsort(~ok, axis=1, kind="stable")[:, :n]
+        items = np.where(np.take_along_axis(ok, order, 1), np.take_along_axis(items, order, 1), -1)
+        scores = np.where(items >= 0, np.take_along_axis(scores, order, 1), -np.inf)
+        return items.astype(np.int64), scores.astype(np.float32)
+
+    def _result(self, items, scores, *, n_unknown: int = 0, reason: str = "model"):
+        keep = items >= 0
+        return Recommendations(
+            tuple(self._item_ids[items[keep]].tolist()),
+            tuple(np.asarray(scores[keep], dtype=np.float64).tolist()),
+            False,
+            reason,
+            n_unknown,
+        )
+
+    def _fallback(self, n: int, filter: Filter) -> Recommendations:
+        allowed, pred = self._allow(filter)
+        order = self._pop_order
+        if allowed is not None:
+            order = order[np.isin(order, allowed)]
+        if pred is not None:
+            picked = []
+            for j in order.tolist():
+                if pred(self._item_ids[j]):
+                    picked.append(j)
+                    if len(picked) == n:
+                        break
+            order = np.array(picked, dtype=np.int64)
+        top = order[:n]
+        return Recommendations(
+            tuple(self._item_ids[top].tolist()),
+            tuple(self._pop[top].tolist()),
+            True,
+            FALLBACK_REASON,
+        )

@@ -1,0 +1,98 @@
+"""``recogan train`` and ``recogan recommend``: bundle in, recommendations out, by the ids a
+user types (int customer ids included)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from recogan.cli import main
+from recogan.cli._train import parse_params
+from tests.vector_model import vector_model_registered  # noqa: F401
+
+
+@pytest.fixture(scope="module")
+def files(clustered, tmp_path_factory):
+    """The clustered data as CSVs with int64 customer ids and a titled catalog."""
+    root = tmp_path_factory.mktemp("cli")
+    ev = clustered.interactions
+    frame = ev.assign(
+        customer=12000 + ev["user"].astype("int64"),
+        sku=clustered.items.to_ids(ev["item"]),
+        ts=ev["time"],
+    )[["customer", "sku", "ts"]]
+    frame.to_csv(root / "events.csv", index=False)
+    cat = clustered.catalog.assign(sku=clustered.items.ids)
+    cat.to_csv(root / "catalog.csv", index=False)
+    return root
+
+
+def _data_args(files):
+    return [
+        "--interactions", str(files / "events.csv"), "--catalog", str(files / "catalog.csv"),
+        "--user-col", "customer", "--item-col", "sku", "--time-col", "ts",
+    ]  # fmt: skip
+
+
+def test_train_then_recommend_int_user(files, tmp_path, capsys):
+    out = tmp_path / "models" / "pop"
+    assert main(["train", *_data_args(files), "--model", "pop", "--out", str(out)]) == 0
+    assert "trained Popularity" in capsys.readouterr().out
+    assert (out / "manifest.json").is_file()
+    assert main(["recommend", "--model", str(out), "--user", "12001", "--n", "3"]) == 0
+    text = capsys.readouterr().out
+    assert "top 3 for user 12001" in text and "fallback" not in text
+    assert (
+        len([line for line in text.splitlines() if line.strip().startswith(("1 ", "2 ", "3 "))])
+        == 3
+    )
+    assert " item " in text  # catalog titles are printed
+    assert main(["recommend", "--model", str(out), "--user", "99999", "--json"]) == 0
+    res = json.loads(capsys.readouterr().out)
+    assert res["fallback"] is True and len(res["items"]) == 10 and res["items"][0]["title"]
+    assert main(["recommend", "--model", str(out), "--user", "99999", "--strict"]) == 1
+    assert "unknown user id 99999" in capsys.readouterr().err
+
+
+def test_train_vector_model_params_history_and_similar(files, tmp_path, capsys):
+    out = tmp_path / "vec"
+    args = ["train", *_data_args(files), "--model", "vector", "--param", "dim=4", "--seed", "3"]
+    assert main([*args, "--out", str(out)]) == 0
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["model"]["config"] == {"dim": 4, "kind": "exact", "seed": 3}
+    capsys.readouterr()
+    assert main(["recommend", "--model", str(out), "--history", "i2,i6,zzz", "--json"]) == 0
+    res = json.loads(capsys.readouterr().out)
+    assert res["n_unknown"] == 1 and len(res["items"]) == 10
+    assert sum(int(r["item_id"][1:]) % 4 == 2 for r in res["items"][:5]) >= 4
+    assert main(["recommend", "--model", str(out), "--similar", "i4", "--n", "4"]) == 0
+    assert "items similar to i4 (item-vector similarity)" in capsys.readouterr().out
+
+
+def test_train_errors(files, tmp_path, capsys):
+    base = ["train", *_data_args(files), "--out", str(tmp_path / "x")]
+    assert main([*base, "--model", "nope"]) == 1
+    assert "unknown model 'nope'" in capsys.readouterr().err
+    assert main([*base, "--model", "pop", "--param", "alpha=1"]) == 1
+    assert "unknown parameter(s) ['alpha']" in capsys.readouterr().err
+    assert main([*base, "--model", "pop", "--param", "window_days"]) == 1
+    assert "KEY=VALUE" in capsys.readouterr().err
+    assert main(["recommend", "--model", str(tmp_path / "missing"), "--user", "1"]) == 1
+    assert "no model bundle here" in capsys.readouterr().err
+
+
+def test_parse_params():
+    assert parse_params(["a=3", "b=0.5", "c=true", "d=None", "e=hello", "f=[1,2]"]) == {
+        "a": 3, "b": 0.5, "c": True, "d": None, "e": "hello", "f": [1, 2],
+    }  # fmt: skip
+
+
+@pytest.mark.slow
+@pytest.mark.realdata
+def test_online_retail_train_and_recommend(tmp_path, capsys):
+    out = tmp_path / "retail"
+    assert main(["train", "--data", "online_retail", "--model", "pop", "--out", str(out)]) == 0
+    assert main(["recommend", "--model", str(out), "--user", "12347", "--n", "5"]) == 0
+    text = capsys.readouterr().out
+    assert "top 5 for user 12347" in text and "fallback" not in text
