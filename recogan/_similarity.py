@@ -1,7 +1,11 @@
-"""Item-item similarity for the service API: the model's item vectors (through an
-:class:`~recogan.index.ItemIndex`) when it has them, else co-purchase cosine from ``seen_``."""
+"""Item-item similarity, one implementation for the service API (``similar_items``,
+``explain``) and the evaluation (intra-list diversity): cosine of the model's item vectors when
+it has them (searched through an :class:`~recogan.index.ItemIndex`), else co-purchase cosine
+from its training matrix ``seen_``."""
 
 from __future__ import annotations
+
+import threading
 
 import numpy as np
 
@@ -26,19 +30,33 @@ class ItemSimilarity:
         """Similarity of item ``i`` to each of ``items``."""
         raise NotImplementedError
 
+    def matrix(self, items: np.ndarray) -> np.ndarray:
+        """Pairwise similarities ``(m, m)`` among ``items``."""
+        raise NotImplementedError
+
 
 class VectorSimilarity(ItemSimilarity):
     reason = "item-vector similarity"
 
     def __init__(self, vectors: np.ndarray, device: str, index_options: dict) -> None:
-        from recogan.index import ItemIndex
-
         v = np.asarray(vectors, dtype=np.float32)
         if v.ndim != 2:
             raise ValueError(f"item_vectors() must be 2-D (n_items, d), got shape {v.shape}")
         norms = np.linalg.norm(v, axis=1, keepdims=True)
         self.v = np.divide(v, norms, out=np.zeros_like(v), where=norms > 0)  # cosine
-        self.index = ItemIndex(device=device, **index_options).build(self.v)
+        self._device, self._index_options = device, index_options
+        self._index = None
+        self._lock = threading.Lock()
+
+    @property
+    def index(self):
+        """Built on first use: evaluation needs only :meth:`matrix`."""
+        with self._lock:
+            if self._index is None:
+                from recogan.index import ItemIndex
+
+                self._index = ItemIndex(device=self._device, **self._index_options).build(self.v)
+        return self._index
 
     def top(self, i, m, candidates):
         D, I = self.index.search(self.v[i][None], m, exclude=[[i]], allowed=candidates)  # noqa: E741
@@ -46,6 +64,10 @@ class VectorSimilarity(ItemSimilarity):
 
     def between(self, i, items):
         return self.v[items] @ self.v[i]
+
+    def matrix(self, items):
+        V = self.v[items].astype(np.float64)
+        return V @ V.T
 
 
 class CoPurchase(ItemSimilarity):
@@ -73,3 +95,9 @@ class CoPurchase(ItemSimilarity):
 
     def between(self, i, items):
         return self.row(i)[items]
+
+    def matrix(self, items):
+        cols = self.Xc[:, items].astype(np.float64)
+        co = (cols.T @ cols).toarray()
+        n = np.sqrt(np.outer(self.deg[items], self.deg[items]))
+        return np.divide(co, n, out=np.zeros_like(co), where=n > 0)

@@ -76,29 +76,20 @@ def intra_list_diversity(recs: np.ndarray, similarity) -> np.ndarray:
 
 
 def vector_similarity(vectors: np.ndarray):
-    """Cosine similarity among items from their feature vectors ``(n_items, d)``."""
-    V = np.asarray(vectors, dtype=np.float64)
-    V = V / np.maximum(np.linalg.norm(V, axis=1, keepdims=True), 1e-12)
+    """``similarity(items) -> (m, m)``: cosine among items from their vectors ``(n_items, d)``."""
+    from recogan._similarity import VectorSimilarity
 
-    def sim(items: np.ndarray) -> np.ndarray:
-        return V[items] @ V[items].T
-
-    return sim
+    return VectorSimilarity(vectors, "cpu", {}).matrix
 
 
 def copurchase_similarity(train_csr: sp.csr_matrix):
-    """Cosine of item columns of the (binary) training matrix: co-buyers / sqrt(n_i n_j)."""
-    X = sp.csc_matrix(train_csr, dtype=np.float64)
+    """``similarity(items) -> (m, m)``: cosine of item columns of the binary training matrix,
+    co-buyers / sqrt(n_i n_j)."""
+    from recogan._similarity import CoPurchase
+
+    X = sp.csr_matrix(train_csr, dtype=np.float32, copy=True)
     X.data[:] = 1.0
-    norms = np.sqrt(np.asarray(X.power(2).sum(0)).ravel())
-
-    def sim(items: np.ndarray) -> np.ndarray:
-        cols = X[:, items]
-        co = (cols.T @ cols).toarray()
-        n = norms[items]
-        return np.divide(co, np.outer(n, n), out=np.zeros_like(co), where=np.outer(n, n) > 0)
-
-    return sim
+    return CoPurchase(X).matrix
 
 
 def list_metrics(

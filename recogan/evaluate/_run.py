@@ -11,6 +11,7 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
+from recogan._similarity import ItemSimilarity
 from recogan.data import Dataset, Split
 from recogan.evaluate import _beyond as beyond
 from recogan.evaluate._protocol import Protocol, score_model
@@ -112,11 +113,7 @@ def evaluate(
         model = cls(**chosen).fit(history, None)
         fit_s = time.perf_counter() - t0
         frame, recs = score_model(model, split.test, ks, proto, seed=seed)
-        sim = (
-            beyond.vector_similarity(model.item_vectors())
-            if callable(getattr(model, "item_vectors", None))
-            else beyond.copurchase_similarity(history.csr())
-        )
+        sim = ItemSimilarity.of(model, device="cpu").matrix
         lists, agg = beyond.list_metrics(recs, ks, pop, n_hist_users, sim)
         frame = pd.concat([frame, lists], axis=1)
         k10 = recs[:, :10]
