@@ -129,9 +129,6 @@ def record_partitions(staging: Path, done: dict[int, dict]) -> None:
 def publish(staging: Path, out: Path, success: dict) -> None:
     """Write ``_SUCCESS`` into ``staging`` and swap it in as ``out``."""
     write_json_atomic(success, staging / SUCCESS)
-    for name in (JOB, PARTITIONS):
-        (staging / name).unlink(missing_ok=True)
-    fsync_dir(staging)
     old = None
     if out.exists():
         old = out.parent / f".{out.name}.old-{uuid.uuid4().hex[:8]}"
@@ -145,6 +142,9 @@ def publish(staging: Path, out: Path, success: dict) -> None:
     fsync_dir(out.parent)
     if old is not None:
         shutil.rmtree(old, ignore_errors=True)
+    # the bookkeeping stays in staging until the swap, so a failed publish can be resumed
+    for name in (JOB, PARTITIONS):
+        (out / name).unlink(missing_ok=True)
 
 
 # ---------------------------------------------------------------------- readers
