@@ -44,6 +44,7 @@ def init_worker(
     """Load the bundle once per worker (with the parent's model registry and import path, so
     models registered at run time load here too)."""
     global _MODEL
+    _die_with_parent()
     for p in sys_path:
         if p not in sys.path:
             sys.path.append(p)
@@ -57,6 +58,24 @@ def init_worker(
     _MODEL = load_model(bundle)
     apply_override(_MODEL, override)
     set_threads(threads)  # loading may have imported torch/faiss
+
+
+def _die_with_parent() -> None:
+    """Linux: have the kernel kill this worker when the job's process dies (e.g. SIGKILL), so
+    no orphan keeps writing into the staging directory of a later, resumed run."""
+    if not sys.platform.startswith("linux"):
+        return
+    try:
+        import ctypes
+        import signal
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        PR_SET_PDEATHSIG = 1
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+        if os.getppid() == 1:  # the parent died before prctl took effect
+            os._exit(1)
+    except (OSError, AttributeError):  # pragma: no cover - best effort
+        log.debug("could not set the parent-death signal", exc_info=True)
 
 
 def run_task(task: Task, opt: Options) -> dict:
