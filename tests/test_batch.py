@@ -72,7 +72,9 @@ def test_scores_every_user_like_recommend(cooc_bundle, tmp_path):
     assert meta[b"recogan.generated_at"].decode() == success["generated_at"]
     # nothing but the result is left behind
     assert sorted(p.name for p in tmp_path.iterdir()) == ["recs"]
-    assert {p.name for p in out.iterdir()} == {"_SUCCESS"} | {f"part-{i:05d}.parquet" for i in range(7)}
+    assert {p.name for p in out.iterdir()} == {"_SUCCESS"} | {
+        f"part-{i:05d}.parquet" for i in range(7)
+    }
 
 
 def test_same_rows_for_any_worker_count_and_partition_size(cooc_bundle, tmp_path):
@@ -168,7 +170,9 @@ def _fail_at(monkeypatch, index):
     monkeypatch.setattr(_local, "score_partition", flaky)
 
 
-def test_resume_keeps_verified_partitions_and_redoes_corrupt_ones(cooc_bundle, tmp_path, monkeypatch):
+def test_resume_keeps_verified_partitions_and_redoes_corrupt_ones(
+    cooc_bundle, tmp_path, monkeypatch
+):
     out = tmp_path / "recs"
     with monkeypatch.context() as m:
         _fail_at(m, 4)
@@ -300,3 +304,48 @@ def test_ray_engine_matches_local(cooc_bundle, tmp_path):
         ta = pq.read_table(tmp_path / "local" / f"part-{i:05d}.parquet")
         tb = pq.read_table(tmp_path / "ray" / f"part-{i:05d}.parquet")
         assert ta.equals(tb)
+
+
+def _nightly():
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parent.parent / "pipelines" / "nightly.py"
+    spec = importlib.util.spec_from_file_location("nightly", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_nightly_pipeline_uses_the_latest_bundle(cooc_bundle, pop_bundle, tmp_path):
+    import shutil
+
+    nightly = _nightly()
+    models = tmp_path / "models"
+    shutil.copytree(pop_bundle, models / "a-pop")
+    shutil.copytree(cooc_bundle, models / "b-cooc")
+    for name, when in (
+        ("a-pop", "2031-01-01T00:00:00+00:00"),
+        ("b-cooc", "2030-01-01T00:00:00+00:00"),
+    ):
+        m = json.loads((models / name / "manifest.json").read_text())
+        m["created_at"] = when
+        (models / name / "manifest.json").write_text(json.dumps(m))
+    assert nightly.latest_bundle(models).name == "a-pop"
+    args = ["--models", str(models), "--out-root", str(tmp_path / "recs")]
+    rc = nightly.main(
+        [*args, "--date", "2031-01-02", "--n", "4", "--workers", "1", "--no-progress"]
+    )
+    assert rc == 0
+    summary = json.loads((tmp_path / "recs" / "_runs" / "2031-01-02.json").read_text())
+    assert summary["status"] == "ok" and summary["users"] == 200 and summary["rows"] == 800
+    assert summary["bundle"].endswith("a-pop") and summary["throughput_users_per_s"] > 0
+    assert set(summary["durations_s"]) >= {"load", "score", "publish", "total"}
+    verify_output(tmp_path / "recs" / "2031-01-02")
+    # no bundle: a clear error, and the summary records the failure
+    (tmp_path / "empty").mkdir()
+    assert (
+        nightly.main(["--models", str(tmp_path / "empty"), "--out-root", str(tmp_path / "r2")]) == 1
+    )
+    failed = next((tmp_path / "r2" / "_runs").glob("*.json"))
+    assert json.loads(failed.read_text())["status"] == "failed"

@@ -195,7 +195,9 @@ def batch_score(
     bar = _progress(cfg.show_progress, user_idx.size, sum(r["users"] for r in done.values()))
     t_score = time.perf_counter()
     try:
-        for record in _engine(cfg, model, model_path, todo, user_idx, bounds, opt, workers, override):
+        for record in _engine(
+            cfg, model, model_path, todo, user_idx, bounds, opt, workers, override
+        ):
             done[record["partition"]] = record
             record_partitions(staging, done)
             if bar is not None:
@@ -343,7 +345,10 @@ def _warn_disk(staging: Path, rows: int) -> None:
     free = shutil.disk_usage(staging).free
     if free < 24 * rows:
         log.warning(
-            "%s: only %.1f MB free for about %.1f MB of output", staging, free / 1e6, 24 * rows / 1e6
+            "%s: only %.1f MB free for about %.1f MB of output",
+            staging,
+            free / 1e6,
+            24 * rows / 1e6,
         )
 
 

@@ -34,7 +34,7 @@ OBJECT_STORE_BYTES = 100 * 1024**2
 def require_ray():
     try:
         import ray
-        import ray.data  # noqa: F401
+        import ray.data
     except ImportError as e:
         raise ImportError(INSTALL_HINT) from e
     return ray
