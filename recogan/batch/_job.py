@@ -59,8 +59,12 @@ class BatchConfig:
     noise_draws: int | None = None
     #: ``local`` (processes on this machine) or ``ray``.
     engine: str = "local"
-    #: Worker processes / Ray actors (None: one per core, at most one per partition).
+    #: Worker processes / Ray actors (None: cores // threads, at most one per partition).
     workers: int | None = None
+    #: BLAS / torch / faiss threads of each worker. Part of the job's identity: dense float
+    #: math can change in the last bit with the thread count, so rows are byte-identical
+    #: across engines and worker counts for the same ``threads``.
+    threads: int = 1
     #: Ray cluster address (``ray`` engine); None starts a local Ray.
     ray_address: str | None = None
     #: CPUs each Ray actor asks for: fractional so that small machines do not deadlock.
@@ -153,6 +157,7 @@ def batch_score(
         "exclude_seen": bool(cfg.exclude_seen),
         "partition_size": cfg.partition_size,
         "batch_size": batch_size,
+        "threads": cfg.threads,
         "noise_draws": cfg.noise_draws,
         "config_override": override,
         "users_sha256": hashlib.sha256(user_idx.astype("<i8").tobytes()).hexdigest(),
@@ -270,6 +275,8 @@ def _check_config(cfg: BatchConfig) -> None:
         raise ValueError(f"partition_size must be a positive int, got {cfg.partition_size!r}")
     if cfg.workers is not None and cfg.workers <= 0:
         raise ValueError(f"workers must be positive, got {cfg.workers}")
+    if not isinstance(cfg.threads, int) or cfg.threads <= 0:
+        raise ValueError(f"threads must be a positive int, got {cfg.threads!r}")
     if cfg.batch_size is not None and cfg.batch_size <= 0:
         raise ValueError(f"batch_size must be positive, got {cfg.batch_size}")
     if cfg.engine == "ray":
@@ -281,7 +288,7 @@ def _check_config(cfg: BatchConfig) -> None:
 def _workers(cfg: BatchConfig, n_tasks: int) -> int:
     from recogan.batch._local import n_cores
 
-    wanted = cfg.workers or n_cores()
+    wanted = cfg.workers or max(1, n_cores() // cfg.threads)
     return max(1, min(wanted, max(n_tasks, 1)))
 
 
@@ -296,13 +303,16 @@ def _engine(cfg, model, model_path, todo, user_idx, bounds, opt, workers, overri
             [bounds[t.index] for t in todo],
             opt,
             workers=workers,
+            threads=cfg.threads,
             override=override,
             address=cfg.ray_address,
             cpus_per_actor=cfg.ray_cpus_per_actor,
         )
     from recogan.batch._local import run_local
 
-    return run_local(model, str(model_path), todo, opt, workers=workers, override=override)
+    return run_local(
+        model, str(model_path), todo, opt, workers=workers, threads=cfg.threads, override=override
+    )
 
 
 def _progress(show: bool, total: int, initial: int):

@@ -1,8 +1,11 @@
 """The local engine: partitions scored in worker processes on this machine.
 
 Each worker loads (and verifies) the bundle once in its initializer and then scores whole
-partitions. Workers start with ``spawn`` so they never inherit the parent's threads or locks,
-and their BLAS / torch / faiss thread counts are set so that ``workers × threads ≤ cores``.
+partitions. Workers start with ``spawn`` so they never inherit the parent's threads or locks.
+Every worker (also the in-process one) runs BLAS / torch / faiss with the job's ``threads``:
+dense float math can differ in the last bit with the thread count, so fixing it per worker
+(not per machine) keeps rows byte-identical for any number of workers; by default
+``workers = cores // threads``.
 """
 
 from __future__ import annotations
@@ -30,12 +33,35 @@ def n_cores() -> int:
         return os.cpu_count() or 1
 
 
-def set_threads(threads: int) -> None:
-    """Pin torch and faiss (where loaded) to ``threads`` threads in this process."""
+def set_threads(threads: int):
+    """Pin BLAS/OpenMP (threadpoolctl), torch and faiss (where loaded) to ``threads``.
+
+    Returns a function that restores the previous settings.
+    """
+    undo = []
     if "torch" in sys.modules:
-        sys.modules["torch"].set_num_threads(threads)
+        torch = sys.modules["torch"]
+        before = torch.get_num_threads()
+        torch.set_num_threads(threads)
+        undo.append(lambda: torch.set_num_threads(before))
     if "faiss" in sys.modules:
-        sys.modules["faiss"].omp_set_num_threads(threads)
+        faiss = sys.modules["faiss"]
+        before_f = faiss.omp_get_max_threads()
+        faiss.omp_set_num_threads(threads)
+        undo.append(lambda: faiss.omp_set_num_threads(before_f))
+    try:  # installed with scikit-learn; numpy's BLAS reads its env only at import
+        from threadpoolctl import threadpool_limits
+
+        limits = threadpool_limits(limits=threads)
+        undo.append(limits.restore_original_limits)
+    except ImportError:  # pragma: no cover
+        log.debug("threadpoolctl missing: BLAS threads follow OMP_NUM_THREADS")
+
+    def restore() -> None:
+        for f in reversed(undo):
+            f()
+
+    return restore
 
 
 def init_worker(
@@ -54,10 +80,9 @@ def init_worker(
     MODEL_REGISTRY.update(registry)
     for var in _THREAD_VARS:
         os.environ[var] = str(threads)
-    set_threads(threads)
     _MODEL = load_model(bundle)
     apply_override(_MODEL, override)
-    set_threads(threads)  # loading may have imported torch/faiss
+    set_threads(threads)  # after loading, which may import torch/faiss
 
 
 def _die_with_parent() -> None:
@@ -106,36 +131,43 @@ def run_local(
     opt: Options,
     *,
     workers: int,
+    threads: int,
     override: dict,
 ) -> Iterator[dict]:
     """Score ``tasks``; yields each partition's record as it completes (any order).
 
-    One worker runs in this process on the already loaded ``model``; more run in a
-    process pool.
+    One worker runs in this process on the already loaded ``model`` (its thread limits are
+    restored afterwards); more run in a process pool. Every worker uses ``threads`` threads.
     """
     if not tasks:
         return
-    cores = n_cores()
     if workers <= 1:
-        set_threads(cores)
-        for task in tasks:
-            yield score_partition(model, task, opt)
+        restore = set_threads(threads)
+        try:
+            for task in tasks:
+                yield score_partition(model, task, opt)
+        finally:
+            restore()
         return
+    log.info("local engine: %d workers × %d thread(s) on %d cores", workers, threads, n_cores())
+    # the pool starts its processes lazily (at submit): keep the env for the pool's lifetime
+    with _thread_env(threads):
+        yield from _run_pool(bundle, tasks, opt, workers, threads, override)
+
+
+def _run_pool(bundle, tasks, opt, workers, threads, override):
     import multiprocessing as mp
     from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
     from concurrent.futures.process import BrokenProcessPool
 
     from recogan.base import MODEL_REGISTRY
 
-    threads = max(1, cores // workers)
-    log.info("local engine: %d workers × %d thread(s) on %d cores", workers, threads, cores)
-    with _thread_env(threads):
-        pool = ProcessPoolExecutor(
-            max_workers=workers,
-            mp_context=mp.get_context("spawn"),
-            initializer=init_worker,
-            initargs=(bundle, override, threads, dict(MODEL_REGISTRY), list(sys.path)),
-        )
+    pool = ProcessPoolExecutor(
+        max_workers=workers,
+        mp_context=mp.get_context("spawn"),
+        initializer=init_worker,
+        initargs=(bundle, override, threads, dict(MODEL_REGISTRY), list(sys.path)),
+    )
     try:
         # keep a bounded number of tasks in flight so a huge job does not queue every
         # partition's user array at once

@@ -147,7 +147,20 @@ def score_partition(model, task: Task, opt: Options) -> dict:
         "sha256": sha,
         "rows_sha256": rows_sha,
         "seconds": round(time.perf_counter() - t0, 4),
+        "peak_rss_mb": peak_rss_mb(),
     }
+
+
+def peak_rss_mb() -> float | None:
+    """This process's peak resident memory (Linux ``VmHWM``; None elsewhere)."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return round(int(line.split()[1]) / 1024, 1)
+    except OSError:  # pragma: no cover - not Linux
+        pass
+    return None
 
 
 def _cat(parts: list[np.ndarray], dtype) -> np.ndarray:

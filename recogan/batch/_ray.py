@@ -70,6 +70,7 @@ def run_ray(
     opt: Options,
     *,
     workers: int,
+    threads: int,
     override: dict,
     address: str | None = None,
     cpus_per_actor: float = 0.5,
@@ -82,7 +83,6 @@ def run_ray(
     from recogan.batch._local import n_cores
 
     cores = n_cores()
-    threads = max(1, int(cores // workers)) if address is None else 1
     started = False
     if not ray.is_initialized():
         sys_path = [p for p in sys.path if p and os.path.isdir(p)]

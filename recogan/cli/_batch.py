@@ -20,6 +20,9 @@ def register(sub) -> None:
     p.add_argument("--out", required=True, metavar="DIR", help="output directory to publish")
     p.add_argument("--engine", choices=("local", "ray"), default="local", help="default: local")
     p.add_argument("--workers", type=int, help="worker processes / Ray actors (default: cores)")
+    p.add_argument(
+        "--threads", type=int, default=1, help="BLAS/torch/faiss threads per worker (default: 1)"
+    )
     p.add_argument("--n", type=int, default=50, help="items per user (default: 50)")
     p.add_argument(
         "--resume", action="store_true", help="keep verified partitions of an interrupted run"
@@ -32,6 +35,9 @@ def register(sub) -> None:
     )
     p.add_argument(
         "--partition-size", type=int, default=10_000, help="users per partition (default: 10000)"
+    )
+    p.add_argument(
+        "--batch-size", type=int, help="users per recommend call (default: by catalog size)"
     )
     p.add_argument(
         "--include-seen", action="store_true", help="do not drop items the user already bought"
@@ -57,9 +63,11 @@ def run(args) -> int:
             n=args.n,
             exclude_seen=not args.include_seen,
             partition_size=args.partition_size,
+            batch_size=args.batch_size,
             noise_draws=args.noise_draws,
             engine=args.engine,
             workers=args.workers,
+            threads=args.threads,
             ray_address=args.ray_address,
             resume=args.resume,
             show_progress=not args.no_progress,
