@@ -209,6 +209,8 @@ def test_resume_refuses_a_different_job(cooc_bundle, tmp_path, monkeypatch):
             batch_score(cooc_bundle, out, n=5, partition_size=30, **FAST)
     with pytest.raises(BatchError, match="different inputs or options.*without --resume"):
         batch_score(cooc_bundle, out, n=6, partition_size=30, resume=True, **FAST)
+    with pytest.raises(BatchError, match="different inputs or options"):
+        batch_score(cooc_bundle, out, n=5, partition_size=30, threads=2, resume=True, **FAST)
     # without --resume it starts over
     assert batch_score(cooc_bundle, out, n=6, partition_size=30, **FAST).partitions_reused == 0
 

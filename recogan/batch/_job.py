@@ -209,10 +209,17 @@ def batch_score(
                 bar.update(record["users"])
     except OSError as e:
         raise _write_error(e, staging, out, len(done)) from e
-    except (RuntimeError, ImportError) as e:
-        if isinstance(e, BatchError) or isinstance(e, ImportError):
+    except (BatchError, ImportError):
+        raise
+    except Exception as e:
+        # a model's own errors keep their type; engine failures (a dead worker, a Ray error)
+        # become a BatchError that says what is kept
+        if cfg.engine == "local" and not isinstance(e, RuntimeError):
             raise
-        raise BatchError(f"{e} (the published result at {out} is untouched)") from e
+        raise BatchError(
+            f"{cfg.engine} engine failed: {e} (the published result at {out} is untouched; "
+            f"{len(done)} finished partition(s) are kept for --resume)"
+        ) from e
     finally:
         if bar is not None:
             bar.close()

@@ -184,8 +184,10 @@ def _run_pool(bundle, tasks, opt, workers, threads, override):
                     record = fut.result()
                 except BrokenProcessPool as e:
                     raise RuntimeError(
-                        "a batch worker process died (out of memory or killed?); "
-                        "re-run with --resume to keep the finished partitions"
+                        "a batch worker process died (out of memory, killed, or it could not "
+                        "start: a script that calls batch_score with workers > 1 must guard it "
+                        "with `if __name__ == '__main__':`); re-run with --resume to keep the "
+                        "finished partitions"
                     ) from e
                 yield record
                 nxt = next(queue, None)
