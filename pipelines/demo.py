@@ -36,7 +36,9 @@ def batch_stage(cli) -> int:
         print(f"   (no models/demo: training a Popularity bundle at {bundle.relative_to(ROOT)})")
         Popularity().fit(online_retail()).save(bundle)
     out = ROOT / "recs" / "demo"
+    # one worker: for ~4k customers, starting worker processes costs more than it saves
     args = ["--model", str(bundle), "--out", str(out), "--n", "20", "--partition-size", "1000"]
+    args += ["--workers", "1"]
     rc = cli(["batch-score", *args])
     if rc == 0:
         from recogan.batch import read_recommendations
