@@ -18,7 +18,8 @@ noisy models draw their noise from a seed). ``model_version`` and ``generated_at
 file's metadata (``recogan.model_version``, ``recogan.generated_at``) and in ``_SUCCESS``.
 """
 
-from recogan.batch._job import BatchConfig, BatchResult, batch_score, read_id_file
+from recogan.batch._inputs import read_id_file
+from recogan.batch._job import BatchConfig, BatchResult, batch_score
 from recogan.batch._publish import BatchError, read_recommendations, read_success, verify_output
 
 __all__ = [

@@ -87,7 +87,6 @@ def run_ray(
     if not ray.is_initialized():
         sys_path = [p for p in sys.path if p and os.path.isdir(p)]
         env = {
-            "PYTHONPATH": os.pathsep.join(sys_path),
             "OMP_NUM_THREADS": str(threads),
             "MKL_NUM_THREADS": str(threads),
             "OPENBLAS_NUM_THREADS": str(threads),
@@ -98,6 +97,9 @@ def run_ray(
             "runtime_env": {"env_vars": env},
         }
         if address is None:
+            # local workers import what this process imports (a checkout, test helpers);
+            # cluster nodes have recogan installed and keep their own path
+            env["PYTHONPATH"] = os.pathsep.join(sys_path)
             kwargs.update(num_cpus=cores, object_store_memory=OBJECT_STORE_BYTES)
         else:
             kwargs["address"] = address
