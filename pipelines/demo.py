@@ -4,6 +4,7 @@
 2. train     fit the model on all data into a verified bundle (models/demo)
 3. serve     recommend by customer id and for an anonymous basket, as a service would
 4. evaluate  tuned baselines next to the model, CIs, paired tests → reports/demo/report.html
+5. batch     score every customer into recs/demo, published atomically (as the nightly job)
 Each stage prints what it did; the first failure stops the demo with its exit code.
 """
 
@@ -29,6 +30,10 @@ def stages() -> list[tuple[str, list[list[str]]]]:
         ("4. evaluate: tuned models, CIs, paired tests -> reports/demo/report.html",
          [["evaluate", "--data", "online_retail", "--models", "pop,itemknn,ease,ials",
            "--out", str(ROOT / "reports" / "demo")]]),
+        ("5. batch: score every customer -> recs/demo (partitioned, published atomically)",
+         # one worker: for ~4k customers, starting worker processes costs more than it saves
+         [["batch-score", "--model", str(BUNDLE), "--out", str(ROOT / "recs" / "demo"),
+           "--n", "20", "--partition-size", "1000", "--workers", "1"]]),
     ]  # fmt: skip
 
 

@@ -17,6 +17,7 @@ COMMANDS = {
     "evaluate": "recogan.cli._evaluate",
     "train": "recogan.cli._train",
     "recommend": "recogan.cli._recommend",
+    "batch-score": "recogan.cli._batch",
 }
 
 

@@ -1,0 +1,382 @@
+"""``batch_score``: plan a job, run its partitions on an engine, publish the result."""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as _dt
+import hashlib
+import json
+import logging
+import shutil
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from recogan.batch._inputs import resolve_filter, resolve_users
+from recogan.batch._partition import (
+    Options,
+    Task,
+    apply_override,
+    auto_batch_size,
+    noise_override,
+)
+from recogan.batch._publish import (
+    FORMAT,
+    FORMAT_VERSION,
+    BatchError,
+    combined_digest,
+    publish,
+    read_success,
+    record_partitions,
+    recover,
+    staging_dir,
+    start_staging,
+    verified_partitions,
+)
+
+log = logging.getLogger(__name__)
+
+ENGINES = ("local", "ray")
+
+
+@dataclass
+class BatchConfig:
+    """Options of a batch scoring job (every field is also a keyword of :func:`batch_score`)."""
+
+    #: Items per user (users with fewer allowed items get fewer rows).
+    n: int = 50
+    #: Leave out items the user already bought.
+    exclude_seen: bool = True
+    #: Users per partition (= per output file). Partitions are fixed-size chunks of the users
+    #: sorted by model index, so they are the same for every engine and worker count.
+    partition_size: int = 10_000
+    #: Users per ``recommend`` call inside a partition (None: as many as keep one score block
+    #: ≤ 8M floats). Part of the job's identity: it never depends on the engine.
+    batch_size: int | None = None
+    #: Noise draws per user, set on models that have such a setting (``n_draws``); models
+    #: without noise (the baselines) ignore it with a warning.
+    noise_draws: int | None = None
+    #: ``local`` (processes on this machine) or ``ray``.
+    engine: str = "local"
+    #: Worker processes / Ray actors (None: cores // threads, at most one per partition).
+    workers: int | None = None
+    #: BLAS / torch / faiss threads of each worker. Part of the job's identity: dense float
+    #: math can change in the last bit with the thread count, so rows are byte-identical
+    #: across engines and worker counts for the same ``threads``.
+    threads: int = 1
+    #: Ray cluster address (``ray`` engine); None starts a local Ray.
+    ray_address: str | None = None
+    #: CPUs each Ray actor asks for: fractional so that small machines do not deadlock.
+    ray_cpus_per_actor: float = 0.5
+    #: Keep verified partitions of an interrupted run of the same job instead of starting over.
+    resume: bool = False
+    #: tqdm progress bar (users/s, ETA).
+    show_progress: bool = True
+
+
+@dataclass
+class BatchResult:
+    """What a job did (also written, with the partitions, to ``_SUCCESS``)."""
+
+    out: str
+    model_version: str
+    users: int
+    rows: int
+    partitions: int
+    partitions_reused: int
+    rows_sha256: str
+    engine: str
+    workers: int
+    seconds: dict = field(default_factory=dict)
+
+    @property
+    def users_per_s(self) -> float:
+        return self.users / max(self.seconds.get("score", 0.0), 1e-9)
+
+    def summary(self) -> str:
+        reused = f", {self.partitions_reused} reused" if self.partitions_reused else ""
+        return (
+            f"scored {self.users:,} users → {self.rows:,} rows in {self.partitions} partitions"
+            f"{reused}; published {self.out} in {self.seconds.get('total', 0):.1f} s "
+            f"({self.users_per_s:,.0f} users/s scoring; engine {self.engine}, "
+            f"{self.workers} worker(s))"
+        )
+
+    def to_dict(self) -> dict:
+        d = dataclasses.asdict(self)
+        d["users_per_s"] = round(self.users_per_s, 1)
+        return d
+
+
+def batch_score(
+    model_path: str | Path,
+    out: str | Path,
+    *,
+    users=None,
+    item_filter=None,
+    config: BatchConfig | None = None,
+    **options,
+) -> BatchResult:
+    """Score users of the bundle at ``model_path`` and publish their top-n lists at ``out``.
+
+    ``users``: None (every user of the bundle), a file of external user ids (text, one per
+    line; CSV or parquet with a ``user_id`` column) or an array of ids. ``item_filter``: an
+    allow-list of external item ids (same forms, column ``item_id``); unknown items in it are
+    ignored with a warning. ``options`` override fields of ``config`` (see
+    :class:`BatchConfig`). Raises ``ValueError`` for bad inputs, :class:`BatchError` when the
+    job cannot write its output (the previously published result stays as it was).
+    """
+    from recogan.artifacts import load_model, sha256_file
+
+    cfg = dataclasses.replace(config or BatchConfig(), **options)
+    _check_config(cfg)
+    t_start = time.perf_counter()
+    model_path, out = Path(model_path), Path(out)
+    model = load_model(model_path)
+    manifest_sha = sha256_file(model_path / "manifest.json")
+    model_version = f"{model.manifest_['created_at']}/{manifest_sha[:12]}"
+    override = noise_override(model, cfg.noise_draws)
+    apply_override(model, override)
+
+    user_idx, users_source = resolve_users(model, users)
+    candidates, filter_info = resolve_filter(model, item_filter)
+    n = model.check_n(cfg.n, candidates)
+    batch_size = cfg.batch_size or auto_batch_size(model.n_items_, cfg.partition_size)
+    bounds = [
+        (s, min(s + cfg.partition_size, user_idx.size))
+        for s in range(0, user_idx.size, cfg.partition_size)
+    ]
+    tasks = [Task(i, user_idx[s:e]) for i, (s, e) in enumerate(bounds)]
+    job = {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "model_version": model_version,
+        "manifest_sha256": manifest_sha,
+        "n": n,
+        "exclude_seen": bool(cfg.exclude_seen),
+        "partition_size": cfg.partition_size,
+        "batch_size": batch_size,
+        "threads": cfg.threads,
+        "noise_draws": cfg.noise_draws,
+        "config_override": override,
+        "users_sha256": hashlib.sha256(user_idx.astype("<i8").tobytes()).hexdigest(),
+        "filter": filter_info,
+        "partitions": len(tasks),
+    }
+    job_key = hashlib.sha256(json.dumps(job, sort_keys=True).encode()).hexdigest()
+    t_loaded = time.perf_counter()
+
+    staging = staging_dir(out)
+    try:
+        recover(out)
+        if cfg.resume and not staging.exists() and _published_key(out) == job_key:
+            log.info("%s already holds this job's result: nothing to do", out)
+            return _result_from(out, cfg, t_start)
+        done: dict[int, dict] = {}
+        if cfg.resume and (staging / "_job.json").is_file():
+            done = verified_partitions(staging, job_key)
+            generated_at = json.loads((staging / "_job.json").read_text())["generated_at"]
+            log.info("resuming: %d of %d partitions verified", len(done), len(tasks))
+        else:
+            generated_at = _now()
+            start_staging(staging, {**job, "job_key": job_key, "generated_at": generated_at})
+            _warn_disk(staging, user_idx.size * n)
+    except OSError as e:
+        raise _write_error(e, staging, out, 0) from e
+
+    reused = len(done)
+    todo = [t for t in tasks if t.index not in done]
+    opt = Options(
+        staging=str(staging),
+        n=n,
+        exclude_seen=bool(cfg.exclude_seen),
+        candidates=candidates,
+        batch_size=batch_size,
+        model_version=model_version,
+        generated_at=generated_at,
+    )
+    workers = _workers(cfg, len(todo))
+    bar = _progress(cfg.show_progress, user_idx.size, sum(r["users"] for r in done.values()))
+    t_score = time.perf_counter()
+    try:
+        for record in _engine(
+            cfg, model, model_path, todo, user_idx, bounds, opt, workers, override
+        ):
+            done[record["partition"]] = record
+            record_partitions(staging, done)
+            if bar is not None:
+                bar.update(record["users"])
+    except OSError as e:
+        raise _write_error(e, staging, out, len(done)) from e
+    except (BatchError, ImportError):
+        raise
+    except Exception as e:
+        # a model's own errors keep their type; engine failures (a dead worker, a Ray error)
+        # become a BatchError that says what is kept
+        if cfg.engine == "local" and not isinstance(e, RuntimeError):
+            raise
+        raise BatchError(
+            f"{cfg.engine} engine failed: {e} (the published result at {out} is untouched; "
+            f"{len(done)} finished partition(s) are kept for --resume)"
+        ) from e
+    finally:
+        if bar is not None:
+            bar.close()
+    t_scored = time.perf_counter()
+
+    records = [done[i] for i in sorted(done)]
+    if len(records) != len(tasks):  # pragma: no cover - an engine lost a partition
+        raise BatchError(f"only {len(records)} of {len(tasks)} partitions were scored")
+    seconds = {
+        "load": round(t_loaded - t_start, 3),
+        "score": round(t_scored - t_score, 3),
+    }
+    success = {
+        **job,
+        "generated_at": generated_at,
+        "published_at": _now(),
+        "job_key": job_key,
+        "model": {
+            "path": str(model_path),
+            "class": model.manifest_["model"]["class"],
+            "created_at": model.manifest_["created_at"],
+            "dataset": model.manifest_["dataset"]["name"],
+        },
+        "users_source": users_source,
+        "users": int(user_idx.size),
+        "rows": int(sum(r["rows"] for r in records)),
+        "rows_sha256": combined_digest(records),
+        "partitions": records,
+        "partitions_reused": reused,
+        "engine": cfg.engine,
+        "workers": workers,
+        "seconds": seconds,
+    }
+    t_pub = time.perf_counter()
+    try:
+        publish(staging, out, success)
+    except OSError as e:
+        raise _write_error(e, staging, out, len(done)) from e
+    seconds["publish"] = round(time.perf_counter() - t_pub, 3)
+    seconds["total"] = round(time.perf_counter() - t_start, 3)
+    return BatchResult(
+        out=str(out),
+        model_version=model_version,
+        users=success["users"],
+        rows=success["rows"],
+        partitions=len(records),
+        partitions_reused=reused,
+        rows_sha256=success["rows_sha256"],
+        engine=cfg.engine,
+        workers=workers,
+        seconds=seconds,
+    )
+
+
+# ---------------------------------------------------------------------- pieces
+def _check_config(cfg: BatchConfig) -> None:
+    if cfg.engine not in ENGINES:
+        raise ValueError(f"unknown engine {cfg.engine!r} (choose from {', '.join(ENGINES)})")
+    if not isinstance(cfg.partition_size, int) or cfg.partition_size <= 0:
+        raise ValueError(f"partition_size must be a positive int, got {cfg.partition_size!r}")
+    if cfg.workers is not None and cfg.workers <= 0:
+        raise ValueError(f"workers must be positive, got {cfg.workers}")
+    if not isinstance(cfg.threads, int) or cfg.threads <= 0:
+        raise ValueError(f"threads must be a positive int, got {cfg.threads!r}")
+    if cfg.batch_size is not None and cfg.batch_size <= 0:
+        raise ValueError(f"batch_size must be positive, got {cfg.batch_size}")
+    if cfg.engine == "ray":
+        from recogan.batch._ray import require_ray
+
+        require_ray()
+
+
+def _workers(cfg: BatchConfig, n_tasks: int) -> int:
+    from recogan.batch._local import n_cores
+
+    wanted = cfg.workers or max(1, n_cores() // cfg.threads)
+    return max(1, min(wanted, max(n_tasks, 1)))
+
+
+def _engine(cfg, model, model_path, todo, user_idx, bounds, opt, workers, override):
+    if cfg.engine == "ray":
+        from recogan.batch._ray import run_ray
+
+        return run_ray(
+            str(model_path),
+            todo,
+            user_idx,
+            [bounds[t.index] for t in todo],
+            opt,
+            workers=workers,
+            threads=cfg.threads,
+            override=override,
+            address=cfg.ray_address,
+            cpus_per_actor=cfg.ray_cpus_per_actor,
+        )
+    from recogan.batch._local import run_local
+
+    return run_local(
+        model, str(model_path), todo, opt, workers=workers, threads=cfg.threads, override=override
+    )
+
+
+def _progress(show: bool, total: int, initial: int):
+    if not show:
+        return None
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, initial=initial, unit="users", unit_scale=True, desc="batch-score")
+
+
+def _now() -> str:
+    return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+
+
+def _published_key(out: Path) -> str | None:
+    try:
+        return read_success(out).get("job_key")
+    except (BatchError, OSError, json.JSONDecodeError):
+        return None
+
+
+def _result_from(out: Path, cfg: BatchConfig, t_start: float) -> BatchResult:
+    s = read_success(out)
+    return BatchResult(
+        out=str(out),
+        model_version=s["model_version"],
+        users=s["users"],
+        rows=s["rows"],
+        partitions=len(s["partitions"]),
+        partitions_reused=len(s["partitions"]),
+        rows_sha256=s["rows_sha256"],
+        engine=cfg.engine,
+        workers=0,
+        seconds={"score": 0.0, "total": round(time.perf_counter() - t_start, 3)},
+    )
+
+
+def _warn_disk(staging: Path, rows: int) -> None:
+    # ~24 bytes a row before compression: a cheap early warning, the writes still check
+    free = shutil.disk_usage(staging).free
+    if free < 24 * rows:
+        log.warning(
+            "%s: only %.1f MB free for about %.1f MB of output",
+            staging,
+            free / 1e6,
+            24 * rows / 1e6,
+        )
+
+
+def _write_error(e: OSError, staging: Path, out: Path, n_done: int) -> BatchError:
+    where = e.filename or staging
+    what = e.strerror or str(e)
+    keep = (
+        f"; re-run with --resume to keep the {n_done} finished partition(s) in {staging}"
+        if n_done
+        else ""
+    )
+    return BatchError(
+        f"cannot write the batch output ({what}: {where}). The published result at {out} "
+        f"is untouched{keep}"
+    )

@@ -1,0 +1,197 @@
+"""The local engine: partitions scored in worker processes on this machine.
+
+Each worker loads (and verifies) the bundle once in its initializer and then scores whole
+partitions. Workers start with ``spawn`` so they never inherit the parent's threads or locks.
+Every worker (also the in-process one) runs BLAS / torch / faiss with the job's ``threads``:
+dense float math can differ in the last bit with the thread count, so fixing it per worker
+(not per machine) keeps rows byte-identical for any number of workers; by default
+``workers = cores // threads``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import sys
+from collections.abc import Iterator
+
+from recogan.batch._partition import Options, Task, apply_override, score_partition
+
+log = logging.getLogger(__name__)
+
+_THREAD_VARS = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
+
+# the model of this worker process, loaded once by ``init_worker``
+_MODEL = None
+
+
+def n_cores() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # pragma: no cover - not Linux
+        return os.cpu_count() or 1
+
+
+def set_threads(threads: int):
+    """Pin BLAS/OpenMP (threadpoolctl), torch and faiss (where loaded) to ``threads``.
+
+    Returns a function that restores the previous settings.
+    """
+    undo = []
+    if "torch" in sys.modules:
+        torch = sys.modules["torch"]
+        before = torch.get_num_threads()
+        torch.set_num_threads(threads)
+        undo.append(lambda: torch.set_num_threads(before))
+    if "faiss" in sys.modules:
+        faiss = sys.modules["faiss"]
+        before_f = faiss.omp_get_max_threads()
+        faiss.omp_set_num_threads(threads)
+        undo.append(lambda: faiss.omp_set_num_threads(before_f))
+    try:  # installed with scikit-learn; numpy's BLAS reads its env only at import
+        from threadpoolctl import threadpool_limits
+
+        limits = threadpool_limits(limits=threads)
+        undo.append(limits.restore_original_limits)
+    except ImportError:  # pragma: no cover
+        log.debug("threadpoolctl missing: BLAS threads follow OMP_NUM_THREADS")
+
+    def restore() -> None:
+        for f in reversed(undo):
+            f()
+
+    return restore
+
+
+def init_worker(
+    bundle: str, override: dict, threads: int, registry: dict, sys_path: list[str]
+) -> None:
+    """Load the bundle once per worker (with the parent's model registry and import path, so
+    models registered at run time load here too)."""
+    global _MODEL
+    _die_with_parent()
+    for p in sys_path:
+        if p not in sys.path:
+            sys.path.append(p)
+    from recogan.artifacts import load_model
+    from recogan.base import MODEL_REGISTRY
+
+    MODEL_REGISTRY.update(registry)
+    for var in _THREAD_VARS:
+        os.environ[var] = str(threads)
+    _MODEL = load_model(bundle)
+    apply_override(_MODEL, override)
+    set_threads(threads)  # after loading, which may import torch/faiss
+
+
+def _die_with_parent() -> None:
+    """Linux: have the kernel kill this worker when the job's process dies (e.g. SIGKILL), so
+    no orphan keeps writing into the staging directory of a later, resumed run."""
+    if not sys.platform.startswith("linux"):
+        return
+    try:
+        import ctypes
+        import signal
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        PR_SET_PDEATHSIG = 1
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+        if os.getppid() == 1:  # the parent died before prctl took effect
+            os._exit(1)
+    except (OSError, AttributeError):  # pragma: no cover - best effort
+        log.debug("could not set the parent-death signal", exc_info=True)
+
+
+def run_task(task: Task, opt: Options) -> dict:
+    if _MODEL is None:  # pragma: no cover - the initializer failed
+        raise RuntimeError("batch worker has no model: its initializer did not run")
+    return score_partition(_MODEL, task, opt)
+
+
+@contextlib.contextmanager
+def _thread_env(threads: int):
+    """Environment for spawned workers: BLAS reads its thread count at import."""
+    saved = {v: os.environ.get(v) for v in _THREAD_VARS}
+    os.environ.update({v: str(threads) for v in _THREAD_VARS})
+    try:
+        yield
+    finally:
+        for v, val in saved.items():
+            if val is None:
+                os.environ.pop(v, None)
+            else:
+                os.environ[v] = val
+
+
+def run_local(
+    model,
+    bundle: str,
+    tasks: list[Task],
+    opt: Options,
+    *,
+    workers: int,
+    threads: int,
+    override: dict,
+) -> Iterator[dict]:
+    """Score ``tasks``; yields each partition's record as it completes (any order).
+
+    One worker runs in this process on the already loaded ``model`` (its thread limits are
+    restored afterwards); more run in a process pool. Every worker uses ``threads`` threads.
+    """
+    if not tasks:
+        return
+    if workers <= 1:
+        restore = set_threads(threads)
+        try:
+            for task in tasks:
+                yield score_partition(model, task, opt)
+        finally:
+            restore()
+        return
+    log.info("local engine: %d workers × %d thread(s) on %d cores", workers, threads, n_cores())
+    # the pool starts its processes lazily (at submit): keep the env for the pool's lifetime
+    with _thread_env(threads):
+        yield from _run_pool(bundle, tasks, opt, workers, threads, override)
+
+
+def _run_pool(bundle, tasks, opt, workers, threads, override):
+    import multiprocessing as mp
+    from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+    from concurrent.futures.process import BrokenProcessPool
+
+    from recogan.base import MODEL_REGISTRY
+
+    pool = ProcessPoolExecutor(
+        max_workers=workers,
+        mp_context=mp.get_context("spawn"),
+        initializer=init_worker,
+        initargs=(bundle, override, threads, dict(MODEL_REGISTRY), list(sys.path)),
+    )
+    try:
+        # keep a bounded number of tasks in flight so a huge job does not queue every
+        # partition's user array at once
+        pending = set()
+        queue = iter(tasks)
+        for task in queue:
+            pending.add(pool.submit(run_task, task, opt))
+            if len(pending) >= 2 * workers:
+                break
+        while pending:
+            done, pending = wait(pending, return_when=FIRST_COMPLETED)
+            for fut in done:
+                try:
+                    record = fut.result()
+                except BrokenProcessPool as e:
+                    raise RuntimeError(
+                        "a batch worker process died (out of memory, killed, or it could not "
+                        "start: a script that calls batch_score with workers > 1 must guard it "
+                        "with `if __name__ == '__main__':`); re-run with --resume to keep the "
+                        "finished partitions"
+                    ) from e
+                yield record
+                nxt = next(queue, None)
+                if nxt is not None:
+                    pending.add(pool.submit(run_task, nxt, opt))
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)

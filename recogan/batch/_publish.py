@@ -1,0 +1,187 @@
+"""Staging and publishing of a batch result, and reading a published one.
+
+A job writes into ``.NAME.staging`` next to the output ``NAME``:
+
+    _job.json            what the job is (model version, options, users): a resume must match it
+    _partitions.json     the finished partitions with their size and sha256 (atomic rewrites)
+    part-NNNNN.parquet   one file per partition (written via tmp + fsync + rename)
+
+When every partition is done, ``_SUCCESS`` is written and the staging directory is renamed to
+``NAME``; a previously published ``NAME`` is moved aside first and removed only after the new
+one is in place, so readers see the old result or the new one, never a mix.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import shutil
+import uuid
+from pathlib import Path
+
+from recogan.batch._partition import fsync_dir, write_json_atomic
+
+log = logging.getLogger(__name__)
+
+FORMAT = "recogan-batch"
+FORMAT_VERSION = 1
+SUCCESS = "_SUCCESS"
+JOB = "_job.json"
+PARTITIONS = "_partitions.json"
+
+
+class BatchError(RuntimeError):
+    """A batch job could not run or publish (the previous published result is untouched)."""
+
+
+def staging_dir(out: Path) -> Path:
+    return out.parent / f".{out.name}.staging"
+
+
+def _old_dirs(out: Path) -> list[Path]:
+    return sorted(out.parent.glob(f".{out.name}.old-*"))
+
+
+def sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(1 << 20):
+            h.update(block)
+    return h.hexdigest()
+
+
+def combined_digest(records: list[dict]) -> str:
+    """One digest of all rows: of the partitions' row digests, in partition order."""
+    h = hashlib.sha256()
+    for r in sorted(records, key=lambda r: r["partition"]):
+        h.update(r["rows_sha256"].encode())
+    return h.hexdigest()
+
+
+def recover(out: Path) -> None:
+    """Finish or undo a publish that was interrupted between its two renames."""
+    olds = _old_dirs(out)
+    if not olds:
+        return
+    if out.exists():  # the new result is in place: the old one only awaits removal
+        for old in olds:
+            shutil.rmtree(old, ignore_errors=True)
+        return
+    staging = staging_dir(out)
+    if (staging / SUCCESS).is_file():
+        log.warning("%s: completing an interrupted publish", out)
+        os.rename(staging, out)
+        for old in olds:
+            shutil.rmtree(old, ignore_errors=True)
+    else:
+        log.warning("%s: restoring the previous result after an interrupted publish", out)
+        os.rename(olds[-1], out)
+    fsync_dir(out.parent)
+
+
+def verified_partitions(staging: Path, job_key: str) -> dict[int, dict]:
+    """Finished partitions in ``staging`` whose file matches its recorded size and sha256.
+
+    Files that are incomplete, altered or not recorded are removed (they will be redone).
+    """
+    job = json.loads((staging / JOB).read_text())
+    if job.get("job_key") != job_key:
+        raise BatchError(
+            f"{staging} holds an unfinished job with different inputs or options "
+            f"(model {job.get('model_version')}, n={job.get('n')}); "
+            "run without --resume to start over"
+        )
+    recorded = {}
+    mpath = staging / PARTITIONS
+    if mpath.is_file():
+        try:
+            recorded = {int(k): v for k, v in json.loads(mpath.read_text()).items()}
+        except (json.JSONDecodeError, ValueError, AttributeError):
+            log.warning("%s is unreadable: redoing every partition", mpath)
+    good = {}
+    for index, rec in recorded.items():
+        f = staging / rec["file"]
+        if f.is_file() and f.stat().st_size == rec["bytes"] and sha256_file(f) == rec["sha256"]:
+            good[index] = rec
+        else:
+            log.warning("%s: partition %d is missing or corrupt; redoing it", staging, index)
+    keep = {r["file"] for r in good.values()} | {JOB, PARTITIONS}
+    for f in staging.iterdir():
+        if f.name not in keep:
+            f.unlink() if f.is_file() else shutil.rmtree(f)
+    return good
+
+
+def start_staging(staging: Path, job: dict) -> None:
+    if staging.exists():
+        shutil.rmtree(staging)
+    staging.mkdir(parents=True)
+    write_json_atomic(job, staging / JOB)
+    write_json_atomic({}, staging / PARTITIONS)
+
+
+def record_partitions(staging: Path, done: dict[int, dict]) -> None:
+    write_json_atomic({str(k): v for k, v in sorted(done.items())}, staging / PARTITIONS)
+
+
+def publish(staging: Path, out: Path, success: dict) -> None:
+    """Write ``_SUCCESS`` into ``staging`` and swap it in as ``out``."""
+    write_json_atomic(success, staging / SUCCESS)
+    old = None
+    if out.exists():
+        old = out.parent / f".{out.name}.old-{uuid.uuid4().hex[:8]}"
+        os.rename(out, old)
+    try:
+        os.rename(staging, out)
+    except BaseException:
+        if old is not None:
+            os.rename(old, out)
+        raise
+    fsync_dir(out.parent)
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
+    # the bookkeeping stays in staging until the swap, so a failed publish can be resumed
+    for name in (JOB, PARTITIONS):
+        (out / name).unlink(missing_ok=True)
+
+
+# ---------------------------------------------------------------------- readers
+def read_success(out: str | Path) -> dict:
+    """The ``_SUCCESS`` manifest of a published result."""
+    out = Path(out)
+    path = out / SUCCESS
+    if not path.is_file():
+        raise BatchError(f"{out}: no {SUCCESS} manifest (not a published batch result)")
+    success = json.loads(path.read_text())
+    if success.get("format") != FORMAT:
+        raise BatchError(f"{path}: not a recogan batch result (format={success.get('format')!r})")
+    return success
+
+
+def verify_output(out: str | Path) -> dict:
+    """Check every partition file of a published result against ``_SUCCESS``; return it."""
+    out = Path(out)
+    success = read_success(out)
+    for rec in success["partitions"]:
+        f = out / rec["file"]
+        if not f.is_file():
+            raise BatchError(f"{out}: partition file {rec['file']} is missing")
+        if f.stat().st_size != rec["bytes"] or sha256_file(f) != rec["sha256"]:
+            raise BatchError(f"{out}: partition file {rec['file']} fails its checksum")
+    return success
+
+
+def read_recommendations(out: str | Path, *, verify: bool = True):
+    """All rows of a published result as one DataFrame (``user_id, rank, item_id, score``),
+    in partition order (users by model index, then rank)."""
+    import pandas as pd
+    import pyarrow.parquet as pq
+
+    out = Path(out)
+    success = verify_output(out) if verify else read_success(out)
+    frames = [pq.read_table(out / r["file"]).to_pandas() for r in success["partitions"]]
+    if not frames:
+        return pd.DataFrame(columns=["user_id", "rank", "item_id", "score"])
+    return pd.concat(frames, ignore_index=True)
