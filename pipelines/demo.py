@@ -1,7 +1,7 @@
 """`make demo`: the main job on the bundled Online Retail data.
 
-Steps: load + clean → split → summary. Later stages (train → evaluate → batch-score) are added
-here as the library grows; each prints what it did.
+Steps: load + clean → split → summary → evaluate (tuned baselines; report in reports/demo/).
+Later stages (train, batch-score) are added here as the library grows; each prints what it did.
 """
 
 from __future__ import annotations
