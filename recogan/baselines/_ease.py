@@ -26,7 +26,7 @@ class EASE(Model):
 
     @classmethod
     def search_space(cls) -> dict[str, list]:
-        return {"lam": [10.0, 50.0, 100.0, 200.0, 500.0, 1000.0, 2000.0, 5000.0]}
+        return {"lam": [100.0, 200.0, 500.0, 1000.0, 2000.0, 5000.0, 10000.0, 20000.0]}
 
     def _fit(self, train, valid) -> None:
         if self.config.lam <= 0:

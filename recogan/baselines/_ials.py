@@ -89,7 +89,7 @@ class IALS(Model):
     def search_space(cls) -> dict[str, list]:
         return {
             "factors": [32, 64, 128],
-            "reg": [0.1, 1.0, 10.0, 50.0],
+            "reg": [0.1, 1.0, 10.0, 50.0, 200.0],
             "alpha": [0.5, 1.0, 2.0, 5.0, 10.0],
         }
 

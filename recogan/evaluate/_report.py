@@ -241,6 +241,9 @@ class Report:
             img("tradeoff", "coverage@10 vs NDCG@10"),
             "<h2>Popularity of recommended items</h2>",
             img("popularity", "popularity of recommended items"),
+            "<p class='note'>head = the 20% most-bought items in training; head_rec_share: "
+            "share of top-10 slots given to head items; head_hit_share: share of the hits "
+            "that are head items (the rest are long-tail hits).</p>",
             table(self.popularity_table()),
         ]
         if not self.tests.empty:
