@@ -68,7 +68,7 @@ class ItemTower(nn.Module):
         bias = self.bias
         if items is not None:
             E, bias = E[items], bias[items]
-            logpop = logpop[..., items]
+            logpop = logpop[..., items] if logpop.dim() else logpop
         return self.log_scale.exp() * q @ E.T + bias + self.pop_weight * logpop
 
 

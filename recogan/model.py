@@ -79,7 +79,7 @@ class GANRecommenderConfig:
     history_dropout: float = 0.0
     noise_std: float = 1.0
     device: str = "auto"
-    threads: int = 2
+    threads: int = 1
     # -- inference
     #: Query vectors per customer (S); S=1 is the deterministic mode (z = 0).
     n_draws: int = 1
@@ -276,9 +276,9 @@ class GANRecommender(Model):
             k = min(N, depth + n_excl)
         qn = q.cpu().numpy().reshape(B * S, -1) * self.scale_
         queries = np.hstack([qn, np.ones((B * S, 1), np.float32)])  # [s q, 1] · [e_i, b_i]
-        I, D = self._search(queries, k)
-        I, D = I.reshape(B, S, k), D.reshape(B, S, k)
-        merged = _merge(I, D, N, c.merge)  # (B, N) dense, -inf where never retrieved
+        ids, sc = self._search(queries, k)
+        ids, sc = ids.reshape(B, S, k), sc.reshape(B, S, k)
+        merged = _merge(ids, sc, N, c.merge)  # (B, N) dense, -inf where never retrieved
         if not c.d_weight:
             return topn(merged, n, exclude=exclude, candidates=candidates)
         pool, pool_scores = topn(merged, depth, exclude=exclude, candidates=candidates)
@@ -351,27 +351,27 @@ def _windows(indptr, items, times, L):
     return history_window(items, times, indptr[:-1], indptr[1:], L)
 
 
-def _merge(I: np.ndarray, D: np.ndarray, N: int, rule: str) -> np.ndarray:
-    """Merge ``S`` retrieved lists per row (``I``, ``D``: ``(B, S, k)``) into dense ``(B, N)``
+def _merge(ids: np.ndarray, sc: np.ndarray, N: int, rule: str) -> np.ndarray:
+    """Merge ``S`` retrieved lists per row (``ids``, ``sc``: ``(B, S, k)``) into dense ``(B, N)``
     scores; items no draw retrieved get ``-inf``."""
-    B, S, k = I.shape
-    rows = np.broadcast_to(np.arange(B)[:, None, None], I.shape)
-    valid = I >= 0
-    r, i = rows[valid], I[valid]
+    B, S, k = ids.shape
+    rows = np.broadcast_to(np.arange(B)[:, None, None], ids.shape)
+    valid = ids >= 0
+    r, i = rows[valid], ids[valid]
     out = np.full((B, N), -np.inf, dtype=np.float32)
     if rule == "max" or S == 1:
-        np.maximum.at(out, (r, i), D[valid])
+        np.maximum.at(out, (r, i), sc[valid])
         return out
     hit = np.zeros((B, N), dtype=bool)
     hit[r, i] = True
     acc = np.zeros((B, N), dtype=np.float64)
     if rule == "rrf":
-        rank = np.broadcast_to(np.arange(k)[None, None, :], I.shape)[valid]
+        rank = np.broadcast_to(np.arange(k)[None, None, :], ids.shape)[valid]
         np.add.at(acc, (r, i), 1.0 / (60.0 + rank))
     else:  # mean; a draw that missed an item contributes its lowest retrieved score
-        floor = np.where(valid, D, np.inf).min(axis=2)  # (B, S)
+        floor = np.where(valid, sc, np.inf).min(axis=2)  # (B, S)
         acc += floor.sum(1, keepdims=True)
-        np.add.at(acc, (r, i), (D - floor[:, :, None])[valid])
+        np.add.at(acc, (r, i), (sc - floor[:, :, None])[valid])
         acc /= S
     out[hit] = acc[hit]
     return out

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import copy
 import logging
-import os
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -68,8 +67,9 @@ class TrainConfig:
     noise_std: float = 1.0
     #: "auto" (CUDA when present), "cpu" or "cuda".
     device: str = "auto"
-    #: torch CPU threads (set explicitly: shared machines suffer from oversubscription).
-    threads: int = 2
+    #: torch CPU threads. One is the safe default: on a busy shared machine extra threads
+    #: spin at every op's barrier and made training ~5x slower.
+    threads: int = 1
 
 
 def resolve_device(device: str) -> str:
@@ -148,9 +148,9 @@ def history_window(items, times, start, end, L):
 
 
 class WindowPopularity:
-    """Events per item in the ``window_days`` whole days before a time (a day grid of
-    cumulative counts), as ``log1p``. The day of ``t`` itself is left out, so a pair's own
-    basket never counts towards its popularity feature."""
+    """Events per item in the ``window_days`` whole days before a time, as ``log1p``, from a
+    day grid. The day of ``t`` itself is left out, so a pair's own basket never counts towards
+    its popularity feature."""
 
     def __init__(self, data: Dataset, window_days: int) -> None:
         t = data.times
@@ -160,18 +160,22 @@ class WindowPopularity:
         n_days = int(day.max()) + 2 if len(t) else 2
         counts = np.zeros((n_days, data.n_items), dtype=np.int32)
         np.add.at(counts, (day, data.item_idx), 1)
-        self.cum = np.vstack([np.zeros((1, data.n_items), np.int32), np.cumsum(counts, 0)])
+        cum = np.vstack([np.zeros((1, data.n_items), np.int32), np.cumsum(counts, 0)])
+        lo = np.maximum(np.arange(len(cum)) - self.window, 0)
+        #: ``table[d]``: log1p of the events per item on days ``[d - window, d)``.
+        self.table = np.log1p(cum - cum[lo]).astype(np.float32)  # (n_days + 1, n_items)
+
+    def day_of(self, times: np.ndarray) -> np.ndarray:
+        d = (np.asarray(times, dtype=np.int64) - self.t0) // int(DAY)
+        return np.clip(d, 0, self.table.shape[0] - 1)
 
     def logpop(self, times: np.ndarray) -> np.ndarray:
-        """``(B, n_items)`` float32 ``log1p(count)`` for events before each day of ``times``."""
-        d = np.clip((np.asarray(times) - self.t0) // int(DAY), 0, self.cum.shape[0] - 1)
-        lo = np.maximum(d - self.window, 0)
-        return np.log1p(self.cum[d] - self.cum[lo]).astype(np.float32)
+        """``(B, n_items)`` float32 feature for events at ``times``."""
+        return self.table[self.day_of(times)]
 
     def after(self, t_end: int) -> np.ndarray:
         """The feature for recommending after the last training event (its day included)."""
-        d = min((int(t_end) - self.t0) // int(DAY) + 1, self.cum.shape[0] - 1)
-        return np.log1p(self.cum[d] - self.cum[max(d - self.window, 0)]).astype(np.float32)
+        return self.table[min(int(self.day_of([t_end])[0]) + 1, self.table.shape[0] - 1)].copy()
 
 
 # ---------------------------------------------------------------------- the loop
@@ -228,6 +232,7 @@ def train_gan(
         p_pairs = decay_weights((pairs.time.max() - pairs.time) / DAY, c.pair_half_life_days)
         p_pairs = p_pairs / p_pairs.sum()
     n_epoch = c.pairs_per_epoch or len(pairs)
+    pop_table = torch.as_tensor(pop.table, device=device) if pop is not None else None
     history: list[dict] = []
     best, best_state, bad = -np.inf, None, 0
     for epoch in range(1, c.epochs + 1):
@@ -248,11 +253,11 @@ def train_gan(
             hist = torch.as_tensor(hist_np, device=device)  # (B, L)
             w = torch.as_tensor(w_np, dtype=torch.float32, device=device)  # (B, L)
             target = torch.as_tensor(pairs.target[idx], device=device)  # (B,)
-            logpop = (
-                torch.as_tensor(pop.logpop(pairs.time[idx]), device=device)
-                if pop is not None
-                else torch.zeros(len(idx), N, device=device)
-            )  # (B, N)
+            if pop_table is not None:
+                days = torch.as_tensor(pop.day_of(pairs.time[idx]), device=device)
+                logpop = pop_table[days]  # (B, N)
+            else:
+                logpop = torch.zeros((), device=device)
             B = len(idx)
             E = tower.vectors()  # (N, d)
             b = decay_pool(E, hist, w)  # (B, d)
@@ -343,10 +348,6 @@ def _negatives(full, seen, target, k, N, device):
     uni = torch.where(uni == target[:, None], (uni + 1) % N, uni)
     parts.append(uni)
     return torch.cat(parts, 1)
-
-
-def default_threads() -> int:
-    return max(1, min(2, os.cpu_count() or 1))
 
 
 def decay_pool(*args, **kwargs):
