@@ -17,6 +17,21 @@ def main() -> int:
 
     print("== 1. data: load, clean, split (bundled UCI Online Retail)")
     rc = cli(["info", "--data", "online_retail", "--split"])
+    if rc:
+        return rc
+
+    print("== 2. evaluate: tuned baselines, CIs, paired tests → reports/demo/report.html")
+    rc = cli(
+        [
+            "evaluate",
+            "--data",
+            "online_retail",
+            "--models",
+            "pop,itemknn,ease,ials",
+            "--out",
+            str(ROOT / "reports" / "demo"),
+        ]
+    )
     return rc
 
 

@@ -20,6 +20,10 @@ class Popularity(Model):
     name = "pop"
     Config = PopularityConfig
 
+    @classmethod
+    def search_space(cls) -> dict[str, list]:
+        return {"window_days": [None, 7.0, 14.0, 30.0, 60.0, 120.0]}
+
     def _fit(self, train, valid) -> None:
         if self.config.window_days is None:
             self.scores_ = train.item_popularity().astype(np.float32)

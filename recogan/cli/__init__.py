@@ -14,6 +14,7 @@ import sys
 #: command name → module defining ``register(subparsers)``.
 COMMANDS = {
     "info": "recogan.cli._info",
+    "evaluate": "recogan.cli._evaluate",
 }
 
 

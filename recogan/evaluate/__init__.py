@@ -1,5 +1,19 @@
-"""Offline evaluation: protocols, metrics, significance and reports."""
+"""Offline evaluation: protocols, metrics, significance, tuning and reports.
 
+``evaluate(data, models=[...])`` tunes each model with the same budget on validation NDCG@10,
+refits it on train + valid, scores the test period and returns a :class:`Report`.
+"""
+
+from recogan.evaluate._beyond import (
+    copurchase_similarity,
+    coverage,
+    gini,
+    intra_list_diversity,
+    list_metrics,
+    popularity_percentile,
+    self_information,
+    vector_similarity,
+)
 from recogan.evaluate._metrics import (
     ACCURACY_METRICS,
     evaluate_model,
@@ -7,5 +21,40 @@ from recogan.evaluate._metrics import (
     ranking_metrics,
     target_matrix,
 )
+from recogan.evaluate._protocol import PROTOCOLS, Protocol, sampled_candidates, score_model
+from recogan.evaluate._report import Report
+from recogan.evaluate._run import BASELINES, DEFAULT_MODELS, activity_bucket, evaluate
+from recogan.evaluate._stats import bootstrap_ci, paired_test, significance_mark
+from recogan.evaluate._tune import TuneResult, candidate_params, search_space, tune
 
-__all__ = ["ACCURACY_METRICS", "evaluate_model", "mean_metrics", "ranking_metrics", "target_matrix"]
+__all__ = [
+    "ACCURACY_METRICS",
+    "BASELINES",
+    "DEFAULT_MODELS",
+    "PROTOCOLS",
+    "Protocol",
+    "Report",
+    "TuneResult",
+    "activity_bucket",
+    "bootstrap_ci",
+    "candidate_params",
+    "copurchase_similarity",
+    "coverage",
+    "evaluate",
+    "evaluate_model",
+    "gini",
+    "intra_list_diversity",
+    "list_metrics",
+    "mean_metrics",
+    "paired_test",
+    "popularity_percentile",
+    "ranking_metrics",
+    "sampled_candidates",
+    "score_model",
+    "search_space",
+    "self_information",
+    "significance_mark",
+    "target_matrix",
+    "tune",
+    "vector_similarity",
+]

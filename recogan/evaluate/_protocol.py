@@ -1,0 +1,123 @@
+"""Evaluation protocols: how data is split and how each model's lists are scored.
+
+- ``temporal`` (default): a global time cut (train < valid < test); a model is tuned on
+  train → valid and scored, refitted on train + valid, on test.
+- ``leave-last-out``: each customer's last basket is test, the one before it validation.
+
+Ranking is over the full catalog with the user's seen items excluded. Sampled-negative ranking
+(each user's targets among ``n_negatives`` random unseen items) is only used when asked for and
+is labelled ``sampled`` wherever it is reported: it inflates every metric and can reorder models.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import asdict, dataclass
+
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+
+from recogan.data import Dataset, Split, leave_last_out, temporal_split
+from recogan.evaluate._metrics import ranking_metrics, target_matrix
+
+log = logging.getLogger(__name__)
+
+PROTOCOLS = ("temporal", "leave-last-out")
+
+
+@dataclass(frozen=True)
+class Protocol:
+    """How a run splits and ranks."""
+
+    #: ``temporal`` (global time cut) or ``leave-last-out`` (last basket per customer).
+    name: str = "temporal"
+    #: Temporal split: share of the latest events that are test.
+    test_frac: float = 0.1
+    #: Temporal split: share of the events before the test period that are validation.
+    valid_frac: float = 0.1
+    #: ``full`` (rank the whole catalog) or ``sampled`` (targets among random negatives).
+    ranking: str = "full"
+    #: Negatives per user for ``sampled`` ranking.
+    n_negatives: int = 100
+    #: Remove items the user already bought from the ranking.
+    exclude_seen: bool = True
+
+    def __post_init__(self) -> None:
+        name = self.name.replace("_", "-")
+        if name not in PROTOCOLS:
+            raise ValueError(f"unknown protocol {self.name!r} (known: {', '.join(PROTOCOLS)})")
+        object.__setattr__(self, "name", name)
+        if self.ranking not in ("full", "sampled"):
+            raise ValueError(f"ranking must be 'full' or 'sampled', got {self.ranking!r}")
+        if self.ranking == "sampled" and self.n_negatives <= 0:
+            raise ValueError(f"n_negatives must be positive, got {self.n_negatives}")
+
+    @property
+    def label(self) -> str:
+        rank = "full-catalog" if self.ranking == "full" else f"sampled({self.n_negatives} neg)"
+        seen = "seen excluded" if self.exclude_seen else "seen kept"
+        return f"{self.name}, {rank}, {seen}"
+
+    def to_dict(self) -> dict:
+        return {**asdict(self), "label": self.label}
+
+    def split(self, data: Dataset) -> Split:
+        if self.name == "temporal":
+            return temporal_split(data, test_frac=self.test_frac, valid_frac=self.valid_frac)
+        return leave_last_out(data, valid=True)
+
+
+def sampled_candidates(
+    users: np.ndarray, targets: sp.csr_matrix, seen: sp.csr_matrix, n_negatives: int, seed: int
+) -> np.ndarray:
+    """``(B, max_targets + n_negatives)`` candidates per user: the targets plus ``n_negatives``
+    items drawn uniformly from those neither seen nor targets (``-1`` pads). Seeded."""
+    rng = np.random.default_rng(seed)
+    n_items = targets.shape[1]
+    n_t = np.diff(targets.indptr)
+    out = np.full((len(users), int(n_t.max(initial=0)) + n_negatives), -1, dtype=np.int64)
+    for r, u in enumerate(users):
+        tgt = targets.indices[targets.indptr[r] : targets.indptr[r + 1]]
+        banned = np.zeros(n_items, dtype=bool)
+        banned[seen.indices[seen.indptr[u] : seen.indptr[u + 1]]] = True
+        banned[tgt] = True
+        pool = np.flatnonzero(~banned)
+        neg = rng.choice(pool, size=min(n_negatives, pool.size), replace=False)
+        out[r, : tgt.size] = tgt
+        out[r, tgt.size : tgt.size + neg.size] = neg
+    return out
+
+
+def score_model(
+    model,
+    test: Dataset,
+    ks,
+    protocol: Protocol | None = None,
+    *,
+    seed: int = 0,
+    batch_size: int = 1024,
+) -> tuple[pd.DataFrame, np.ndarray]:
+    """Per-user accuracy metrics of a fitted ``model`` on ``test`` and its ``(B, max K)`` lists.
+
+    The frame has ``user``, ``n_targets`` and ``<metric>@<K>`` columns; targets are the test
+    items each user had not bought before (see :func:`target_matrix`)."""
+    protocol = protocol or Protocol()
+    users, T = target_matrix(test, model.seen_)
+    kmax = max(ks)
+    recs = np.full((len(users), kmax), -1, dtype=np.int64)
+    cands = None
+    if protocol.ranking == "sampled":
+        cands = sampled_candidates(users, T, model.seen_, protocol.n_negatives, seed)
+    for start in range(0, len(users), batch_size):
+        sl = slice(start, start + batch_size)
+        recs[sl] = model.recommend(
+            users[sl],
+            n=kmax,
+            exclude_seen=protocol.exclude_seen,
+            candidates=None if cands is None else cands[sl],
+        )[0]
+    frame = ranking_metrics(recs, T, ks)
+    frame.insert(0, "n_targets", np.diff(T.indptr))
+    frame.insert(0, "user", users)
+    return frame, recs

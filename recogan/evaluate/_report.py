@@ -1,0 +1,306 @@
+"""The evaluation report: tables, markdown, self-contained HTML and the metrics.json."""
+
+from __future__ import annotations
+
+import html
+import json
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+#: Accuracy metrics of the summary (K = 10), then what the lists look like.
+ACCURACY_SUMMARY = ("HR@10", "NDCG@10", "Recall@10", "Precision@10", "MRR@10", "MAP@10")
+BEYOND_SUMMARY = ("coverage@10", "gini@10", "novelty@10", "diversity@10", "popbias@10")
+SUMMARY_METRICS = ACCURACY_SUMMARY + BEYOND_SUMMARY
+
+
+def _num(x) -> float | None:
+    x = float(x)
+    return None if math.isnan(x) else x
+
+
+@dataclass
+class Report:
+    """What :func:`recogan.evaluate.evaluate` found. ``metrics`` has one row per model (every
+    metric@K, ``fit_seconds``, ``users``); ``per_user`` one row per (model, test user);
+    ``ci`` the 95% bootstrap interval of each per-user metric; ``tests`` the paired tests
+    against the best baseline; ``activity`` the breakdown by history length."""
+
+    dataset: dict
+    protocol: dict
+    ks: list
+    metrics: pd.DataFrame
+    ci: dict
+    per_user: pd.DataFrame
+    tests: pd.DataFrame
+    activity: pd.DataFrame
+    tuning: dict
+    params: dict
+    tradeoff: dict = field(default_factory=dict)
+    rec_popularity: dict = field(default_factory=dict)
+
+    @property
+    def models(self) -> list[str]:
+        return list(self.metrics.index)
+
+    def metric_names(self) -> list[str]:
+        return [c for c in self.metrics.columns if "@" in c and "share" not in c]
+
+    # ------------------------------------------------------------------ JSON
+    def to_dict(self) -> dict:
+        """The metrics.json document: dataset, protocol, and per model every metric@K,
+        ``fit_seconds`` and ``params``."""
+        models = {}
+        for name in self.models:
+            row = self.metrics.loc[name]
+            entry = {c: _num(row[c]) for c in self.metric_names()}
+            entry["fit_seconds"] = float(row["fit_seconds"])
+            entry["params"] = self.params[name]
+            models[name] = entry
+        protocol = json.loads(json.dumps(self.protocol, default=str))
+        return {
+            "dataset": {k: int(self.dataset[k]) for k in ("users", "items", "interactions")},
+            "protocol": protocol,
+            "models": models,
+        }
+
+    def to_json(self, path) -> Path:
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(self.to_dict(), indent=2, allow_nan=False) + "\n")
+        return path
+
+    # ------------------------------------------------------------------ tables
+    def _mark(self, name: str, metric: str = "NDCG@10") -> str:
+        from recogan.evaluate._stats import significance_mark
+
+        if self.tests.empty:
+            return ""
+        t = self.tests[(self.tests["model"] == name) & (self.tests["metric"] == metric)]
+        return "" if t.empty else significance_mark(t["p_value"].iloc[0], t["mean_diff"].iloc[0])
+
+    def summary_table(self, metrics=SUMMARY_METRICS, fit: bool = True) -> pd.DataFrame:
+        """Strings for the summary: mean [95% CI] for per-user metrics, significance marks."""
+        best = self.protocol.get("best_baseline")
+        out = {}
+        for name in self.models:
+            row = self.metrics.loc[name]
+            cells = {}
+            for m in metrics:
+                if m not in row:
+                    continue
+                v = row[m]
+                if m in self.ci.get(name, {}):
+                    lo, hi = self.ci[name][m]
+                    cell = f"{v:.4f} [{lo:.4f}, {hi:.4f}]"
+                else:
+                    cell = f"{v:.4f}"
+                if m in ("NDCG@10", "HR@10"):
+                    cell += " " + (self._mark(name, m) if name != best else "(ref)")
+                cells[m] = cell.strip()
+            if fit:
+                cells["fit s"] = f"{row['fit_seconds']:.1f}"
+            out[name] = cells
+        frame = pd.DataFrame.from_dict(out, orient="index")
+        frame.index.name = "model"
+        return frame
+
+    def curves(self, metric: str) -> pd.DataFrame:
+        """``metric`` at each K: models × K."""
+        return pd.DataFrame(
+            {k: self.metrics[f"{metric}@{k}"] for k in self.ks if f"{metric}@{k}" in self.metrics}
+        )
+
+    def activity_table(self, metric: str = "NDCG@10") -> pd.DataFrame:
+        t = self.activity.pivot(index="activity", columns="model", values=metric)
+        order = sorted(t.index, key=lambda s: int(str(s).split("-")[0].rstrip("+")))
+        users = self.activity.groupby("activity")["users"].max()
+        t = t.loc[order, self.models]
+        t.insert(0, "users", users.loc[order].astype(int))
+        return t
+
+    def popularity_table(self) -> pd.DataFrame:
+        cols = ["head_rec_share@10", "head_hit_share@10", "popbias@10", "novelty@10"]
+        return self.metrics[[c for c in cols if c in self.metrics]]
+
+    def tuning_table(self) -> pd.DataFrame:
+        rows = []
+        for name in self.models:
+            t = self.tuning.get(name)
+            rows.append(
+                {
+                    "model": name,
+                    "trials": t["trials"] if t else 0,
+                    "valid NDCG@10": f"{t['valid_NDCG@10']:.4f}" if t else "-",
+                    "params": json.dumps(self.params[name]),
+                }
+            )
+        return pd.DataFrame(rows).set_index("model")
+
+    def tests_table(self) -> pd.DataFrame:
+        if self.tests.empty:
+            return self.tests
+        t = self.tests[["model", "vs", "metric", "mean_diff", "p_value", "n"]].copy()
+        t["mean_diff"] = t["mean_diff"].map(lambda x: f"{x:+.4f}")
+        t["p_value"] = t["p_value"].map(lambda x: f"{x:.2g}")
+        return t.set_index("model")
+
+    # ------------------------------------------------------------------ markdown
+    def header_lines(self) -> list[str]:
+        d, p = self.dataset, self.protocol
+        sampled = p.get("ranking") == "sampled"
+        lines = [
+            f"Dataset **{d['name']}**: {d['users']:,} users, {d['items']:,} items, "
+            f"{d['interactions']:,} interactions.",
+            f"Protocol: **{p['label']}**"
+            + (" — SAMPLED ranking: numbers are not comparable to full ranking." if sampled else "")
+            + f"; test users: {int(self.metrics['users'].iloc[0]):,}; seed {p['seed']}.",
+            (
+                f"Tuning: {p['budget']} trials per model on validation {p['tune_metric']}, "
+                "then refit on train+valid."
+                if p.get("tuned")
+                else "Tuning: off (default or given hyperparameters)."
+            ),
+            f"Intervals: 95% bootstrap ({p['n_boot']} resamples of users). Marks: {p['test']} "
+            f"paired test vs the best baseline **{p.get('best_baseline')}** (ref); "
+            "▲/▼ better/worse, \\* p<0.05, \\*\\* p<0.01, \\*\\*\\* p<0.001.",
+        ]
+        return lines
+
+    def to_markdown(self) -> str:
+        parts = ["# Offline evaluation", "", *[f"- {x}" for x in self.header_lines()], ""]
+        parts += [
+            "## Accuracy at K = 10 (mean [95% CI])",
+            "",
+            self.summary_table(ACCURACY_SUMMARY, fit=False).pipe(_md_table),
+            "",
+            "## The lists at K = 10",
+            "",
+            self.summary_table(BEYOND_SUMMARY).pipe(_md_table),
+            "",
+        ]
+        for m in ("HR", "NDCG", "Recall"):
+            parts += [f"## {m}@K", "", self.curves(m).round(4).pipe(_md_table), ""]
+        parts += [
+            "## NDCG@10 by customer activity (distinct items bought before the test)",
+            "",
+            self.activity_table().round(4).pipe(_md_table),
+            "",
+            "## Item popularity (head = 20% most-bought items)",
+            "",
+            self.popularity_table().round(4).pipe(_md_table),
+            "",
+        ]
+        if not self.tests.empty:
+            parts += ["## Paired tests", "", self.tests_table().pipe(_md_table), ""]
+        parts += ["## Chosen hyperparameters", "", self.tuning_table().pipe(_md_table), ""]
+        for name, t in self.tradeoff.items():
+            parts += [f"## Trade-off: {name}", "", t.round(4).pipe(_md_table, index=False), ""]
+        return "\n".join(parts)
+
+    # ------------------------------------------------------------------ HTML
+    def to_html(self, path) -> Path:
+        from recogan.evaluate._plots import figures
+
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        imgs = figures(self)
+
+        def table(frame: pd.DataFrame) -> str:
+            return frame.to_html(
+                classes="t", border=0, index_names=False, float_format=lambda x: f"{x:.4f}"
+            )
+
+        def img(key: str, alt: str) -> str:
+            return f'<img alt="{html.escape(alt)}" src="data:image/png;base64,{imgs[key]}">'
+
+        head = "".join(f"<li>{_md_inline(x)}</li>" for x in self.header_lines())
+        body = [
+            "<h1>Offline evaluation</h1>",
+            f"<ul class='meta'>{head}</ul>",
+            "<h2>Accuracy at K = 10</h2>",
+            "<p class='note'>mean over test users [95% bootstrap CI]; marks: paired test "
+            "against the reference baseline (ref).</p>",
+            table(self.summary_table(ACCURACY_SUMMARY, fit=False)),
+            "<h2>The lists at K = 10</h2>",
+            "<p class='note'>coverage: share of the catalog recommended to anyone; gini: "
+            "concentration of exposure (0 = even); novelty: bits of self-information; "
+            "diversity: mean pairwise 1 − cosine; popbias: mean popularity percentile; "
+            "fit s: seconds of the final fit.</p>",
+            table(self.summary_table(BEYOND_SUMMARY)),
+            "<h2>Accuracy over K</h2>",
+            img("curves", "HR@K and NDCG@K"),
+            "<h2>By customer activity</h2>",
+            img("activity", "NDCG@10 by activity bucket"),
+            table(self.activity_table()),
+            "<h2>Coverage vs accuracy</h2>",
+            img("tradeoff", "coverage@10 vs NDCG@10"),
+            "<h2>Popularity of recommended items</h2>",
+            img("popularity", "popularity of recommended items"),
+            table(self.popularity_table()),
+        ]
+        if not self.tests.empty:
+            body += ["<h2>Paired tests</h2>", table(self.tests_table())]
+        body += ["<h2>Chosen hyperparameters</h2>", table(self.tuning_table())]
+        page = _PAGE.format(title="recogan offline evaluation", body="\n".join(body))
+        path.write_text(page, encoding="utf-8")
+        return path
+
+    def save(self, out_dir) -> dict[str, Path]:
+        """metrics.json, report.md, report.html and per_user.parquet in ``out_dir``."""
+        out = Path(out_dir)
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "report.md").write_text(self.to_markdown() + "\n", encoding="utf-8")
+        self.per_user.to_parquet(out / "per_user.parquet", index=False)
+        return {
+            "metrics": self.to_json(out / "metrics.json"),
+            "markdown": out / "report.md",
+            "html": self.to_html(out / "report.html"),
+            "per_user": out / "per_user.parquet",
+        }
+
+
+def _md_table(frame: pd.DataFrame, index: bool = True) -> str:
+    """A GitHub-flavoured markdown table (no extra dependency)."""
+
+    def fmt(x) -> str:
+        if isinstance(x, (float, np.floating)):
+            return "" if np.isnan(x) else f"{x:.4f}"
+        return str(x).replace("|", "\\|").replace("*", "\\*")
+
+    cols = ([frame.index.name or ""] if index else []) + [str(c) for c in frame.columns]
+    lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
+    for key, row in frame.astype(object).iterrows():
+        cells = ([fmt(key)] if index else []) + [fmt(v) for v in row]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def _md_inline(text: str) -> str:
+    """``**bold**`` and ``\\*`` escapes of a markdown line, as HTML."""
+    parts = html.escape(text).replace("\\*", "\0").split("**")
+    out = "".join(f"<b>{p}</b>" if i % 2 else p for i, p in enumerate(parts))
+    return out.replace("\0", "*")
+
+
+_PAGE = """<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>{title}</title>
+<style>
+body {{ font-family: -apple-system, "Segoe UI", Helvetica, Arial, sans-serif; margin: 2em auto;
+       max-width: 1250px; color: #222; line-height: 1.4; }}
+h1 {{ font-size: 1.7em; }} h2 {{ font-size: 1.25em; margin-top: 1.6em;
+       border-bottom: 1px solid #ddd; padding-bottom: .2em; }}
+.meta li {{ margin: .2em 0; }} .note {{ color: #666; font-size: .9em; }}
+table.t {{ border-collapse: collapse; font-size: .85em; margin: .5em 0; }}
+table.t th, table.t td {{ padding: .3em .6em; border-bottom: 1px solid #eee; text-align: right;
+       white-space: nowrap; }}
+table.t th {{ background: #f6f6f6; }} table.t tr:hover td {{ background: #fafafa; }}
+img {{ max-width: 100%; display: block; margin: .5em 0; }}
+</style></head>
+<body>
+{body}
+</body></html>
+"""

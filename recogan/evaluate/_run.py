@@ -1,0 +1,261 @@
+"""``evaluate(...)``: tune, refit, score and compare models under one protocol → a Report."""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+import logging
+import time
+from collections.abc import Sequence
+
+import numpy as np
+import pandas as pd
+
+from recogan.base import MODEL_REGISTRY, model_class
+from recogan.data import Dataset, Split
+from recogan.evaluate import _beyond as beyond
+from recogan.evaluate._protocol import Protocol, score_model
+from recogan.evaluate._report import Report
+from recogan.evaluate._stats import bootstrap_ci, paired_test
+from recogan.evaluate._tune import TUNE_METRIC, _with_seed, tune
+
+log = logging.getLogger(__name__)
+
+#: Every registered model, the default of ``evaluate`` and the CLI.
+DEFAULT_MODELS = ("pop", "itemknn", "ease", "ials", "gan")
+#: The models that count as baselines (the best of them is the reference of the paired tests).
+BASELINES = ("pop", "itemknn", "ease", "ials")
+#: Customer-activity buckets: distinct items bought before the test period.
+ACTIVITY_EDGES = (1, 5, 10, 20, 50)
+
+
+def resolve_model(name: str):
+    """The model class for ``name``; a model whose module cannot be imported is an error
+    (never silently skipped: a report missing a model would mislead)."""
+    key = name.strip().lower()
+    try:
+        return model_class(key)
+    except (ImportError, AttributeError) as e:
+        raise ValueError(
+            f"model {name!r} ({MODEL_REGISTRY.get(key, '?')}) cannot be imported: {e}. "
+            f"Leave it out of --models or install the part that provides it."
+        ) from e
+
+
+def activity_bucket(n_history: np.ndarray, edges=ACTIVITY_EDGES) -> np.ndarray:
+    """Labels like ``"5-9"`` / ``"50+"`` for history lengths (``"0"`` below the first edge)."""
+    labels = [f"{lo}-{hi - 1}" for lo, hi in itertools.pairwise(edges)] + [f"{edges[-1]}+"]
+    idx = np.searchsorted(np.asarray(edges), n_history, side="right") - 1
+    return np.where(idx >= 0, np.array(labels, dtype=object)[np.maximum(idx, 0)], "0")
+
+
+def _progress(iterable, show: bool, **kw):
+    if not show:
+        return iterable
+    from tqdm.auto import tqdm
+
+    return tqdm(iterable, **kw)
+
+
+def evaluate(
+    data_or_split: Dataset | Split,
+    models: Sequence[str] = DEFAULT_MODELS,
+    protocol: str | Protocol = "temporal",
+    ks: Sequence[int] = (5, 10, 20),
+    *,
+    tune: bool = True,
+    budget: int = 8,
+    seed: int = 0,
+    params: dict[str, dict] | None = None,
+    ranking: str = "full",
+    n_negatives: int = 100,
+    n_boot: int = 1000,
+    test: str = "wilcoxon",
+    show_progress: bool = True,
+) -> Report:
+    """Evaluate ``models`` (registry names) on a Dataset (split by ``protocol``) or a Split.
+
+    With ``tune``, every model gets the same search ``budget`` on the validation split
+    (NDCG@10), else its defaults (or ``params[name]``); the chosen model is refitted on train +
+    valid and scored on test. K = 10 is always included (tuning and the summary use it).
+    """
+    proto = (
+        protocol
+        if isinstance(protocol, Protocol)
+        else Protocol(name=protocol, ranking=ranking, n_negatives=n_negatives)
+    )
+    ks = tuple(sorted({int(k) for k in ks} | {10}))
+    if min(ks) <= 0:
+        raise ValueError(f"K values must be positive, got {ks}")
+    names = [m.strip().lower() for m in models if m.strip()]
+    if not names:
+        raise ValueError("no models to evaluate")
+    if len(set(names)) != len(names):
+        raise ValueError(f"models listed twice: {names}")
+    classes = {n: resolve_model(n) for n in names}  # fail before any fitting
+    params = params or {}
+    split = data_or_split if isinstance(data_or_split, Split) else proto.split(data_or_split)
+    full = data_or_split if isinstance(data_or_split, Dataset) else None
+    if full is None:
+        full = split.train_valid.concat(split.test)
+    if split.test.n_interactions == 0:
+        raise ValueError(f"{full.name}: the {proto.name} split has an empty test set")
+
+    history = split.train_valid
+    pop = history.item_popularity()
+    n_hist_users = len(history.active_users())
+    n_history = np.diff(history.csr().indptr)
+    head = beyond.head_items(pop)
+
+    per_user, rows, tuning, tradeoff, rec_pop = [], {}, {}, {}, {}
+    for name in _progress(names, show_progress, desc="models"):
+        cls = classes[name]
+        if tune:
+            result = tune_model(name, split, budget, seed, show_progress)
+            chosen = result.best_params
+            tuning[name] = {
+                "params": chosen,
+                "valid_" + TUNE_METRIC: result.best_score,
+                "trials": len(result.trials),
+                "table": result.trials,
+            }
+        else:
+            chosen = _with_seed(cls, dict(params.get(name, {})), seed)
+        t0 = time.perf_counter()
+        model = cls(**chosen).fit(history, None)
+        fit_s = time.perf_counter() - t0
+        frame, recs = score_model(model, split.test, ks, proto, seed=seed)
+        sim = (
+            beyond.vector_similarity(model.item_vectors())
+            if callable(getattr(model, "item_vectors", None))
+            else beyond.copurchase_similarity(history.csr())
+        )
+        lists, agg = beyond.list_metrics(recs, ks, pop, n_hist_users, sim)
+        frame = pd.concat([frame, lists], axis=1)
+        k10 = recs[:, :10]
+        frame["head_recs@10"] = (head[np.maximum(k10, 0)] & (k10 >= 0)).sum(1)
+        frame.insert(0, "model", name)
+        frame.insert(2, "n_history", n_history[frame["user"].to_numpy()])
+        frame.insert(3, "activity", activity_bucket(frame["n_history"].to_numpy()))
+        frame["head_hits@10"], frame["hits@10"] = _head_hits(k10, split.test, model, head)
+        per_user.append(frame)
+        rows[name] = {"agg": agg, "fit_seconds": fit_s, "params": model.params()}
+        rec_pop[name] = pop[k10[k10 >= 0]]
+        tp = getattr(cls, "tradeoff_param", None)
+        if callable(tp):
+            tradeoff[name] = _tradeoff(model, tp(), split.test, proto, seed)
+    per_user_frame = pd.concat(per_user, ignore_index=True)
+    return _summarise(
+        per_user_frame,
+        rows,
+        names,
+        ks,
+        full,
+        split,
+        proto,
+        tuning,
+        tradeoff,
+        rec_pop,
+        dict(seed=seed, tuned=tune, budget=budget if tune else None, n_boot=n_boot, test=test),
+    )
+
+
+def tune_model(name, split, budget, seed, show_progress):
+    return tune(name, split, budget=budget, seed=seed, show_progress=show_progress)
+
+
+def _head_hits(k10, test, model, head):
+    from recogan.evaluate._metrics import target_matrix
+
+    _, T = target_matrix(test, model.seen_)
+    safe = np.maximum(k10, 0)
+    rows = np.repeat(np.arange(len(k10)), k10.shape[1])
+    hit = (np.asarray(T[rows, safe.ravel()]).reshape(k10.shape) > 0) & (k10 >= 0)
+    return (hit & head[safe]).sum(1), hit.sum(1)
+
+
+def _tradeoff(model, spec, test, proto, seed) -> pd.DataFrame:
+    """Accuracy and coverage as a recommend-time knob (no refit) takes each of its values."""
+    pname, values = spec
+    original = model.config
+    out = []
+    try:
+        for v in values:
+            model.config = dataclasses.replace(original, **{pname: v})
+            frame, recs = score_model(model, test, (10,), proto, seed=seed)
+            out.append(
+                {
+                    "param": pname,
+                    "value": v,
+                    "NDCG@10": float(frame["NDCG@10"].mean()),
+                    "HR@10": float(frame["HR@10"].mean()),
+                    "coverage@10": beyond.coverage(recs, model.n_items_),
+                }
+            )
+    finally:
+        model.config = original
+    return pd.DataFrame(out)
+
+
+def _summarise(per_user, rows, names, ks, full, split, proto, tuning, tradeoff, rec_pop, opts):
+    metric_cols = [c for c in per_user.columns if "@" in c and not c.startswith(("head_", "hits"))]
+    seed, n_boot = opts["seed"], opts["n_boot"]
+    table, ci = {}, {}
+    for name in names:
+        f = per_user[per_user["model"] == name]
+        row = {c: float(f[c].mean()) for c in metric_cols}
+        row.update(rows[name]["agg"])
+        hits = f["hits@10"].sum()
+        row["head_hit_share@10"] = float(f["head_hits@10"].sum() / hits) if hits else float("nan")
+        row["head_rec_share@10"] = float(f["head_recs@10"].sum() / (10 * max(len(f), 1)))
+        row["users"] = len(f)
+        row["fit_seconds"] = rows[name]["fit_seconds"]
+        table[name] = row
+        ci[name] = {c: bootstrap_ci(f[c].to_numpy(), n_boot=n_boot, seed=seed) for c in metric_cols}
+    metrics = pd.DataFrame.from_dict(table, orient="index")
+    metrics.index.name = "model"
+    baselines = [n for n in names if n in BASELINES]
+    best = max(baselines, key=lambda n: table[n]["NDCG@10"]) if baselines else None
+    tests = []
+    if best is not None:
+        ref = per_user[per_user["model"] == best].set_index("user")
+        for name in names:
+            if name == best:
+                continue
+            cur = per_user[per_user["model"] == name].set_index("user").loc[ref.index]
+            for m in ("NDCG@10", "HR@10"):
+                r = paired_test(cur[m].to_numpy(), ref[m].to_numpy(), opts["test"])
+                tests.append({"model": name, "vs": best, "metric": m, **r})
+    activity = (
+        per_user.groupby(["model", "activity"], sort=False)
+        .agg(users=("user", "size"), **{m: (m, "mean") for m in ("HR@10", "NDCG@10")})
+        .reset_index()
+    )
+    s = full.summary()
+    protocol = {
+        **proto.to_dict(),
+        "ks": list(ks),
+        "split": split.summary(),
+        "best_baseline": best,
+        "tune_metric": TUNE_METRIC,
+        **opts,
+    }
+    return Report(
+        dataset={
+            "name": s["name"],
+            "users": s["users"],
+            "items": s["items"],
+            "interactions": s["interactions"],
+        },
+        protocol=protocol,
+        ks=list(ks),
+        metrics=metrics,
+        ci=ci,
+        per_user=per_user,
+        tests=pd.DataFrame(tests),
+        activity=activity,
+        tuning=tuning,
+        params={n: rows[n]["params"] for n in names},
+        tradeoff=tradeoff,
+        rec_popularity=rec_pop,
+    )

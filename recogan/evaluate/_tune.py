@@ -1,0 +1,108 @@
+"""Hyperparameter search: the same budget for every model, chosen on validation NDCG@10.
+
+Each model class may define ``search_space() -> {param: [values]}``. A search with budget N
+tries the model's defaults plus N − 1 distinct points drawn (seeded) from the grid — or the
+whole grid when it has at most N points. Each trial fits on ``split.train`` (``split.valid``
+passed for early stopping) and scores ``split.valid``; the best is refitted on
+``split.train_valid`` (``valid=None``) for the test.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+import logging
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from recogan.data import Split
+from recogan.evaluate._metrics import evaluate_model, mean_metrics
+
+log = logging.getLogger(__name__)
+
+#: The metric every model is tuned on.
+TUNE_METRIC = "NDCG@10"
+
+
+@dataclass
+class TuneResult:
+    """Outcome of :func:`tune`."""
+
+    model: str
+    #: The chosen hyperparameters.
+    best_params: dict
+    #: Its validation score (``TUNE_METRIC``).
+    best_score: float
+    #: One row per trial: the parameters, the validation score, fit seconds.
+    trials: pd.DataFrame = field(repr=False)
+
+
+def search_space(cls) -> dict[str, list]:
+    """The class's ``search_space()`` (empty when it has none: only its defaults are tried)."""
+    fn = getattr(cls, "search_space", None)
+    return dict(fn()) if callable(fn) else {}
+
+
+def _same(a: dict, b: dict) -> bool:
+    return all(a.get(k) == b.get(k) for k in set(a) | set(b))
+
+
+def candidate_params(cls, budget: int, seed: int = 0) -> list[dict]:
+    """Up to ``budget`` parameter dicts: the defaults (restricted to the searched names), then
+    distinct grid points in a seeded random order."""
+    if budget < 1:
+        raise ValueError(f"tuning budget must be >= 1, got {budget}")
+    space = search_space(cls)
+    defaults = dataclasses.asdict(cls.Config())
+    first = {k: defaults[k] for k in space}
+    grid = [dict(zip(space, vals)) for vals in itertools.product(*space.values())]
+    rng = np.random.default_rng(seed)
+    out = [first]
+    for i in rng.permutation(len(grid)):
+        if len(out) >= budget:
+            break
+        if not any(_same(grid[i], p) for p in out):
+            out.append(grid[i])
+    return out
+
+
+def _with_seed(cls, params: dict, seed: int) -> dict:
+    names = {f.name for f in dataclasses.fields(cls.Config)}
+    return {**params, "seed": seed} if "seed" in names and "seed" not in params else params
+
+
+def tune(
+    model_name: str,
+    split: Split,
+    budget: int = 8,
+    seed: int = 0,
+    *,
+    show_progress: bool = False,
+) -> TuneResult:
+    """Search ``model_name``'s space on ``split`` (fit on train, score valid)."""
+    from recogan.evaluate._run import resolve_model
+
+    cls = resolve_model(model_name)
+    rows = []
+    trials = candidate_params(cls, budget, seed)
+    it = trials
+    if show_progress:
+        from tqdm.auto import tqdm
+
+        it = tqdm(trials, desc=f"tune {model_name}", leave=False)
+    for params in it:
+        full = _with_seed(cls, params, seed)
+        t0 = time.perf_counter()
+        model = cls(**full).fit(split.train, split.valid)
+        fit_s = time.perf_counter() - t0
+        score = mean_metrics(evaluate_model(model, split.valid, (10,))).get(TUNE_METRIC)
+        score = float("nan") if score is None else score
+        log.info("tune %s %s: valid %s=%.4f (%.1fs)", model_name, full, TUNE_METRIC, score, fit_s)
+        rows.append({"params": full, TUNE_METRIC: score, "fit_seconds": fit_s})
+    frame = pd.DataFrame(rows)
+    scores = frame[TUNE_METRIC].fillna(-np.inf).to_numpy()
+    best = int(np.argmax(scores))  # first best: the defaults win ties
+    return TuneResult(model_name, rows[best]["params"], float(scores[best]), frame)

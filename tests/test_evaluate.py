@@ -1,0 +1,369 @@
+"""Evaluation: beyond-accuracy metrics, statistics, tuning, protocols, the report and CLI."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+import pytest
+import scipy.sparse as sp
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from recogan.base import MODEL_REGISTRY
+from recogan.baselines import EASE, EASEConfig, Popularity
+from recogan.evaluate import (
+    Protocol,
+    activity_bucket,
+    bootstrap_ci,
+    candidate_params,
+    copurchase_similarity,
+    coverage,
+    evaluate,
+    gini,
+    intra_list_diversity,
+    list_metrics,
+    paired_test,
+    popularity_percentile,
+    sampled_candidates,
+    score_model,
+    self_information,
+    significance_mark,
+    tune,
+    vector_similarity,
+)
+
+# ---------------------------------------------------------------------- beyond-accuracy metrics
+
+
+def test_coverage_and_gini_hand_computed():
+    recs = np.array([[0, 1], [0, 2]])
+    assert coverage(recs, 4) == 0.75
+    # exposure counts [2, 1, 1, 0] → sorted [0, 1, 1, 2]: Σ(2i − n − 1)x / (n Σx) = 6 / 16
+    assert gini(recs, 4) == pytest.approx(0.375)
+    assert gini(np.array([[0, 1, 2, 3]]), 4) == 0.0  # equal exposure
+    assert coverage(np.array([[0, -1]]), 4) == 0.25  # padding is not an item
+
+
+def test_novelty_and_popularity_percentile_hand_computed():
+    np.testing.assert_allclose(self_information(np.array([0, 9]), 9), [np.log2(10), 0.0])
+    np.testing.assert_allclose(popularity_percentile(np.array([5, 1, 3])), [1.0, 0.0, 0.5])
+    per_user, agg = list_metrics(
+        np.array([[0, 1]]), (2,), np.array([9, 0, 4]), 9, vector_similarity(np.eye(3))
+    )
+    assert per_user["novelty@2"][0] == pytest.approx((0.0 + np.log2(10)) / 2)
+    assert per_user["popbias@2"][0] == pytest.approx((1.0 + 0.0) / 2)
+    assert per_user["diversity@2"][0] == pytest.approx(1.0)
+    assert agg == {"coverage@2": pytest.approx(2 / 3), "gini@2": pytest.approx(1 / 3)}
+
+
+def test_intra_list_diversity_hand_computed():
+    V = np.array([[1.0, 0.0], [0.0, 1.0], [2.0, 0.0]])
+    # pairs (0,1): 1 − 0, (0,2): 1 − 1, (1,2): 1 − 0 → 2/3
+    ild = intra_list_diversity(np.array([[0, 1, 2], [0, 2, -1]]), vector_similarity(V))
+    np.testing.assert_allclose(ild, [2 / 3, 0.0])
+
+
+def test_copurchase_similarity_hand_computed():
+    # item 0 bought by users 0,1; item 1 by user 1; item 2 by users 0,1
+    X = sp.csr_matrix(np.array([[1, 0, 1], [1, 1, 1]], dtype=np.float32))
+    S = copurchase_similarity(X)(np.array([0, 1, 2]))
+    np.testing.assert_allclose(S[0, 1], 1 / np.sqrt(2))
+    np.testing.assert_allclose(S[0, 2], 1.0)
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    st.integers(1, 12).flatmap(
+        lambda n: st.tuples(
+            st.just(n),
+            st.lists(
+                st.lists(st.integers(-1, n - 1), min_size=3, max_size=3), min_size=1, max_size=8
+            ),
+            st.lists(st.integers(0, 6), min_size=n, max_size=n),  # ≤ the 6 users
+        )
+    )
+)
+def test_list_metric_bounds(case):
+    n, recs, pop = case
+    recs = np.array(recs)
+    X = sp.random(6, n, density=0.5, random_state=0, format="csr")
+    per_user, agg = list_metrics(recs, (1, 3), np.array(pop), 6, copurchase_similarity(X))
+    for v in agg.values():
+        assert 0.0 <= v <= 1.0
+    for c in ("popbias@3", "diversity@3", "popbias@1"):
+        vals = per_user[c].dropna()
+        assert ((vals >= -1e-9) & (vals <= 1 + 1e-9)).all()
+    assert (per_user["novelty@3"].dropna() >= 0).all()
+
+
+# ---------------------------------------------------------------------- statistics
+
+
+def test_bootstrap_ci_contains_mean_and_is_seeded(rng):
+    v = rng.random(300)
+    lo, hi = bootstrap_ci(v, seed=1)
+    assert lo < v.mean() < hi and hi - lo < 0.15
+    assert bootstrap_ci(v, seed=1) == (lo, hi)
+    assert bootstrap_ci(v, seed=2) != (lo, hi)
+    assert bootstrap_ci(np.full(10, 0.3)) == pytest.approx((0.3, 0.3))
+
+
+def test_paired_test_detects_shift_and_not_noise(rng):
+    a = rng.random(200)
+    assert paired_test(a, a)["p_value"] == 1.0
+    shifted = paired_test(a + 0.1 + 0.01 * rng.random(200), a)
+    assert shifted["p_value"] < 1e-6 and shifted["mean_diff"] > 0
+    t = paired_test(a + 0.1 + 0.01 * rng.random(200), a, method="t")
+    assert t["p_value"] < 1e-6
+    with pytest.raises(ValueError, match="equal lengths"):
+        paired_test(a, a[:-1])
+    assert significance_mark(0.001, 0.2) == "▲**"
+    assert significance_mark(0.2, 0.2) == ""
+    assert significance_mark(0.0001, -0.1) == "▼***"
+
+
+def test_activity_buckets():
+    labels = activity_bucket(np.array([0, 1, 4, 5, 19, 20, 50, 500]))
+    assert list(labels) == ["0", "1-4", "1-4", "5-9", "10-19", "20-49", "50+", "50+"]
+
+
+# ---------------------------------------------------------------------- tuning
+
+
+def test_candidate_params_budget_defaults_first_distinct():
+    c = candidate_params(EASE, budget=4, seed=0)
+    assert len(c) == 4 and c[0] == {"lam": EASEConfig().lam}
+    assert len({json.dumps(p, sort_keys=True) for p in c}) == 4
+    assert set(p["lam"] for p in c) <= set(EASE.search_space()["lam"]) | {EASEConfig().lam}
+    assert candidate_params(EASE, 4, seed=0) == c
+    assert len(candidate_params(EASE, 100)) == len(EASE.search_space()["lam"])
+    with pytest.raises(ValueError, match="budget"):
+        candidate_params(EASE, 0)
+
+
+def test_tune_picks_the_best_validation_trial(clustered_split):
+    res = tune("ease", clustered_split, budget=3, seed=0)
+    assert len(res.trials) == 3
+    assert res.best_score == pytest.approx(res.trials["NDCG@10"].max())
+    assert res.best_params in list(res.trials["params"])
+
+
+# ---------------------------------------------------------------------- protocols
+
+
+class SpyModel(Popularity):
+    """Records what each fit saw."""
+
+    name = "spy"
+    fits: list = []  # noqa: RUF012
+
+    def _fit(self, train, valid):
+        SpyModel.fits.append((int(train.times.max()), valid))
+        super()._fit(train, valid)
+
+
+@pytest.fixture
+def spy(monkeypatch):
+    monkeypatch.setitem(MODEL_REGISTRY, "spy", "tests.test_evaluate:SpyModel")
+    SpyModel.fits = []
+    return SpyModel
+
+
+def test_no_leakage_tuning_on_train_refit_before_test(spy, clustered):
+    split = Protocol().split(clustered)
+    evaluate(split, models=["spy"], tune=True, budget=2, show_progress=False)
+    *trials, final = SpyModel.fits
+    assert len(trials) == 2
+    for t_max, valid in trials:
+        assert valid is split.valid and t_max < split.valid.times.min()
+    t_max, valid = final
+    assert valid is None and t_max < split.test.times.min()
+    assert t_max == split.train_valid.times.max()
+
+
+def test_targets_exclude_history_and_sampled_ranking(clustered_split):
+    model = EASE(lam=50.0).fit(clustered_split.train_valid)
+    full, recs = score_model(model, clustered_split.test, (10,))
+    seen = model.seen_[full["user"].to_numpy()].toarray() > 0
+    assert not seen[np.arange(len(recs))[:, None], recs].any()
+    proto = Protocol(ranking="sampled", n_negatives=20)
+    assert "sampled" in proto.label
+    sampled, _ = score_model(model, clustered_split.test, (10,), proto)
+    assert sampled["HR@10"].mean() >= full["HR@10"].mean()
+
+
+def test_sampled_candidates_hold_targets_and_no_seen(rng):
+    T = sp.csr_matrix(np.array([[0, 1, 0, 0, 0, 0], [0, 0, 0, 0, 1, 1]], dtype=np.float32))
+    seen = sp.csr_matrix(np.array([[1, 0, 1, 0, 0, 0], [1, 0, 0, 0, 0, 0]], dtype=np.float32))
+    c = sampled_candidates(np.array([0, 1]), T, seen, 2, seed=0)
+    assert c.shape == (2, 4)
+    assert c[0, 0] == 1 and set(c[1, :2]) == {4, 5}
+    assert not np.isin(c[0], [0, 2]).any() and 0 not in c[1]
+
+
+def test_unknown_protocol_and_unimportable_model(clustered):
+    with pytest.raises(ValueError, match="unknown protocol"):
+        Protocol(name="random")
+    with pytest.raises(ValueError, match="cannot be imported"):
+        evaluate(clustered, models=["pop", "gan"], show_progress=False) if _gan_missing() else (
+            _raise_import()
+        )
+    with pytest.raises(ValueError, match="unknown model"):
+        evaluate(clustered, models=["nope"], show_progress=False)
+
+
+def _gan_missing() -> bool:
+    try:
+        import recogan.model  # noqa: F401
+    except ImportError:
+        return True
+    return False
+
+
+def _raise_import():
+    raise ValueError("cannot be imported (the gan exists here; nothing to check)")
+
+
+# ---------------------------------------------------------------------- end to end
+
+
+def test_itemknn_beats_popularity_on_planted_groups(clustered):
+    report = evaluate(clustered, models=["pop", "itemknn"], tune=False, show_progress=False)
+    m = report.metrics
+    assert m.loc["itemknn", "NDCG@10"] > 2 * m.loc["pop", "NDCG@10"]
+    assert report.protocol["best_baseline"] == "itemknn"
+    t = report.tests[(report.tests["model"] == "pop") & (report.tests["metric"] == "NDCG@10")]
+    assert t["p_value"].iloc[0] < 0.01 and t["mean_diff"].iloc[0] < 0
+    # per-user rows: one per (model, test user), same users for both models
+    pu = report.per_user
+    assert set(pu[pu.model == "pop"].user) == set(pu[pu.model == "itemknn"].user)
+
+
+@dataclass
+class BlendConfig(EASEConfig):
+    #: weight of the popularity prior added at recommend time (no refit needed)
+    blend: float = 0.0
+
+
+class BlendEASE(EASE):
+    name = "blend"
+    Config = BlendConfig
+
+    @classmethod
+    def tradeoff_param(cls):
+        return "blend", [0.0, 1.0, 100.0]
+
+    def score_users(self, user_idx):
+        return super().score_users(user_idx) + self.config.blend * self.popularity_[None, :]
+
+
+def test_report_files_schema_and_tradeoff(clustered, tmp_path, monkeypatch):
+    monkeypatch.setitem(MODEL_REGISTRY, "blend", "tests.test_evaluate:BlendEASE")
+    report = evaluate(
+        clustered,
+        models=["pop", "ease", "blend"],
+        ks=(5, 20),
+        tune=True,
+        budget=2,
+        show_progress=False,
+    )
+    assert report.ks == [5, 10, 20]
+    paths = report.save(tmp_path / "r")
+    for name in ("metrics.json", "report.md", "report.html", "per_user.parquet"):
+        assert (tmp_path / "r" / name).stat().st_size > 0
+    doc = json.loads(paths["metrics"].read_text())
+    assert set(doc) == {"dataset", "protocol", "models"}
+    assert doc["dataset"] == {"users": 200, "items": 80, "interactions": 2400}
+    assert doc["protocol"]["name"] == "temporal" and doc["protocol"]["ks"] == [5, 10, 20]
+    expected = {
+        f"{m}@{k}"
+        for k in (5, 10, 20)
+        for m in (
+            "HR",
+            "NDCG",
+            "Recall",
+            "Precision",
+            "MRR",
+            "MAP",
+            "coverage",
+            "gini",
+            "novelty",
+            "diversity",
+            "popbias",
+        )
+    }
+    for name, entry in doc["models"].items():
+        assert expected <= set(entry), name
+        assert all(isinstance(entry[k], float) for k in expected)
+        assert isinstance(entry["fit_seconds"], float) and isinstance(entry["params"], dict)
+    assert doc["models"]["ease"]["params"]["lam"] in EASE.search_space()["lam"] + [200.0]
+    # the knob is evaluated at each value, without refitting
+    t = report.tradeoff["blend"]
+    assert list(t["value"]) == [0.0, 1.0, 100.0]
+    assert t["coverage@10"].iloc[-1] < t["coverage@10"].iloc[0]
+    html = (tmp_path / "r" / "report.html").read_text()
+    assert html.count("data:image/png;base64,") == 4 and "<script" not in html
+    md = (tmp_path / "r" / "report.md").read_text()
+    assert "NDCG@10" in md and "(ref)" in md
+    pu = pd.read_parquet(tmp_path / "r" / "per_user.parquet")
+    assert set(pu["model"]) == {"pop", "ease", "blend"} and "activity" in pu
+
+
+def test_same_seed_same_report(clustered):
+    a = evaluate(clustered, models=["ials"], tune=True, budget=2, show_progress=False)
+    b = evaluate(clustered, models=["ials"], tune=True, budget=2, show_progress=False)
+    pd.testing.assert_frame_equal(
+        a.metrics.drop(columns="fit_seconds"), b.metrics.drop(columns="fit_seconds")
+    )
+    assert a.ci == b.ci
+
+
+def test_leave_last_out_protocol(clustered):
+    r = evaluate(
+        clustered,
+        models=["pop", "ease"],
+        protocol="leave-last-out",
+        tune=False,
+        show_progress=False,
+    )
+    assert r.protocol["name"] == "leave-last-out"
+    assert r.metrics["users"].iloc[0] > 100  # most users have a last basket with a new item
+
+
+def test_cli_evaluate(tmp_path, clustered, capsys):
+    from recogan.cli import main
+
+    frame = clustered.interactions.assign(
+        customer=clustered.users.to_ids(clustered.user_idx),
+        product=clustered.items.to_ids(clustered.item_idx),
+    )[["customer", "product", "time"]]
+    frame.to_csv(tmp_path / "i.csv", index=False)
+    args = [
+        "evaluate",
+        "--interactions",
+        str(tmp_path / "i.csv"),
+        "--user-col",
+        "customer",
+        "--item-col",
+        "product",
+        "--time-col",
+        "time",
+        "--models",
+        "pop,itemknn",
+        "--no-tune",
+        "--k",
+        "5,10",
+        "--seed",
+        "3",
+        "--no-progress",
+        "--out",
+        str(tmp_path / "o"),
+    ]
+    assert main(args) == 0
+    doc = json.loads((tmp_path / "o" / "metrics.json").read_text())
+    assert set(doc["models"]) == {"pop", "itemknn"} and doc["protocol"]["seed"] == 3
+    assert main([*args[:-2], "--models", "pop,nope", "--out", str(tmp_path / "x")]) == 1
+    assert "unknown model" in capsys.readouterr().err
