@@ -46,8 +46,10 @@ ABLATION = {
     "no D re-rank": {"d_weight": 0.0},
     "D re-rank 0.5": {"d_weight": 0.5},
 }
+#: Recommend-time knobs tuned on validation after each training trial, in this order.
+KNOBS = {"prior_weight": [0.5, 2.0, 4.0], "d_weight": [0.5, 2.0], "n_draws": [4]}
 #: Variants that change only recommend-time knobs (no refit needed).
-INFERENCE_ONLY = {"n_draws", "d_weight", "merge", "inference_noise", "rerank_depth"}
+INFERENCE_ONLY = {"n_draws", "d_weight", "merge", "inference_noise", "rerank_depth", "prior_weight"}
 
 
 def _split(name: str):
@@ -96,21 +98,28 @@ def tune_gan(args, split) -> dict:
             f"{fit_s:.0f}s",
             flush=True,
         )
-        # recommend-time knobs are tuned on the same fitted model, without refitting
-        for knob in ({"n_draws": 4, "merge": "max"}, {"d_weight": 0.5}, {"d_weight": 2.0}):
-            saved = model.config
-            model.config = dataclasses.replace(saved, **knob)
-            s = mean_metrics(evaluate_model(model, split.valid, (10,)))["NDCG@10"]
-            model.config = saved
-            trials.append(
-                {
-                    "params": {**full, **knob},
-                    "valid_NDCG@10": s,
-                    "epochs": model.best_epoch_,
-                    "fit_s": fit_s,
-                }
-            )
-            print(f"    + {knob}: valid NDCG@10 {s:.4f}", flush=True)
+        # recommend-time knobs, tuned greedily (one at a time, keeping the best) on the same
+        # fitted model, without refitting
+        current, cur_score = {}, score
+        for knob, values in KNOBS.items():
+            for v in values:
+                trial = {**current, knob: v}
+                saved = model.config
+                model.config = dataclasses.replace(saved, **trial)
+                s = mean_metrics(evaluate_model(model, split.valid, (10,)))["NDCG@10"]
+                model.config = saved
+                trials.append(
+                    {
+                        "params": {**full, **trial},
+                        "valid_NDCG@10": s,
+                        "epochs": model.best_epoch_,
+                        "fit_s": fit_s,
+                    }
+                )
+                print(f"    + {trial}: valid NDCG@10 {s:.4f}", flush=True)
+                if s > cur_score:
+                    cur_score, best_v = s, v
+                    current = {**current, knob: best_v}
     best = max(trials, key=lambda t: t["valid_NDCG@10"])
     return {"trials": trials, "best": best}
 
@@ -152,10 +161,8 @@ def run_gan(args, split, tuned: dict) -> dict:
         out[name]["valid_NDCG@10"] = v if v is not None else best["valid_NDCG@10"]
         if name == "gan (chosen)" and "gan" in rep.tradeoff:
             out[name]["tradeoff"] = rep.tradeoff["gan"].to_dict(orient="records")
-        print(
-            f"  {name}: test NDCG@10 {out[name]['NDCG@10']:.4f}, fit {out[name]['fit_seconds']:.0f}s",
-            flush=True,
-        )
+        r = out[name]
+        print(f"  {name}: test NDCG@10 {r['NDCG@10']:.4f}, fit {r['fit_seconds']:.0f}s", flush=True)
     return out
 
 

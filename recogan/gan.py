@@ -5,8 +5,8 @@ item-vector dimension, ``N`` the catalog size.
 
 - :class:`ItemTower` holds the item vectors used for retrieval (initialised from the item
   features ``F``, refined by training), a learned item bias and the weight of a recent-
-  popularity feature: ``score(q, i) = s · q·e_i + b_i + α · logpop_i``, an inner product of
-  ``[s q, α, 1]`` with ``[e_i, logpop_i, b_i]``, so nearest-neighbour search still applies.
+  popularity features (one per window): ``score(q, i) = s · q·e_i + b_i + Σ_w α_w logpop_wi``,
+  an inner product of ``[s q, 1]`` with ``[e_i, prior_i]``, so nearest-neighbour search applies.
 - :class:`Generator` ``G(b_u, z) -> f̂``: maps a behaviour embedding and noise to a unit vector
   in item space.
 - :class:`Discriminator` ``D(b_u, f, history) -> logit``: is ``f`` something this customer
@@ -51,11 +51,15 @@ def decay_pool(E: torch.Tensor, hist: torch.Tensor, w: torch.Tensor) -> torch.Te
 
 
 class ItemTower(nn.Module):
-    def __init__(self, F: torch.Tensor, logit_scale: float = 10.0) -> None:
+    def __init__(
+        self, F: torch.Tensor, logit_scale: float = 10.0, n_pop: int = 1, pop_weight: float = 1.0
+    ):
         super().__init__()
         self.emb = nn.Parameter(F.clone().float())  # (N, d), starts at the item features
         self.bias = nn.Parameter(torch.zeros(F.shape[0]))  # (N,)
-        self.pop_weight = nn.Parameter(torch.zeros(()))
+        # starting at 1 makes the untrained model rank by recent popularity: a strong prior
+        # on temporal splits, which personalisation then has to beat
+        self.pop_weight = nn.Parameter(torch.full((max(n_pop, 1),), pop_weight / max(n_pop, 1)))
         self.log_scale = nn.Parameter(torch.tensor(float(logit_scale)).log())
 
     def vectors(self) -> torch.Tensor:
@@ -63,13 +67,18 @@ class ItemTower(nn.Module):
 
     def scores(self, q: torch.Tensor, logpop: torch.Tensor, items=None) -> torch.Tensor:
         """``(B, N)`` scores of every item (or of ``items``) for queries ``q`` ``(B, d)``;
-        ``logpop`` is ``(N,)`` or per query ``(B, N)``."""
+        ``logpop`` (popularity features) is ``(W, N)``, per query ``(B, W, N)``, or a 0-d zero."""
         E = self.vectors()
         bias = self.bias
         if items is not None:
             E, bias = E[items], bias[items]
             logpop = logpop[..., items] if logpop.dim() else logpop
-        return self.log_scale.exp() * q @ E.T + bias + self.pop_weight * logpop
+        prior = (self.pop_weight[:, None] * logpop).sum(-2) if logpop.dim() else logpop
+        return self.log_scale.exp() * q @ E.T + bias + prior
+
+    def prior(self, logpop: torch.Tensor) -> torch.Tensor:
+        """``(N,)`` item prior ``b_i + Σ_w α_w logpop_wi`` for features ``(W, N)``."""
+        return self.bias + (self.pop_weight[:, None] * logpop).sum(0)
 
 
 def _mlp(d_in: int, hidden: int, depth: int, d_out: int, dropout: float, sn: bool = False):

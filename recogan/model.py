@@ -47,8 +47,8 @@ class GANRecommenderConfig:
     half_life_days: float | None = 30.0
     #: Most recent purchases a behaviour embedding looks at.
     max_history: int = 50
-    #: Window (days) of the recent-popularity feature (None: no such feature).
-    pop_window_days: int | None = 30
+    #: Windows (days) of the recent-popularity features (empty: no such feature).
+    pop_windows: tuple = (7, 60)
     # -- networks (see recogan.gan.GANConfig)
     noise_dim: int = 16
     g_hidden: int = 256
@@ -89,6 +89,10 @@ class GANRecommenderConfig:
     merge: str = "max"
     #: Weight of the discriminator's logit in the re-rank (0: no re-rank).
     d_weight: float = 0.0
+    #: Weight of the learned item prior (bias + popularity features) at recommend time: the
+    #: query is ``[s·f̂, prior_weight]`` against items ``[e_i, prior_i]`` (1 = as trained). A
+    #: recommend-time knob, tuned on validation when the test period's drift calls for it.
+    prior_weight: float = 1.0
     #: Candidates per customer that the discriminator re-ranks.
     rerank_depth: int = 50
     seed: int = 0
@@ -114,6 +118,22 @@ class GANRecommender(Model):
         if c.max_history < 1:
             raise ValueError(f"max_history must be >= 1, got {c.max_history}")
 
+    @classmethod
+    def search_space(cls) -> dict[str, list]:
+        """Training hyperparameters searched on validation (recommend-time knobs such as
+        ``n_draws`` and ``d_weight`` are cheap to tune on a fitted model afterwards)."""
+        return {
+            "history_dropout": [0.0, 0.3],
+            "half_life_days": [7.0, 30.0, 120.0],
+            "lr": [1e-3, 3e-3],
+            "max_history": [20, 50],
+        }
+
+    def refit_params(self) -> dict:
+        """Parameters for refitting on train + valid without a validation split: the epoch
+        count that early stopping chose."""
+        return {**self.params(), "epochs": int(max(1, self.best_epoch_))}
+
     # ------------------------------------------------------------------ fitting
     def _fit(self, train: Dataset, valid: Dataset | None) -> None:
         import torch
@@ -130,9 +150,11 @@ class GANRecommender(Model):
         feats.config.seed = c.seed
         self.F_ = feats.fit(train).F_
         pairs = TrainingPairs(train, max_history=c.max_history, skip_repeats=c.skip_repeats)
-        pop = WindowPopularity(train, c.pop_window_days) if c.pop_window_days else None
+        pop = WindowPopularity(train, c.pop_windows) if len(c.pop_windows) else None
         self.logpop_ = (
-            pop.after(self.train_end_) if pop is not None else np.zeros(self.n_items_, np.float32)
+            pop.after(self.train_end_)
+            if pop is not None
+            else np.zeros((1, self.n_items_), np.float32)
         )
         indptr, items, times = train.histories()
         self.user_hist_, self.user_hist_t_ = _windows(indptr, items, times, c.max_history)
@@ -175,7 +197,8 @@ class GANRecommender(Model):
 
         d = self.F_.shape[1]
         torch.manual_seed(self.config.seed)
-        tower = ItemTower(torch.as_tensor(self.F_), self.config.logit_scale)
+        n_pop = max(1, len(self.config.pop_windows))
+        tower = ItemTower(torch.as_tensor(self.F_), self.config.logit_scale, n_pop)
         G, D = Generator(d, gan_config), Discriminator(d, gan_config)
         self.nets_ = Networks(tower.to(self.device_), G.to(self.device_), D.to(self.device_))
 
@@ -186,7 +209,7 @@ class GANRecommender(Model):
         t = self.nets_.tower
         with torch.no_grad():
             E = t.vectors().cpu().numpy()
-            bias = t.bias + t.pop_weight * torch.as_tensor(self.logpop_, device=t.bias.device)
+            bias = t.prior(torch.as_tensor(self.logpop_, device=t.bias.device))
             self.item_index_ = np.hstack([E, bias.cpu().numpy()[:, None]]).astype(np.float32)
             self.scale_ = float(t.log_scale.exp())
 
@@ -275,7 +298,8 @@ class GANRecommender(Model):
             n_excl = int(np.diff(sp.csr_matrix(exclude).indptr).max()) if exclude is not None else 0
             k = min(N, depth + n_excl)
         qn = q.cpu().numpy().reshape(B * S, -1) * self.scale_
-        queries = np.hstack([qn, np.ones((B * S, 1), np.float32)])  # [s q, 1] · [e_i, b_i]
+        prior = np.full((B * S, 1), c.prior_weight, np.float32)
+        queries = np.hstack([qn, prior])  # [s q, γ] · [e_i, prior_i]
         ids, sc = self._search(queries, k)
         ids, sc = ids.reshape(B, S, k), sc.reshape(B, S, k)
         merged = _merge(ids, sc, N, c.merge)  # (B, N) dense, -inf where never retrieved

@@ -148,33 +148,38 @@ def history_window(items, times, start, end, L):
 
 
 class WindowPopularity:
-    """Events per item in the ``window_days`` whole days before a time, as ``log1p``, from a
-    day grid. The day of ``t`` itself is left out, so a pair's own basket never counts towards
-    its popularity feature."""
+    """Events per item in windows of whole days before a time, as ``log1p``, from a day grid
+    (one feature per window: short windows follow trends, long ones are stable). The day of
+    ``t`` itself is left out, so a pair's own basket never counts towards its feature."""
 
-    def __init__(self, data: Dataset, window_days: int) -> None:
+    def __init__(self, data: Dataset, windows_days) -> None:
         t = data.times
         self.t0 = int(t.min()) if len(t) else 0
-        self.window = int(window_days)
+        self.windows = [int(w) for w in np.atleast_1d(windows_days)]
+        if not self.windows or min(self.windows) < 1:
+            raise ValueError(f"popularity windows must be >= 1 day, got {windows_days}")
         day = (t - self.t0) // int(DAY)
         n_days = int(day.max()) + 2 if len(t) else 2
         counts = np.zeros((n_days, data.n_items), dtype=np.int32)
         np.add.at(counts, (day, data.item_idx), 1)
         cum = np.vstack([np.zeros((1, data.n_items), np.int32), np.cumsum(counts, 0)])
-        lo = np.maximum(np.arange(len(cum)) - self.window, 0)
-        #: ``table[d]``: log1p of the events per item on days ``[d - window, d)``.
-        self.table = np.log1p(cum - cum[lo]).astype(np.float32)  # (n_days + 1, n_items)
+        days = np.arange(len(cum))
+        #: ``table[d, w]``: log1p of the events per item on days ``[d - window_w, d)``.
+        self.table = np.stack(
+            [np.log1p(cum - cum[np.maximum(days - w, 0)]) for w in self.windows], axis=1
+        ).astype(np.float32)  # (n_days + 1, W, n_items)
 
     def day_of(self, times: np.ndarray) -> np.ndarray:
         d = (np.asarray(times, dtype=np.int64) - self.t0) // int(DAY)
         return np.clip(d, 0, self.table.shape[0] - 1)
 
     def logpop(self, times: np.ndarray) -> np.ndarray:
-        """``(B, n_items)`` float32 feature for events at ``times``."""
+        """``(B, W, n_items)`` float32 features for events at ``times``."""
         return self.table[self.day_of(times)]
 
     def after(self, t_end: int) -> np.ndarray:
-        """The feature for recommending after the last training event (its day included)."""
+        """``(W, n_items)``: the features for recommending after the last training event (its
+        day included)."""
         return self.table[min(int(self.day_of([t_end])[0]) + 1, self.table.shape[0] - 1)].copy()
 
 
@@ -221,7 +226,9 @@ def train_gan(
     opt_g = torch.optim.Adam(
         [
             {"params": [tower.emb], "weight_decay": 0.0},
-            {"params": g_params, "weight_decay": 0.0},
+            # scalars and biases: few, and each sees every batch; a larger step lets the
+            # popularity prior settle within the first epoch
+            {"params": g_params, "weight_decay": 0.0, "lr": c.lr * 5},
             {"params": G.parameters(), "weight_decay": c.weight_decay},
         ],
         lr=c.lr,
@@ -255,7 +262,7 @@ def train_gan(
             target = torch.as_tensor(pairs.target[idx], device=device)  # (B,)
             if pop_table is not None:
                 days = torch.as_tensor(pop.day_of(pairs.time[idx]), device=device)
-                logpop = pop_table[days]  # (B, N)
+                logpop = pop_table[days]  # (B, W, N)
             else:
                 logpop = torch.zeros((), device=device)
             B = len(idx)

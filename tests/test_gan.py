@@ -81,11 +81,12 @@ def test_window_popularity_excludes_the_pairs_own_day():
         {"user_id": ["a", "b", "c"], "item_id": [1, 1, 2], "timestamp": [0, day, 5 * day]}
     )
     d = Dataset.from_frames(frame)
-    pop = WindowPopularity(d, window_days=2)
+    pop = WindowPopularity(d, [2, 10])
     i1 = d.items.lookup(np.array([1]))[0]
-    lp = pop.logpop(np.array([day + 10]))[0]
-    assert lp[i1] == pytest.approx(np.log1p(1))  # day 0 counts, day 1 (its own) does not
-    assert pop.after(5 * day)[i1] == 0.0  # outside the 2-day window at the end
+    lp = pop.logpop(np.array([day + 10]))[0]  # (W, N)
+    assert lp[0, i1] == pytest.approx(np.log1p(1))  # day 0 counts, day 1 (its own) does not
+    assert pop.after(5 * day)[0, i1] == 0.0  # outside the 2-day window at the end
+    assert pop.after(5 * day)[1, i1] == pytest.approx(np.log1p(2))  # inside the 10-day one
 
 
 # ---------------------------------------------------------------------- behaviour
