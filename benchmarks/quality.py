@@ -47,7 +47,7 @@ ABLATION = {
     "D re-rank 0.5": {"d_weight": 0.5},
 }
 #: Recommend-time knobs tuned on validation after each training trial, in this order.
-KNOBS = {"prior_weight": [0.5, 2.0, 4.0], "d_weight": [0.5, 2.0], "n_draws": [4]}
+KNOBS = {"prior_weight": [0.5, 2.0, 4.0, 8.0, 16.0], "d_weight": [0.5, 2.0], "n_draws": [4]}
 #: Variants that change only recommend-time knobs (no refit needed).
 INFERENCE_ONLY = {"n_draws", "d_weight", "merge", "inference_noise", "rerank_depth", "prior_weight"}
 

@@ -194,3 +194,14 @@ def test_bad_inputs(clustered_split):
         GANRecommender(n_drawz=3)
     with pytest.raises(ValueError, match="device"):
         GANRecommender(**{**FAST, "device": "tpu"}).fit(clustered_split.train)
+
+
+def test_refit_params_and_prior_knob(clustered_split):
+    model = GANRecommender(**FAST).fit(clustered_split.train, clustered_split.valid)
+    assert 1 <= model.refit_params()["epochs"] <= FAST["epochs"]
+    assert set(GANRecommender.search_space()) <= set(model.params())
+    # a very large prior weight ranks (nearly) by the learned item prior alone
+    model.config.prior_weight = 1e6
+    items, _ = model.recommend(np.arange(5), n=5, exclude_seen=False)
+    prior = model.item_index_[:, -1]
+    assert (items == np.argsort(-prior, kind="stable")[:5]).all(axis=1).all()
