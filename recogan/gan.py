@@ -1,0 +1,152 @@
+"""Generator, discriminator and the item scorer they share (torch modules).
+
+Shapes: ``B`` customers, ``L`` history slots (``-1`` = empty), ``C`` candidate items, ``d`` the
+item-vector dimension, ``N`` the catalog size.
+
+- :class:`ItemTower` holds the item vectors used for retrieval (initialised from the item
+  features ``F``, refined by training), a learned item bias and the weight of a recent-
+  popularity features (one per window): ``score(q, i) = s · q·e_i + b_i + Σ_w α_w logpop_wi``,
+  an inner product of ``[s q, 1]`` with ``[e_i, prior_i]``, so nearest-neighbour search applies.
+- :class:`Generator` ``G(b_u, z) -> f̂``: maps a behaviour embedding and noise to a unit vector
+  in item space.
+- :class:`Discriminator` ``D(b_u, f, history) -> logit``: is ``f`` something this customer
+  would buy? It attends over the history's items one by one (item-to-item signal), not only
+  the pooled ``b_u``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as Fn
+from torch import nn
+
+
+@dataclass
+class GANConfig:
+    #: Dimension of the generator's noise input z.
+    noise_dim: int = 16
+    #: Width and number of hidden layers of the generator MLP.
+    g_hidden: int = 256
+    g_depth: int = 2
+    #: Width and number of hidden layers of the discriminator MLP.
+    d_hidden: int = 128
+    d_depth: int = 2
+    #: Dropout in both MLPs.
+    dropout: float = 0.1
+    #: Spectral normalisation of the discriminator's linear layers (stabilises the game).
+    spectral_norm: bool = True
+    #: Let the discriminator attend over the history's items (else it sees only pooled b_u).
+    d_attention: bool = True
+
+
+def decay_pool(E: torch.Tensor, hist: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
+    """Weighted mean of item vectors ``E[hist]`` (``hist`` ``(B, L)``, -1 = empty, weights
+    ``(B, L)``), L2-normalised: the behaviour embedding ``b_u`` ``(B, d)``."""
+    mask = (hist >= 0).float() * w  # (B, L)
+    h = E[hist.clamp(min=0)]  # (B, L, d)
+    b = (mask.unsqueeze(-1) * h).sum(1) / mask.sum(1, keepdim=True).clamp(min=1e-12)  # (B, d)
+    return Fn.normalize(b, dim=-1)
+
+
+class ItemTower(nn.Module):
+    def __init__(
+        self, F: torch.Tensor, logit_scale: float = 10.0, n_pop: int = 1, pop_weight: float = 1.0
+    ):
+        super().__init__()
+        self.emb = nn.Parameter(F.clone().float())  # (N, d), starts at the item features
+        self.bias = nn.Parameter(torch.zeros(F.shape[0]))  # (N,)
+        # starting at 1 makes the untrained model rank by recent popularity: a strong prior
+        # on temporal splits, which personalisation then has to beat
+        self.pop_weight = nn.Parameter(torch.full((max(n_pop, 1),), pop_weight / max(n_pop, 1)))
+        self.log_scale = nn.Parameter(torch.tensor(float(logit_scale)).log())
+
+    def vectors(self) -> torch.Tensor:
+        return Fn.normalize(self.emb, dim=-1)  # (N, d) unit rows
+
+    def scores(self, q: torch.Tensor, logpop: torch.Tensor, items=None) -> torch.Tensor:
+        """``(B, N)`` scores of every item (or of ``items``) for queries ``q`` ``(B, d)``;
+        ``logpop`` (popularity features) is ``(W, N)``, per query ``(B, W, N)``, or a 0-d zero."""
+        E = self.vectors()
+        bias = self.bias
+        if items is not None:
+            E, bias = E[items], bias[items]
+            logpop = logpop[..., items] if logpop.dim() else logpop
+        prior = (self.pop_weight[:, None] * logpop).sum(-2) if logpop.dim() else logpop
+        return self.log_scale.exp() * q @ E.T + bias + prior
+
+    def prior(self, logpop: torch.Tensor) -> torch.Tensor:
+        """``(N,)`` item prior ``b_i + Σ_w α_w logpop_wi`` for features ``(W, N)``."""
+        return self.bias + (self.pop_weight[:, None] * logpop).sum(0)
+
+
+def _mlp(d_in: int, hidden: int, depth: int, d_out: int, dropout: float, sn: bool = False):
+    wrap = nn.utils.parametrizations.spectral_norm if sn else (lambda m: m)
+    layers: list[nn.Module] = []
+    width = d_in
+    for _ in range(depth):
+        layers += [wrap(nn.Linear(width, hidden)), nn.GELU(), nn.Dropout(dropout)]
+        width = hidden
+    layers.append(wrap(nn.Linear(width, d_out)))
+    return nn.Sequential(*layers)
+
+
+class Generator(nn.Module):
+    """``f̂ = normalize(b_u + MLP([b_u, z]))``: the residual keeps f̂ near the history."""
+
+    def __init__(self, d: int, config: GANConfig) -> None:
+        super().__init__()
+        self.noise_dim = config.noise_dim
+        self.net = _mlp(d + config.noise_dim, config.g_hidden, config.g_depth, d, config.dropout)
+
+    def forward(self, b: torch.Tensor, z: torch.Tensor | None = None) -> torch.Tensor:
+        if z is None:
+            z = b.new_zeros(b.shape[0], self.noise_dim)  # deterministic mode
+        x = torch.cat([b, z], dim=-1)  # (B, d + nz)
+        return Fn.normalize(b + self.net(x), dim=-1)  # (B, d)
+
+
+class Discriminator(nn.Module):
+    """Logit that item vector ``f`` is a real next purchase of a customer.
+
+    Features per (customer, item): ``f ⊙ b_u``, ``f·b_u``, and with attention ``f ⊙ ctx``,
+    ``f·ctx`` and the largest similarity of ``f`` to any history item, where ``ctx`` is the
+    history attended with ``f`` as the query.
+    """
+
+    def __init__(self, d: int, config: GANConfig) -> None:
+        super().__init__()
+        self.attention = config.d_attention
+        n_in = d + 1 + (d + 2 if self.attention else 0)
+        self.temp = nn.Parameter(torch.tensor(10.0).log())
+        self.net = _mlp(
+            n_in, config.d_hidden, config.d_depth, 1, config.dropout, config.spectral_norm
+        )
+
+    def forward(
+        self,
+        b: torch.Tensor,
+        f: torch.Tensor,
+        hist_vecs: torch.Tensor | None = None,
+        hist_mask: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """``b`` (B, d); ``f`` (B, d) or (B, C, d); ``hist_vecs`` (B, L, d) with ``hist_mask``
+        (B, L) (1 = real item). Returns logits (B,) or (B, C)."""
+        single = f.dim() == 2
+        if single:
+            f = f.unsqueeze(1)  # (B, 1, d)
+        bb = b.unsqueeze(1).expand_as(f)  # (B, C, d)
+        feats = [f * bb, (f * bb).sum(-1, keepdim=True)]
+        if self.attention:
+            if hist_vecs is None or hist_mask is None:
+                raise ValueError("this discriminator attends over the history: pass hist_vecs")
+            sim = f @ hist_vecs.transpose(1, 2)  # (B, C, L)
+            valid = hist_mask.unsqueeze(1) > 0  # (B, 1, L)
+            att = (self.temp.exp() * sim).masked_fill(~valid, -1e9).softmax(-1)
+            att = att * valid.any(-1, keepdim=True)  # empty history: no context
+            ctx = att @ hist_vecs  # (B, C, d)
+            best = sim.masked_fill(~valid, -1.0).max(-1, keepdim=True).values  # (B, C, 1)
+            feats += [f * ctx, (f * ctx).sum(-1, keepdim=True), best]
+        logit = self.net(torch.cat(feats, dim=-1)).squeeze(-1)  # (B, C)
+        return logit[:, 0] if single else logit

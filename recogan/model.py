@@ -1,0 +1,401 @@
+"""``GANRecommender``: the GAN-augmented model behind the shared contract (recogan.base).
+
+Fit: item features ``F`` → training pairs → G, D and the item tower trained together (see
+:mod:`recogan.train`), early-stopped on validation NDCG@10.
+
+Recommend, per customer: behaviour embedding ``b_u`` of the last ``max_history`` purchases →
+``S`` query vectors ``G(b_u, z_s)`` (draw 0 uses ``z = 0``; the others noise seeded by
+``(seed, user)``, so a user's list never depends on who else is in the batch) → nearest items
+per query (exact inner product in :meth:`GANRecommender._search`, the one place an index plugs
+in) → merge the draws (``max`` score, ``mean`` score or reciprocal-rank fusion ``rrf``) →
+optional re-rank of the top ``rerank_depth`` adding ``d_weight × D(b_u, item)`` → drop seen
+items → top ``n``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import zlib
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import scipy.sparse as sp
+
+from recogan.base import Model, _topn_of, topn
+from recogan.data import Dataset
+from recogan.features import DAY, ItemFeatures, ItemFeaturesConfig, decay_weights
+from recogan.train import TrainConfig
+
+log = logging.getLogger(__name__)
+
+MERGE_RULES = ("max", "mean", "rrf")
+
+
+@dataclass
+class GANRecommenderConfig:
+    # -- item features (see recogan.features.ItemFeaturesConfig)
+    dim_cf: int = 64
+    dim_text: int = 32
+    dim_category: int = 16
+    w_cf: float = 1.0
+    w_text: float = 0.5
+    w_category: float = 0.5
+    w_price: float = 0.25
+    #: Half-life (days) of the time decay in behaviour embeddings.
+    half_life_days: float | None = 30.0
+    #: Most recent purchases a behaviour embedding looks at.
+    max_history: int = 50
+    #: Windows (days) of the recent-popularity features (empty: no such feature).
+    pop_windows: tuple = (7, 60)
+    # -- networks (see recogan.gan.GANConfig)
+    noise_dim: int = 16
+    g_hidden: int = 256
+    g_depth: int = 2
+    d_hidden: int = 128
+    d_depth: int = 2
+    dropout: float = 0.1
+    spectral_norm: bool = True
+    d_attention: bool = True
+    #: Initial scale of the query·item inner product in the retrieval softmax.
+    logit_scale: float = 10.0
+    # -- training (see recogan.train.TrainConfig)
+    epochs: int = 20
+    patience: int = 2
+    batch_size: int = 512
+    lr: float = 2e-3
+    d_lr: float = 1e-3
+    weight_decay: float = 1e-5
+    anchor: float = 0.0
+    retrieval: bool = True
+    adversarial: bool = True
+    adv_weight: float = 0.1
+    n_negatives: int = 4
+    n_sampled: int | None = None
+    pairs_per_epoch: int | None = None
+    pair_half_life_days: float | None = None
+    skip_repeats: bool = True
+    history_dropout: float = 0.0
+    noise_std: float = 1.0
+    device: str = "auto"
+    threads: int = 1
+    # -- inference
+    #: Query vectors per customer (S); S=1 is the deterministic mode (z = 0).
+    n_draws: int = 1
+    #: Std of the noise of draws 1..S-1.
+    inference_noise: float = 1.0
+    #: How the S draws' candidate lists merge: "max", "mean" or "rrf".
+    merge: str = "max"
+    #: Weight of the discriminator's logit in the re-rank (0: no re-rank).
+    d_weight: float = 0.0
+    #: Weight of the learned item prior (bias + popularity features) at recommend time: the
+    #: query is ``[s·f̂, prior_weight]`` against items ``[e_i, prior_i]`` (1 = as trained). A
+    #: recommend-time knob, tuned on validation when the test period's drift calls for it.
+    prior_weight: float = 1.0
+    #: Candidates per customer that the discriminator re-ranks.
+    rerank_depth: int = 50
+    seed: int = 0
+    show_progress: bool = False
+
+
+def _sub(config, cls):
+    names = {f.name for f in dataclasses.fields(cls)}
+    return cls(**{k: v for k, v in dataclasses.asdict(config).items() if k in names})
+
+
+class GANRecommender(Model):
+    name = "gan"
+    Config = GANRecommenderConfig
+
+    def __init__(self, config=None, **kwargs) -> None:
+        super().__init__(config, **kwargs)
+        c = self.config
+        if c.merge not in MERGE_RULES:
+            raise ValueError(f"merge must be one of {MERGE_RULES}, not {c.merge!r}")
+        if c.n_draws < 1:
+            raise ValueError(f"n_draws must be >= 1, got {c.n_draws}")
+        if c.max_history < 1:
+            raise ValueError(f"max_history must be >= 1, got {c.max_history}")
+
+    @classmethod
+    def search_space(cls) -> dict[str, list]:
+        """Training hyperparameters searched on validation (recommend-time knobs such as
+        ``n_draws`` and ``d_weight`` are cheap to tune on a fitted model afterwards)."""
+        return {
+            "history_dropout": [0.0, 0.3],
+            "half_life_days": [7.0, 30.0, 120.0],
+            "lr": [1e-3, 3e-3],
+            "max_history": [20, 50],
+        }
+
+    def refit_params(self) -> dict:
+        """Parameters for refitting on train + valid without a validation split: the epoch
+        count that early stopping chose."""
+        return {**self.params(), "epochs": int(max(1, self.best_epoch_))}
+
+    # ------------------------------------------------------------------ fitting
+    def _fit(self, train: Dataset, valid: Dataset | None) -> None:
+        import torch
+
+        from recogan.gan import GANConfig
+        from recogan.train import TrainingPairs, WindowPopularity, resolve_device, train_gan
+
+        c = self.config
+        tc = _sub(c, TrainConfig)
+        torch.set_num_threads(max(1, int(c.threads)))
+        torch.manual_seed(c.seed)
+        self.device_ = resolve_device(c.device)
+        feats = ItemFeatures(_sub(c, ItemFeaturesConfig))
+        feats.config.seed = c.seed
+        self.F_ = feats.fit(train).F_
+        pairs = TrainingPairs(train, max_history=c.max_history, skip_repeats=c.skip_repeats)
+        pop = WindowPopularity(train, c.pop_windows) if len(c.pop_windows) else None
+        self.logpop_ = (
+            pop.after(self.train_end_)
+            if pop is not None
+            else np.zeros((1, self.n_items_), np.float32)
+        )
+        indptr, items, times = train.histories()
+        self.user_hist_, self.user_hist_t_ = _windows(indptr, items, times, c.max_history)
+        self._build(_sub(c, GANConfig))
+        evaluate = None
+        if valid is not None and valid.n_interactions and c.epochs > 0:
+            from recogan.evaluate import evaluate_model, mean_metrics
+
+            def evaluate() -> float:
+                self._refresh()
+                return mean_metrics(evaluate_model(self, valid, ks=(10,)))["NDCG@10"]
+
+        log.info("gan: %d training pairs, %d items, d=%d", len(pairs), *self.F_.shape)
+        self.history_ = (
+            train_gan(
+                self.nets_,
+                pairs,
+                pop,
+                tc,
+                half_life_days=c.half_life_days,
+                seed=c.seed,
+                device=self.device_,
+                evaluate=evaluate,
+                show_progress=c.show_progress,
+            )
+            if c.epochs > 0
+            else []
+        )
+        scored = [r for r in self.history_ if "valid_ndcg" in r]
+        self.best_epoch_ = (
+            max(scored, key=lambda r: r["valid_ndcg"])["epoch"] if scored else len(self.history_)
+        )
+        self._refresh()
+
+    def _build(self, gan_config) -> None:
+        import torch
+
+        from recogan.gan import Discriminator, Generator, ItemTower
+        from recogan.train import Networks
+
+        d = self.F_.shape[1]
+        torch.manual_seed(self.config.seed)
+        n_pop = max(1, len(self.config.pop_windows))
+        tower = ItemTower(torch.as_tensor(self.F_), self.config.logit_scale, n_pop)
+        G, D = Generator(d, gan_config), Discriminator(d, gan_config)
+        self.nets_ = Networks(tower.to(self.device_), G.to(self.device_), D.to(self.device_))
+
+    def _refresh(self) -> None:
+        """Cache the inference-time item index ``[e_i, bias_i]`` from the networks."""
+        import torch
+
+        t = self.nets_.tower
+        with torch.no_grad():
+            E = t.vectors().cpu().numpy()
+            bias = t.prior(torch.as_tensor(self.logpop_, device=t.bias.device))
+            self.item_index_ = np.hstack([E, bias.cpu().numpy()[:, None]]).astype(np.float32)
+            self.scale_ = float(t.log_scale.exp())
+
+    # ------------------------------------------------------------------ recommending
+    def recommend(self, user_idx, n=10, exclude_seen=True, candidates=None):
+        users = self.check_users(user_idx)
+        n = self.check_n(n, candidates)
+        hist, ht = self.user_hist_[users], self.user_hist_t_[users]
+        w = decay_weights((self.train_end_ - ht) / DAY, self.config.half_life_days)
+        keys = [(0, int(u)) for u in users]
+        exclude = self.seen_[users] if exclude_seen else None
+        return self._rank(hist, w, keys, n, exclude, candidates)
+
+    def recommend_history(
+        self,
+        histories: Sequence[Sequence[int]],
+        n: int = 10,
+        exclude_seen: bool = True,
+        candidates: np.ndarray | None = None,
+        times: Sequence[Sequence[float]] | None = None,
+    ):
+        self._check_fitted()
+        X = self.history_matrix(histories)  # validates indices
+        n = self.check_n(n, candidates)
+        L = self.config.max_history
+        hist = np.full((len(histories), L), -1, dtype=np.int64)
+        w = np.zeros((len(histories), L))
+        keys = []
+        for b, h in enumerate(histories):
+            h = np.asarray(h, dtype=np.int64).ravel()
+            t = None if times is None else np.asarray(times[b], dtype=np.float64).ravel()
+            if t is not None and t.shape != h.shape:
+                raise ValueError(f"history {b}: {h.size} items but {t.size} times")
+            if t is not None:  # oldest first, as documented; sort to be safe
+                order = np.argsort(t, kind="stable")
+                h, t = h[order], t[order]
+            h, t = h[-L:], (None if t is None else t[-L:])
+            if h.size:
+                hist[b, L - h.size :] = h
+                now = max(float(self.train_end_), float(t.max())) if t is not None else 0.0
+                age = (now - t) / DAY if t is not None else np.zeros(h.size)
+                w[b, L - h.size :] = decay_weights(age, self.config.half_life_days)
+            keys.append((1, zlib.crc32(h.astype(np.int64).tobytes())))
+        return self._rank(hist, w, keys, n, X if exclude_seen else None, candidates)
+
+    def _queries(self, hist: np.ndarray, w: np.ndarray, keys):
+        """Behaviour embeddings ``(B, d)`` and query vectors ``(B, S, d)`` (torch)."""
+        import torch
+
+        from recogan.gan import decay_pool
+
+        c = self.config
+        nets = self.nets_
+        dev = self.device_
+        S = c.n_draws
+        z = np.zeros((len(keys), S, c.noise_dim), dtype=np.float32)
+        if S > 1 and c.inference_noise > 0:
+            for i, (kind, key) in enumerate(keys):
+                g = np.random.default_rng([c.seed, kind, key])
+                z[i, 1:] = c.inference_noise * g.standard_normal((S - 1, c.noise_dim))
+        with torch.no_grad():
+            E = nets.tower.vectors()
+            hist_t = torch.as_tensor(hist, device=dev)
+            b = decay_pool(E, hist_t, torch.as_tensor(w, dtype=torch.float32, device=dev))
+            B, d = b.shape
+            zt = torch.as_tensor(z, device=dev).reshape(B * S, -1)
+            q = nets.G(b.repeat_interleave(S, 0), zt).reshape(B, S, d)  # (B, S, d)
+        return b, q, hist_t
+
+    def _rank(self, hist, w, keys, n, exclude, candidates):
+        import torch
+
+        c = self.config
+        N = self.n_items_
+        B = len(keys)
+        if B == 0:
+            return np.zeros((0, n), np.int64), np.zeros((0, n), np.float32)
+        if not np.isfinite(w).all():
+            raise ValueError("history weights contain NaN/inf (bad event times?)")
+        b, q, hist_t = self._queries(hist, w, keys)
+        S = q.shape[1]
+        depth = max(n, c.rerank_depth) if c.d_weight else n
+        if candidates is not None:
+            k = N  # rank the given candidates exactly
+        else:
+            n_excl = int(np.diff(sp.csr_matrix(exclude).indptr).max()) if exclude is not None else 0
+            k = min(N, depth + n_excl)
+        qn = q.cpu().numpy().reshape(B * S, -1) * self.scale_
+        prior = np.full((B * S, 1), c.prior_weight, np.float32)
+        queries = np.hstack([qn, prior])  # [s q, γ] · [e_i, prior_i]
+        ids, sc = self._search(queries, k)
+        ids, sc = ids.reshape(B, S, k), sc.reshape(B, S, k)
+        merged = _merge(ids, sc, N, c.merge)  # (B, N) dense, -inf where never retrieved
+        if not c.d_weight:
+            return topn(merged, n, exclude=exclude, candidates=candidates)
+        pool, pool_scores = topn(merged, depth, exclude=exclude, candidates=candidates)
+        with torch.no_grad():
+            nets = self.nets_
+            E = nets.tower.vectors()
+            p = torch.as_tensor(np.maximum(pool, 0), device=self.device_)
+            hm = (hist_t >= 0).float()
+            logits = nets.D(b, E[p], E[hist_t.clamp(min=0)], hm).cpu().numpy()  # (B, depth)
+        final = np.where(pool >= 0, pool_scores + c.d_weight * logits, -np.inf)
+        return _topn_of(final.astype(np.float32), pool, n)
+
+    def _search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """Exact maximum-inner-product search of ``queries`` ``(Q, d+1)`` over the item index
+        ``[e_i, bias_i]``: ``(items, scores)``, each ``(Q, k)``, best first."""
+        scores = queries @ self.item_index_.T  # (Q, N)
+        return _topn_of(scores.astype(np.float32), None, k)
+
+    # ------------------------------------------------------------------ extras
+    def item_vectors(self) -> np.ndarray:
+        """Unit item vectors ``(n_items, d)`` of the retrieval space (for similar items)."""
+        self._check_fitted()
+        return self.item_index_[:, :-1].copy()
+
+    @staticmethod
+    def tradeoff_param() -> tuple[str, list]:
+        """The knob of the coverage-vs-accuracy curve: the number of noise draws."""
+        return "n_draws", [1, 2, 4, 8, 16]
+
+    # ------------------------------------------------------------------ persistence
+    def state_arrays(self) -> dict[str, np.ndarray]:
+        return {
+            "F": self.F_,
+            "logpop": self.logpop_,
+            "user_hist": self.user_hist_,
+            "user_hist_t": self.user_hist_t_,
+            "best_epoch": np.array([self.best_epoch_], dtype=np.int64),
+        }
+
+    def set_state_arrays(self, arrays) -> None:
+        self.F_ = arrays["F"].astype(np.float32)
+        self.logpop_ = arrays["logpop"].astype(np.float32)
+        self.user_hist_ = arrays["user_hist"].astype(np.int64)
+        self.user_hist_t_ = arrays["user_hist_t"].astype(np.int64)
+        self.best_epoch_ = int(arrays["best_epoch"][0])
+        self.history_ = []
+
+    def torch_state(self) -> dict[str, dict]:
+        n = self.nets_
+        return {
+            k: {p: v.detach().cpu() for p, v in m.state_dict().items()}
+            for k, m in (("tower", n.tower), ("G", n.G), ("D", n.D))
+        }
+
+    def set_torch_state(self, states, device: str = "cpu") -> None:
+        from recogan.gan import GANConfig
+        from recogan.train import resolve_device
+
+        self.device_ = resolve_device(device)
+        self._build(_sub(self.config, GANConfig))
+        for k in ("tower", "G", "D"):
+            getattr(self.nets_, k).load_state_dict(states[k])
+            getattr(self.nets_, k).eval()
+        self._refresh()
+
+
+def _windows(indptr, items, times, L):
+    from recogan.train import history_window
+
+    return history_window(items, times, indptr[:-1], indptr[1:], L)
+
+
+def _merge(ids: np.ndarray, sc: np.ndarray, N: int, rule: str) -> np.ndarray:
+    """Merge ``S`` retrieved lists per row (``ids``, ``sc``: ``(B, S, k)``) into dense ``(B, N)``
+    scores; items no draw retrieved get ``-inf``."""
+    B, S, k = ids.shape
+    rows = np.broadcast_to(np.arange(B)[:, None, None], ids.shape)
+    valid = ids >= 0
+    r, i = rows[valid], ids[valid]
+    out = np.full((B, N), -np.inf, dtype=np.float32)
+    if rule == "max" or S == 1:
+        np.maximum.at(out, (r, i), sc[valid])
+        return out
+    hit = np.zeros((B, N), dtype=bool)
+    hit[r, i] = True
+    acc = np.zeros((B, N), dtype=np.float64)
+    if rule == "rrf":
+        rank = np.broadcast_to(np.arange(k)[None, None, :], ids.shape)[valid]
+        np.add.at(acc, (r, i), 1.0 / (60.0 + rank))
+    else:  # mean; a draw that missed an item contributes its lowest retrieved score
+        floor = np.where(valid, sc, np.inf).min(axis=2)  # (B, S)
+        acc += floor.sum(1, keepdims=True)
+        np.add.at(acc, (r, i), (sc - floor[:, :, None])[valid])
+        acc /= S
+    out[hit] = acc[hit]
+    return out

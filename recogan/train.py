@@ -1,0 +1,363 @@
+"""Training the generator and discriminator: (history, target) pairs, losses, early stopping.
+
+A training pair is one purchase event ``(u, i, t)`` with the condition ``u``'s events strictly
+before ``t`` (the last ``max_history`` of them): the condition never contains its target, nor
+anything bought in the same basket. Two losses, each switchable:
+
+- retrieval: the generated vector must score the bought item above the rest of the catalog
+  (full softmax; or ``n_sampled`` uniform negatives for big catalogs); items already in the
+  history are masked, as they are at recommendation time;
+- adversarial: D learns real purchases (label 1) against generated vectors and real-but-not-
+  bought items (label 0; half sampled from G's own softmax, i.e. hard negatives, half uniform);
+  G gets the non-saturating loss ``-log D(G(b, z))``. D is spectrally normalised.
+
+Early stopping watches the validation split's NDCG@10 (through a callback, so this module
+does not depend on the model class) and restores the best epoch.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+
+from recogan.data import Dataset
+from recogan.features import DAY, decay_weights
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class TrainConfig:
+    #: Maximum epochs; early stopping on validation NDCG@10 may stop sooner.
+    epochs: int = 20
+    #: Epochs without a validation improvement before stopping.
+    patience: int = 2
+    batch_size: int = 512
+    #: Learning rate of G and the item tower; of D.
+    lr: float = 2e-3
+    d_lr: float = 1e-3
+    #: L2 weight decay of the G/D MLPs.
+    weight_decay: float = 1e-5
+    #: Pull of the learned item vectors towards their features (keeps content meaning, so new
+    #: items stay comparable): ``anchor · mean ||e_i - F_i||²``.
+    anchor: float = 0.0
+    #: Switches of the two losses.
+    retrieval: bool = True
+    adversarial: bool = True
+    #: Weight of G's adversarial loss next to the retrieval loss.
+    adv_weight: float = 0.1
+    #: Real-but-not-bought items per pair shown to D as negatives.
+    n_negatives: int = 4
+    #: None: full softmax; else this many uniform negatives shared by a batch.
+    n_sampled: int | None = None
+    #: Pairs drawn per epoch (None: all pairs once, shuffled).
+    pairs_per_epoch: int | None = None
+    #: Draw recent pairs more often: weight ``0.5 ** (age / half_life)``, age to the end of
+    #: training (None: uniform).
+    pair_half_life_days: float | None = None
+    #: Keep only pairs whose target was not bought before (evaluation ranks unseen items only).
+    skip_repeats: bool = True
+    #: Probability of dropping each history item during training (denoising regulariser).
+    history_dropout: float = 0.0
+    #: Std of the training noise z.
+    noise_std: float = 1.0
+    #: "auto" (CUDA when present), "cpu" or "cuda".
+    device: str = "auto"
+    #: torch CPU threads. One is the safe default: on a busy shared machine extra threads
+    #: spin at every op's barrier and made training ~5x slower.
+    threads: int = 1
+
+
+def resolve_device(device: str) -> str:
+    import torch
+
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if device not in ("cpu", "cuda") and not device.startswith("cuda:"):
+        raise ValueError(f"device must be 'auto', 'cpu' or 'cuda', not {device!r}")
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise ValueError("device='cuda' but CUDA is not available")
+    return device
+
+
+# ---------------------------------------------------------------------- pairs
+class TrainingPairs:
+    """All (history-before-t, item-bought-at-t) pairs of a Dataset, built lazily per batch.
+
+    Attributes: ``user``, ``target``, ``time`` per pair and ``cut``: the position in the
+    time-sorted event arrays where the pair's history ends (exclusive), so the history is
+    ``items[max(start_u, cut - L):cut]``, all strictly earlier than ``time``.
+    """
+
+    def __init__(
+        self, data: Dataset, *, max_history: int, skip_repeats: bool = True, min_history: int = 1
+    ) -> None:
+        indptr, items, times = data.histories()
+        self.indptr, self.items, self.times = indptr, items, times
+        self.max_history = int(max_history)
+        n = len(items)
+        user = np.repeat(np.arange(data.n_users), np.diff(indptr))
+        # first position of each (user, time) group = where this pair's history ends
+        starts = np.ones(n, dtype=bool)
+        starts[1:] = (user[1:] != user[:-1]) | (times[1:] != times[:-1])
+        cut = np.maximum.accumulate(np.where(starts, np.arange(n), 0))
+        keep = (cut - indptr[user]) >= min_history
+        if skip_repeats:
+            # a repeat: the same item bought by the same user at an earlier time
+            key = user.astype(np.int64) * data.n_items + items
+            order = np.lexsort((times, key))
+            first_t = np.empty(n, dtype=np.int64)
+            k_sorted = key[order]
+            grp_start = np.ones(n, dtype=bool)
+            grp_start[1:] = k_sorted[1:] != k_sorted[:-1]
+            first_idx = np.maximum.accumulate(np.where(grp_start, np.arange(n), 0))
+            first_t[order] = times[order][first_idx]
+            keep &= first_t >= times
+        # one pair per (user, time, item) even if the event repeats in the basket
+        dup = np.zeros(n, dtype=bool)
+        dup[1:] = (user[1:] == user[:-1]) & (times[1:] == times[:-1]) & (items[1:] == items[:-1])
+        keep &= ~dup
+        self.user = user[keep]
+        self.target = items[keep].astype(np.int64)
+        self.time = times[keep]
+        self.cut = cut[keep]
+
+    def __len__(self) -> int:
+        return len(self.target)
+
+    def histories(self, idx: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """``(hist, hist_times)``, both ``(len(idx), max_history)``, most recent last;
+        empty slots are item ``-1``."""
+        return history_window(
+            self.items, self.times, self.indptr[self.user[idx]], self.cut[idx], self.max_history
+        )
+
+
+def history_window(items, times, start, end, L):
+    """The last ``L`` events in ``[start, end)`` per row of the sorted event arrays."""
+    pos = np.asarray(end)[:, None] + np.arange(-L, 0)[None, :]  # (B, L)
+    valid = pos >= np.asarray(start)[:, None]
+    pos = np.where(valid, pos, 0)
+    hist = np.where(valid, items[pos], -1).astype(np.int64)
+    ht = np.where(valid, times[pos], 0).astype(np.int64)
+    return hist, ht
+
+
+class WindowPopularity:
+    """Events per item in windows of whole days before a time, as ``log1p``, from a day grid
+    (one feature per window: short windows follow trends, long ones are stable). The day of
+    ``t`` itself is left out, so a pair's own basket never counts towards its feature."""
+
+    def __init__(self, data: Dataset, windows_days) -> None:
+        t = data.times
+        self.t0 = int(t.min()) if len(t) else 0
+        self.windows = [int(w) for w in np.atleast_1d(windows_days)]
+        if not self.windows or min(self.windows) < 1:
+            raise ValueError(f"popularity windows must be >= 1 day, got {windows_days}")
+        day = (t - self.t0) // int(DAY)
+        n_days = int(day.max()) + 2 if len(t) else 2
+        counts = np.zeros((n_days, data.n_items), dtype=np.int32)
+        np.add.at(counts, (day, data.item_idx), 1)
+        cum = np.vstack([np.zeros((1, data.n_items), np.int32), np.cumsum(counts, 0)])
+        days = np.arange(len(cum))
+        #: ``table[d, w]``: log1p of the events per item on days ``[d - window_w, d)``.
+        self.table = np.stack(
+            [np.log1p(cum - cum[np.maximum(days - w, 0)]) for w in self.windows], axis=1
+        ).astype(np.float32)  # (n_days + 1, W, n_items)
+
+    def day_of(self, times: np.ndarray) -> np.ndarray:
+        d = (np.asarray(times, dtype=np.int64) - self.t0) // int(DAY)
+        return np.clip(d, 0, self.table.shape[0] - 1)
+
+    def logpop(self, times: np.ndarray) -> np.ndarray:
+        """``(B, W, n_items)`` float32 features for events at ``times``."""
+        return self.table[self.day_of(times)]
+
+    def after(self, t_end: int) -> np.ndarray:
+        """``(W, n_items)``: the features for recommending after the last training event (its
+        day included)."""
+        return self.table[min(int(self.day_of([t_end])[0]) + 1, self.table.shape[0] - 1)].copy()
+
+
+# ---------------------------------------------------------------------- the loop
+@dataclass
+class Networks:
+    """What training updates: the item tower, G and D (torch modules)."""
+
+    tower: object
+    G: object
+    D: object
+
+
+def train_gan(
+    nets: Networks,
+    pairs: TrainingPairs,
+    pop: WindowPopularity | None,
+    config: TrainConfig,
+    *,
+    half_life_days: float | None,
+    seed: int,
+    device: str,
+    evaluate: Callable[[], float] | None = None,
+    show_progress: bool = False,
+) -> list[dict]:
+    """Train ``nets`` in place; returns per-epoch history (losses, validation NDCG@10).
+    With ``evaluate`` the best epoch's weights are restored at the end."""
+    import torch
+    import torch.nn.functional as Fn
+    from tqdm.auto import tqdm
+
+    c = config
+    if not (c.retrieval or c.adversarial):
+        raise ValueError("at least one of the retrieval and adversarial losses must be on")
+    if len(pairs) == 0:
+        raise ValueError("no training pairs (every user has a single basket?)")
+    torch.set_num_threads(max(1, int(c.threads)))
+    torch.manual_seed(seed)
+    rng = np.random.default_rng(seed)
+    tower, G, D = nets.tower, nets.G, nets.D
+    F0 = tower.emb.detach().clone()
+    N = F0.shape[0]
+    g_params = [p for n_, p in tower.named_parameters() if n_ != "emb"]
+    opt_g = torch.optim.Adam(
+        [
+            {"params": [tower.emb], "weight_decay": 0.0},
+            # scalars and biases: few, and each sees every batch; a larger step lets the
+            # popularity prior settle within the first epoch
+            {"params": g_params, "weight_decay": 0.0, "lr": c.lr * 5},
+            {"params": G.parameters(), "weight_decay": c.weight_decay},
+        ],
+        lr=c.lr,
+    )
+    opt_d = torch.optim.Adam(D.parameters(), lr=c.d_lr, weight_decay=c.weight_decay)
+    p_pairs = None
+    if c.pair_half_life_days:
+        p_pairs = decay_weights((pairs.time.max() - pairs.time) / DAY, c.pair_half_life_days)
+        p_pairs = p_pairs / p_pairs.sum()
+    n_epoch = c.pairs_per_epoch or len(pairs)
+    pop_table = torch.as_tensor(pop.table, device=device) if pop is not None else None
+    history: list[dict] = []
+    best, best_state, bad = -np.inf, None, 0
+    for epoch in range(1, c.epochs + 1):
+        tower.train(), G.train(), D.train()
+        if p_pairs is None and c.pairs_per_epoch is None:
+            order = rng.permutation(len(pairs))
+        else:
+            order = rng.choice(len(pairs), size=n_epoch, replace=True, p=p_pairs)
+        sums = {"ret": 0.0, "d": 0.0, "g_adv": 0.0}
+        batches = range(0, len(order), c.batch_size)
+        for start in tqdm(batches, desc=f"epoch {epoch}", disable=not show_progress, leave=False):
+            idx = order[start : start + c.batch_size]
+            hist_np, ht_np = pairs.histories(idx)
+            if c.history_dropout > 0:
+                drop = rng.random(hist_np.shape) < c.history_dropout
+                hist_np = np.where(drop, -1, hist_np)
+            w_np = decay_weights((pairs.time[idx][:, None] - ht_np) / DAY, half_life_days)
+            hist = torch.as_tensor(hist_np, device=device)  # (B, L)
+            w = torch.as_tensor(w_np, dtype=torch.float32, device=device)  # (B, L)
+            target = torch.as_tensor(pairs.target[idx], device=device)  # (B,)
+            if pop_table is not None:
+                days = torch.as_tensor(pop.day_of(pairs.time[idx]), device=device)
+                logpop = pop_table[days]  # (B, W, N)
+            else:
+                logpop = torch.zeros((), device=device)
+            B = len(idx)
+            E = tower.vectors()  # (N, d)
+            b = decay_pool(E, hist, w)  # (B, d)
+            z = c.noise_std * torch.randn(B, G.noise_dim, device=device)
+            f = G(b, z)  # (B, d)
+
+            # seen items are never recommended: do not spend the softmax on them
+            seen = torch.zeros(B, N, dtype=torch.bool, device=device)
+            seen.scatter_(1, hist.clamp(min=0), hist >= 0)
+            seen[torch.arange(B, device=device), target] = False
+            loss = torch.zeros((), device=device)
+            logits = None
+            if c.retrieval or c.adversarial:
+                if c.n_sampled:
+                    neg = torch.randint(0, N, (c.n_sampled,), device=device)
+                    cand = torch.cat([target, neg])  # (B + S,)
+                    logits = tower.scores(f, logpop, cand)  # (B, B + S)
+                    logits = logits.masked_fill(seen[:, cand], -1e9)
+                    same = cand[None, :] == target[:, None]
+                    same[torch.arange(B), torch.arange(B)] = False
+                    logits = logits.masked_fill(same, -1e9)  # duplicates of the target
+                    ret = Fn.cross_entropy(logits, torch.arange(B, device=device))
+                    full = None
+                else:
+                    full = tower.scores(f, logpop).masked_fill(seen, -1e9)  # (B, N)
+                    ret = Fn.cross_entropy(full, target)
+                if c.retrieval:
+                    loss = loss + ret
+                sums["ret"] += float(ret.detach()) * B
+            if c.anchor > 0:
+                loss = loss + c.anchor * ((tower.emb - F0) ** 2).sum(1).mean()
+
+            if c.adversarial:
+                Ed = E.detach()
+                hv, hm = Ed[hist.clamp(min=0)], (hist >= 0).float()  # (B, L, d), (B, L)
+                bd = b.detach()
+                neg = _negatives(full, seen, target, c.n_negatives, N, device)  # (B, k)
+                real = D(bd, Ed[target], hv, hm)  # (B,)
+                fake = D(bd, f.detach(), hv, hm)  # (B,)
+                negl = D(bd, Ed[neg], hv, hm)  # (B, k)
+                bce = Fn.binary_cross_entropy_with_logits
+                d_loss = bce(real, torch.ones_like(real)) + 0.5 * (
+                    bce(fake, torch.zeros_like(fake)) + bce(negl, torch.zeros_like(negl))
+                )
+                opt_d.zero_grad(set_to_none=True)
+                d_loss.backward()
+                opt_d.step()
+                sums["d"] += float(d_loss.detach()) * B
+                g_adv = bce(D(bd, f, hv, hm), torch.ones_like(real))  # non-saturating
+                loss = loss + c.adv_weight * g_adv
+                sums["g_adv"] += float(g_adv.detach()) * B
+            opt_g.zero_grad(set_to_none=True)
+            loss.backward()
+            opt_g.step()
+        row = {"epoch": epoch, **{k: v / len(order) for k, v in sums.items()}}
+        if evaluate is not None:
+            tower.eval(), G.eval(), D.eval()
+            row["valid_ndcg"] = float(evaluate())
+            if row["valid_ndcg"] > best:
+                best, bad = row["valid_ndcg"], 0
+                best_state = [copy.deepcopy(m.state_dict()) for m in (tower, G, D)]
+                row["best"] = True
+            else:
+                bad += 1
+        history.append(row)
+        log.info("epoch %s", row)
+        if evaluate is not None and bad >= c.patience:
+            break
+    if best_state is not None:
+        for m, s in zip((tower, G, D), best_state):
+            m.load_state_dict(s)
+    tower.eval(), G.eval(), D.eval()
+    return history
+
+
+def _negatives(full, seen, target, k, N, device):
+    """Real-but-not-bought items: half drawn from G's softmax (hard), half uniform."""
+    import torch
+
+    B = target.shape[0]
+    n_hard = k // 2 if full is not None else 0
+    parts = []
+    if n_hard:
+        probs = full.detach().masked_fill(seen, -1e9)
+        probs[torch.arange(B, device=device), target] = -1e9
+        parts.append(torch.multinomial(probs.softmax(-1), n_hard, replacement=True))
+    uni = torch.randint(0, N, (B, k - n_hard), device=device)
+    uni = torch.where(uni == target[:, None], (uni + 1) % N, uni)
+    parts.append(uni)
+    return torch.cat(parts, 1)
+
+
+def decay_pool(*args, **kwargs):
+    from recogan.gan import decay_pool as _pool
+
+    return _pool(*args, **kwargs)

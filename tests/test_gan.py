@@ -1,0 +1,207 @@
+"""The GAN recommender: contract, planted structure, determinism, leakage, bad inputs."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from recogan.model import GANRecommender
+from tests.contract import ModelContract
+
+FAST = dict(epochs=3, batch_size=128, g_hidden=64, d_hidden=32, threads=1, device="cpu")
+
+
+class TestGANContract(ModelContract):
+    def make_model(self):
+        return GANRecommender(**FAST)
+
+
+class TestGANWithRerankAndDraws(ModelContract):
+    """The same contract with S = 4 noise draws, rank fusion and the discriminator re-rank."""
+
+    def make_model(self):
+        return GANRecommender(**FAST, n_draws=4, merge="rrf", d_weight=0.5, rerank_depth=20)
+
+
+# ---------------------------------------------------------------------- training pairs
+def test_training_pairs_never_contain_their_target(clustered):
+    from recogan.train import TrainingPairs
+
+    pairs = TrainingPairs(clustered, max_history=8, skip_repeats=False)
+    idx = np.arange(len(pairs))
+    hist, ht = pairs.histories(idx)
+    valid = hist >= 0
+    # every condition event is strictly earlier than the target event
+    assert (ht[valid] < np.repeat(pairs.time, valid.sum(1))).all()
+    # and each history belongs to the pair's own user
+    X = clustered.csr(binary=True)
+    rows = np.repeat(pairs.user, valid.sum(1))
+    assert (np.asarray(X[rows, hist[valid]]).ravel() > 0).all()
+    assert valid.any(1).all()  # min_history=1: no empty conditions
+
+
+def test_same_basket_items_are_not_in_each_others_condition():
+    from recogan.data import Dataset
+    from recogan.train import TrainingPairs
+
+    frame = pd.DataFrame(
+        {
+            "user_id": ["a", "a", "a", "a"],
+            "item_id": [1, 2, 3, 4],
+            "timestamp": [10, 20, 20, 30],  # items 2 and 3 in one basket
+        }
+    )
+    d = Dataset.from_frames(frame)
+    pairs = TrainingPairs(d, max_history=5)
+    hist, _ = pairs.histories(np.arange(len(pairs)))
+    ids = d.items.ids
+    by_target = {ids[t]: sorted(ids[h[h >= 0]]) for t, h in zip(pairs.target, hist)}
+    assert by_target == {2: [1], 3: [1], 4: [1, 2, 3]}
+
+
+def test_skip_repeats_drops_rebought_targets():
+    from recogan.data import Dataset
+    from recogan.train import TrainingPairs
+
+    frame = pd.DataFrame({"user_id": ["a"] * 4, "item_id": [1, 2, 1, 3], "timestamp": [1, 2, 3, 4]})
+    d = Dataset.from_frames(frame)
+    kept = TrainingPairs(d, max_history=5, skip_repeats=True)
+    assert sorted(d.items.ids[kept.target]) == [2, 3]
+    every = TrainingPairs(d, max_history=5, skip_repeats=False)
+    assert sorted(d.items.ids[every.target]) == [1, 2, 3]
+
+
+def test_window_popularity_excludes_the_pairs_own_day():
+    from recogan.data import Dataset
+    from recogan.train import WindowPopularity
+
+    day = 86400
+    frame = pd.DataFrame(
+        {"user_id": ["a", "b", "c"], "item_id": [1, 1, 2], "timestamp": [0, day, 5 * day]}
+    )
+    d = Dataset.from_frames(frame)
+    pop = WindowPopularity(d, [2, 10])
+    i1 = d.items.lookup(np.array([1]))[0]
+    lp = pop.logpop(np.array([day + 10]))[0]  # (W, N)
+    assert lp[0, i1] == pytest.approx(np.log1p(1))  # day 0 counts, day 1 (its own) does not
+    assert pop.after(5 * day)[0, i1] == 0.0  # outside the 2-day window at the end
+    assert pop.after(5 * day)[1, i1] == pytest.approx(np.log1p(2))  # inside the 10-day one
+
+
+# ---------------------------------------------------------------------- behaviour
+def test_learns_planted_structure_hit_rate(clustered_split):
+    from recogan.evaluate import evaluate_model, mean_metrics
+
+    model = GANRecommender(**FAST).fit(clustered_split.train)
+    hr = mean_metrics(evaluate_model(model, clustered_split.test))["HR@10"]
+    # random ranking: ~10 / 60 unseen items; a model of the groups does far better
+    assert hr > 0.55
+
+
+def test_deterministic_mode_and_seeded_draws(clustered_split):
+    model = GANRecommender(**FAST, n_draws=1).fit(clustered_split.train)
+    users = np.arange(40)
+    a = model.recommend(users, n=10)
+    b = model.recommend(users, n=10)
+    np.testing.assert_array_equal(a[0], b[0])
+    # with noise draws: a user's list does not depend on the batch it is scored in
+    model.config.n_draws = 8
+    full, fs = model.recommend(users, n=10)
+    parts = [model.recommend(users[i : i + 7], n=10) for i in range(0, len(users), 7)]
+    np.testing.assert_array_equal(full, np.vstack([p[0] for p in parts]))
+    np.testing.assert_allclose(fs, np.vstack([p[1] for p in parts]), rtol=1e-5)
+    # and the draws change something (noise is not ignored)
+    model.config.n_draws, model.config.merge = 8, "rrf"
+    assert not np.array_equal(model.recommend(users, n=10)[0], a[0])
+
+
+def test_save_load_with_rerank(clustered_split, tmp_path):
+    from recogan.artifacts import load_model
+
+    model = GANRecommender(**FAST, n_draws=3, d_weight=1.0).fit(clustered_split.train)
+    model.save(tmp_path / "m")
+    loaded = load_model(tmp_path / "m")
+    users = np.arange(model.n_users_)
+    np.testing.assert_array_equal(model.recommend(users, 10)[0], loaded.recommend(users, 10)[0])
+    assert loaded.item_vectors().shape == model.item_vectors().shape
+
+
+def test_ablation_switches(clustered_split):
+    adv_only = GANRecommender(**FAST, retrieval=False).fit(clustered_split.train)
+    assert adv_only.recommend(np.arange(3), n=5)[0].shape == (3, 5)
+    with pytest.raises(ValueError, match="at least one"):
+        GANRecommender(**FAST, retrieval=False, adversarial=False).fit(clustered_split.train)
+
+
+def test_new_item_gets_a_content_vector(clustered):
+    from recogan.data import Dataset
+    from recogan.features import ItemFeatures
+
+    cat = clustered.catalog.assign(item_id=clustered.items.ids)
+    extra = pd.DataFrame(
+        {"item_id": ["new"], "title": ["garden item new"], "category": ["group0"], "price": [2.0]}
+    )
+    inter = clustered.interactions.assign(
+        user_id=clustered.users.to_ids(clustered.user_idx),
+        item_id=clustered.items.to_ids(clustered.item_idx),
+        timestamp=clustered.times,
+    )
+    d = Dataset.from_frames(inter, pd.concat([cat, extra], ignore_index=True))
+    F = ItemFeatures().fit(d).F_
+    new = d.items.lookup(np.array(["new"]))[0]
+    assert np.isclose(np.linalg.norm(F[new]), 1.0)
+    # its nearest neighbours are in its own (content) group
+    sims = F @ F[new]
+    sims[new] = -np.inf
+    top = d.items.ids[np.argsort(-sims)[:5]]
+    assert sum(int(t[1:]) % 4 == 0 for t in top) >= 4
+
+
+def test_behaviour_embedding_decays_with_time(clustered):
+    from recogan.features import ItemFeatures
+
+    feats = ItemFeatures(half_life_days=1.0).fit(clustered)
+    day = 86400.0
+    b = feats.behaviour([[0, 1]], times=[[0.0, 10 * day]], now=10 * day)[0]
+    # ten half-lives old: item 0 barely counts
+    assert b @ feats.F_[1] > 0.99
+    flat = feats.behaviour([[0, 1]])[0]
+    assert np.isclose(np.linalg.norm(flat), 1.0)
+    assert np.allclose(feats.behaviour([[]]), 0.0)
+
+
+# ---------------------------------------------------------------------- bad inputs
+def test_bad_inputs(clustered_split):
+    from recogan.features import ItemFeatures
+
+    model = GANRecommender(**{**FAST, "epochs": 1}).fit(clustered_split.train)
+    with pytest.raises(IndexError, match="out of range"):
+        model.recommend(np.array([10**6]), n=3)
+    with pytest.raises(ValueError, match="positive"):
+        model.recommend(np.array([0]), n=-1)
+    with pytest.raises(ValueError, match="catalog size"):
+        model.recommend(np.array([0]), n=model.n_items_ + 5)
+    with pytest.raises(IndexError, match="outside"):
+        model.recommend_history([[0, model.n_items_]], n=3)
+    F = np.ones((4, 3))
+    F[2, 1] = np.nan
+    with pytest.raises(ValueError, match="NaN/inf.*item 2, column 1"):
+        ItemFeatures().set_matrix(F)
+    with pytest.raises(ValueError, match="merge"):
+        GANRecommender(merge="vote")
+    with pytest.raises(TypeError, match="unknown parameter"):
+        GANRecommender(n_drawz=3)
+    with pytest.raises(ValueError, match="device"):
+        GANRecommender(**{**FAST, "device": "tpu"}).fit(clustered_split.train)
+
+
+def test_refit_params_and_prior_knob(clustered_split):
+    model = GANRecommender(**FAST).fit(clustered_split.train, clustered_split.valid)
+    assert 1 <= model.refit_params()["epochs"] <= FAST["epochs"]
+    assert set(GANRecommender.search_space()) <= set(model.params())
+    # a very large prior weight ranks (nearly) by the learned item prior alone
+    model.config.prior_weight = 1e6
+    items, _ = model.recommend(np.arange(5), n=5, exclude_seen=False)
+    prior = model.item_index_[:, -1]
+    assert (items == np.argsort(-prior, kind="stable")[:5]).all(axis=1).all()
