@@ -17,7 +17,7 @@ from recogan.evaluate import _beyond as beyond
 from recogan.evaluate._protocol import Protocol, score_model
 from recogan.evaluate._report import Report
 from recogan.evaluate._stats import bootstrap_ci, paired_test
-from recogan.evaluate._tune import TUNE_METRIC, _with_seed, resolve_model
+from recogan.evaluate._tune import TUNE_METRIC, _with_seed, final_params, resolve_model
 from recogan.evaluate._tune import tune as tune_search
 
 log = logging.getLogger(__name__)
@@ -101,6 +101,7 @@ def evaluate(
         if tune:
             result = tune_search(name, split, budget, seed, show_progress=show_progress)
             chosen = result.best_params
+            refit = result.refit_params
             tuning[name] = {
                 "params": chosen,
                 "valid_" + TUNE_METRIC: result.best_score,
@@ -109,8 +110,9 @@ def evaluate(
             }
         else:
             chosen = _with_seed(cls, dict(params.get(name, {})), seed)
+            refit = final_params(cls, chosen, split)
         t0 = time.perf_counter()
-        model = cls(**chosen).fit(history, None)
+        model = cls(**refit).fit(history, None)
         fit_s = time.perf_counter() - t0
         frame, recs = score_model(model, split.test, ks, proto, seed=seed)
         sim = ItemSimilarity.of(model, device="cpu").matrix

@@ -39,6 +39,10 @@ class TuneResult:
     best_score: float
     #: One row per trial: the parameters, the validation score, fit seconds.
     trials: pd.DataFrame = field(repr=False)
+    #: What to refit on train + valid (no validation split left for early stopping): the best
+    #: trial's ``refit_params()`` where the model has it (e.g. its early-stopped epoch count),
+    #: else ``best_params``.
+    refit_params: dict | None = None
 
 
 def resolve_model(name: str):
@@ -88,6 +92,20 @@ def _with_seed(cls, params: dict, seed: int) -> dict:
     return {**params, "seed": seed} if "seed" in names and "seed" not in params else params
 
 
+def refit_params(model, params: dict) -> dict:
+    """The settings to refit a model fitted with ``params`` (on train, early-stopped on valid)
+    on train + valid: ``model.refit_params()`` where defined, else ``params``."""
+    return model.refit_params() if hasattr(model, "refit_params") else params
+
+
+def final_params(cls, params: dict, split: Split) -> dict:
+    """Settings for the final fit on ``split.train_valid`` when no tuning ran: a model that
+    early-stops (has ``refit_params``) is first fitted on train with valid to learn them."""
+    if not hasattr(cls, "refit_params"):
+        return params
+    return refit_params(cls(**params).fit(split.train, split.valid), params)
+
+
 def tune(
     model_name: str,
     split: Split,
@@ -113,8 +131,11 @@ def tune(
         score = mean_metrics(evaluate_model(model, split.valid, (10,))).get(TUNE_METRIC)
         score = float("nan") if score is None else score
         log.info("tune %s %s: valid %s=%.4f (%.1fs)", model_name, full, TUNE_METRIC, score, fit_s)
-        rows.append({"params": full, TUNE_METRIC: score, "fit_seconds": fit_s})
-    frame = pd.DataFrame(rows)
+        rows.append({"params": full, TUNE_METRIC: score, "fit_seconds": fit_s,
+                     "refit": refit_params(model, full)})  # fmt: skip
+    frame = pd.DataFrame(rows).drop(columns="refit")
     scores = frame[TUNE_METRIC].fillna(-np.inf).to_numpy()
     best = int(np.argmax(scores))  # first best: the defaults win ties
-    return TuneResult(model_name, rows[best]["params"], float(scores[best]), frame)
+    return TuneResult(
+        model_name, rows[best]["params"], float(scores[best]), frame, rows[best]["refit"]
+    )
