@@ -95,6 +95,9 @@ class GANRecommenderConfig:
     prior_weight: float = 1.0
     #: Candidates per customer that the discriminator re-ranks.
     rerank_depth: int = 50
+    #: Item index for retrieval (recogan.index.ItemIndex kind): "auto" (exact below 100k
+    #: items, IVF above), "exact", "ivf" or "hnsw". On CUDA it searches on the GPU.
+    index_kind: str = "auto"
     seed: int = 0
     show_progress: bool = False
 
@@ -188,6 +191,16 @@ class GANRecommender(Model):
             max(scored, key=lambda r: r["valid_ndcg"])["epoch"] if scored else len(self.history_)
         )
         self._refresh()
+        self._build_index()
+
+    def _build_index(self) -> None:
+        """The retrieval index over ``[e_i, bias_i]`` (validation during training searches
+        exactly; the index is built once the item vectors are final)."""
+        from recogan.index import ItemIndex
+
+        device = "cpu" if self.device_ == "cpu" else "auto"
+        self.index_ = ItemIndex(kind=self.config.index_kind, device=device, seed=self.config.seed)
+        self.index_.build(self.item_index_)
 
     def _build(self, gan_config) -> None:
         import torch
@@ -316,10 +329,15 @@ class GANRecommender(Model):
         return _topn_of(final.astype(np.float32), pool, n)
 
     def _search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-        """Exact maximum-inner-product search of ``queries`` ``(Q, d+1)`` over the item index
-        ``[e_i, bias_i]``: ``(items, scores)``, each ``(Q, k)``, best first."""
-        scores = queries @ self.item_index_.T  # (Q, N)
-        return _topn_of(scores.astype(np.float32), None, k)
+        """Maximum-inner-product search of ``queries`` ``(Q, d+1)`` over the item vectors
+        ``[e_i, bias_i]``: ``(items, scores)``, each ``(Q, k)``, best first. Through the
+        fitted :class:`~recogan.index.ItemIndex`; exact numpy while training (no index yet)."""
+        index = getattr(self, "index_", None)
+        if index is None:
+            scores = queries @ self.item_index_.T  # (Q, N)
+            return _topn_of(scores.astype(np.float32), None, k)
+        D, I = index.search(queries.astype(np.float32), k)  # noqa: E741
+        return I, D
 
     # ------------------------------------------------------------------ extras
     def item_vectors(self) -> np.ndarray:
@@ -349,6 +367,16 @@ class GANRecommender(Model):
         self.user_hist_t_ = arrays["user_hist_t"].astype(np.int64)
         self.best_epoch_ = int(arrays["best_epoch"][0])
         self.history_ = []
+
+    # the index travels in the bundle, hashed and verified with the other files
+    def write_files(self, directory) -> None:
+        self.index_.save(directory, "index")
+
+    def read_files(self, directory) -> None:
+        from recogan.index import ItemIndex
+
+        device = "cpu" if self.device_ == "cpu" else "auto"
+        self.index_ = ItemIndex.load(directory, "index", device=device)
 
     def torch_state(self) -> dict[str, dict]:
         n = self.nets_
