@@ -96,3 +96,32 @@ def test_online_retail_train_and_recommend(tmp_path, capsys):
     assert main(["recommend", "--model", str(out), "--user", "12347", "--n", "5"]) == 0
     text = capsys.readouterr().out
     assert "top 5 for user 12347" in text and "fallback" not in text
+
+
+def test_train_gan_early_stops_then_refits_on_everything(tmp_path, capsys):
+    import pandas as pd
+
+    from recogan.artifacts import load_model
+    from recogan.datasets import synthetic_clusters
+
+    data = synthetic_clusters()
+    frame = data.interactions
+    csv = tmp_path / "events.csv"
+    pd.DataFrame(
+        {
+            "user_id": data.users.to_ids(frame["user"]),
+            "item_id": data.items.to_ids(frame["item"]),
+            "timestamp": frame["time"],
+        }
+    ).to_csv(csv, index=False)
+    out = tmp_path / "gan"
+    params = ["epochs=6", "patience=1", "batch_size=128", "g_hidden=32", "d_hidden=16"]
+    args = ["train", "--interactions", str(csv), "--model", "gan", "--out", str(out)]
+    assert main(args + [x for p in params for x in ("--param", p)]) == 0
+    printed = capsys.readouterr().out
+    assert "early stopping on the latest 10% of interactions" in printed
+    model = load_model(out)
+    chosen = model.config.epochs
+    assert 1 <= chosen <= 6 and f'"epochs": {chosen}' in printed
+    assert model.n_users_ == data.n_users  # the bundle was refitted on all the data
+    assert model.seen_.nnz == data.csr().nnz

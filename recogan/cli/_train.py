@@ -29,6 +29,15 @@ def register(sub) -> None:
         help="a model hyperparameter (repeatable); VALUE is read as JSON when it parses",
     )
     p.add_argument("--seed", type=int, default=0, help="seed for models that draw randomness")
+    p.add_argument(
+        "--valid-frac",
+        type=float,
+        default=0.1,
+        metavar="F",
+        help="models that early-stop (gan) first train on all but the latest F of the "
+        "interactions, validated on that F, then refit on everything for the epoch count "
+        "chosen there (default: 0.1; 0 trains once, for the configured epochs)",
+    )
     p.add_argument("--out", required=True, metavar="DIR", help="bundle directory to write")
     p.set_defaults(func=run)
 
@@ -70,6 +79,18 @@ def run(args) -> int:
     model = build_model(args.model, parse_params(args.param), args.seed)
     data = load_data(args)
     t0 = time.perf_counter()
+    if hasattr(model, "refit_params") and args.valid_frac > 0:
+        # without a held-out period an early-stopping model would train blind: learn the
+        # epoch count on the latest interactions first, then refit on all of them
+        from recogan.data import temporal_split
+
+        split = temporal_split(data, test_frac=args.valid_frac, valid_frac=0.0)
+        params = model.fit(split.train, split.test).refit_params()
+        print(
+            f"early stopping on the latest {args.valid_frac:.0%} of interactions: "
+            f"{json.dumps({k: params[k] for k in ('epochs',) if k in params})}"
+        )
+        model = type(model)(**params)
     model.fit(data)
     fit_s = time.perf_counter() - t0
     model.save(args.out)
