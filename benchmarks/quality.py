@@ -85,7 +85,8 @@ def tune_gan(args, split) -> dict:
     base = json.loads(args.gan_params) if args.gan_params else {}
     trials = []
     for params in candidate_params(GANRecommender, args.gan_budget, args.seed):
-        full = {**base, **params, "seed": args.seed}
+        # --gan-params are fixed: they override the searched values too
+        full = {**params, **base, "seed": args.seed}
         t0 = time.perf_counter()
         model = GANRecommender(**full).fit(split.train, split.valid)
         fit_s = time.perf_counter() - t0
