@@ -85,7 +85,8 @@ def tune_gan(args, split) -> dict:
     base = json.loads(args.gan_params) if args.gan_params else {}
     trials = []
     for params in candidate_params(GANRecommender, args.gan_budget, args.seed):
-        full = {**base, **params, "seed": args.seed}
+        # --gan-params are fixed: they override the searched values too
+        full = {**params, **base, "seed": args.seed}
         t0 = time.perf_counter()
         model = GANRecommender(**full).fit(split.train, split.valid)
         fit_s = time.perf_counter() - t0
@@ -165,6 +166,7 @@ def run_gan(args, split, tuned: dict) -> dict:
             if name == "gan (chosen)":
                 fitted = (model, fit_s)
                 row["tradeoff"] = _tradeoff(model, split)
+                row["noise_tradeoff"] = _noise_tradeoff(model, split)
         out[name] = {**row, "fit_seconds": fit_s, "params": {k: params[k] for k in sorted(params)}}
         if name == "gan (chosen)":
             out[name]["valid_NDCG@10"] = best["valid_NDCG@10"]
@@ -179,6 +181,24 @@ def _tradeoff(model, split) -> list[dict]:
         model.config = dataclasses.replace(saved, **{name: v})
         r = _score(model, split)
         rows.append({"value": v, **{k: r[k] for k in ("NDCG@10", "HR@10", "coverage@10")}})
+    model.config = saved
+    return rows
+
+
+#: Noise curve: (S, inference_noise) pairs scored on test (a curve, not a choice).
+NOISE_CURVE = [(1, 0.0), (4, 1.0), (8, 1.0), (4, 4.0), (8, 4.0), (4, 16.0), (8, 16.0)]
+
+
+def _noise_tradeoff(model, split) -> list[dict]:
+    """Coverage vs accuracy as the noise draws get larger: does z buy coverage?"""
+    saved, rows = model.config, []
+    for S, std in NOISE_CURVE:
+        model.config = dataclasses.replace(saved, n_draws=S, inference_noise=std)
+        r = _score(model, split)
+        rows.append(
+            {"S": S, "inference_noise": std}
+            | {k: r[k] for k in ("NDCG@10", "HR@10", "coverage@10")}
+        )
     model.config = saved
     return rows
 
@@ -224,6 +244,14 @@ def report(args, data_name: str, cache: Path) -> str:
                 lines.append(
                     f"| {t['value']} | {t['NDCG@10']:.4f} | {t['HR@10']:.4f} | "
                     f"{t['coverage@10']:.4f} |"
+                )
+        if chosen.get("noise_tradeoff"):
+            lines += ["", "Noise draws S x inference noise std on test, chosen model:", ""]
+            lines += ["| S | noise std | NDCG@10 | HR@10 | coverage@10 |", "|---|---|---|---|---|"]
+            for t in chosen["noise_tradeoff"]:
+                lines.append(
+                    f"| {t['S']} | {t['inference_noise']} | {t['NDCG@10']:.4f} | "
+                    f"{t['HR@10']:.4f} | {t['coverage@10']:.4f} |"
                 )
     lines.append("")
     lines.append("Baseline params: " + "; ".join(f"{m} `{base[m]['params']}`" for m in BASELINES))

@@ -93,6 +93,9 @@ class GANRecommenderConfig:
     #: query is ``[s·f̂, prior_weight]`` against items ``[e_i, prior_i]`` (1 = as trained). A
     #: recommend-time knob, tuned on validation when the test period's drift calls for it.
     prior_weight: float = 1.0
+    #: Prior weights tried at each early-stopping check; the epoch's validation score is the
+    #: best of them (empty: score at ``prior_weight`` only).
+    stop_prior_weights: tuple = ()
     #: Candidates per customer that the discriminator re-ranks.
     rerank_depth: int = 50
     #: Item index for retrieval (recogan.index.ItemIndex kind): "auto" (exact below 100k
@@ -166,9 +169,24 @@ class GANRecommender(Model):
         if valid is not None and valid.n_interactions and c.epochs > 0:
             from recogan.evaluate import evaluate_model, mean_metrics
 
+            def score() -> float:
+                return mean_metrics(evaluate_model(self, valid, ks=(10,)))["NDCG@10"]
+
             def evaluate() -> float:
                 self._refresh()
-                return mean_metrics(evaluate_model(self, valid, ks=(10,)))["NDCG@10"]
+                if not c.stop_prior_weights:
+                    return score()
+                # judge each epoch at its best recommend-time prior weight, the knob that is
+                # tuned on validation afterwards anyway (else a model whose personal part
+                # only pays off at another weight is stopped too early)
+                saved, best = self.config, -np.inf
+                try:
+                    for g in c.stop_prior_weights:
+                        self.config = dataclasses.replace(saved, prior_weight=float(g))
+                        best = max(best, score())
+                finally:
+                    self.config = saved
+                return best
 
         log.info("gan: %d training pairs, %d items, d=%d", len(pairs), *self.F_.shape)
         self.history_ = (

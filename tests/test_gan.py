@@ -205,3 +205,18 @@ def test_refit_params_and_prior_knob(clustered_split):
     items, _ = model.recommend(np.arange(5), n=5, exclude_seen=False)
     prior = model.item_index_[:, -1]
     assert (items == np.argsort(-prior, kind="stable")[:5]).all(axis=1).all()
+
+
+def test_early_stopping_scores_the_best_prior_weight(clustered_split):
+    """With ``stop_prior_weights`` each epoch is judged at its best prior weight: the training
+    itself is unchanged (same seed), so every epoch's score is >= the plain one, and equals
+    the best of the single-weight runs' scores."""
+    kw = {**FAST, "epochs": 2, "patience": 5}
+    plain = GANRecommender(**kw).fit(clustered_split.train, clustered_split.valid)
+    big = GANRecommender(**kw, prior_weight=50.0).fit(clustered_split.train, clustered_split.valid)
+    both = GANRecommender(**kw, stop_prior_weights=(1.0, 50.0)).fit(
+        clustered_split.train, clustered_split.valid
+    )
+    for p, b, s in zip(plain.history_, big.history_, both.history_):
+        assert s["valid_ndcg"] == pytest.approx(max(p["valid_ndcg"], b["valid_ndcg"]))
+    assert both.config.prior_weight == 1.0  # the knob is restored after scoring

@@ -97,7 +97,8 @@ def run(args) -> int:
     defaults = type(model)().params()
     changed = {k: v for k, v in model.params().items() if defaults.get(k) != v}
     print(
-        f"trained {type(model).__name__}({changed or 'defaults'}) on {data.name} ({data.n_users:,} users, {data.n_items:,} items, "
+        f"trained {type(model).__name__}({changed or 'defaults'}) on {data.name} "
+        f"({data.n_users:,} users, {data.n_items:,} items, "
         f"{data.n_interactions:,} interactions) in {fit_s:.1f}s -> {args.out}"
     )
     return 0
