@@ -35,16 +35,19 @@ MERGE_RULES = ("max", "mean", "rrf")
 
 @dataclass
 class GANRecommenderConfig:
+    # Fields shared with ItemFeaturesConfig and TrainConfig take their defaults from there (one
+    # source of truth); GANConfig's live in recogan.gan, which imports torch, so a test keeps
+    # those in step instead.
     # -- item features (see recogan.features.ItemFeaturesConfig)
-    dim_cf: int = 64
-    dim_text: int = 32
-    dim_category: int = 16
-    w_cf: float = 1.0
-    w_text: float = 0.5
-    w_category: float = 0.5
-    w_price: float = 0.25
+    dim_cf: int = ItemFeaturesConfig.dim_cf
+    dim_text: int = ItemFeaturesConfig.dim_text
+    dim_category: int = ItemFeaturesConfig.dim_category
+    w_cf: float = ItemFeaturesConfig.w_cf
+    w_text: float = ItemFeaturesConfig.w_text
+    w_category: float = ItemFeaturesConfig.w_category
+    w_price: float = ItemFeaturesConfig.w_price
     #: Half-life (days) of the time decay in behaviour embeddings.
-    half_life_days: float | None = 30.0
+    half_life_days: float | None = ItemFeaturesConfig.half_life_days
     #: Most recent purchases a behaviour embedding looks at.
     max_history: int = 50
     #: Windows (days) of the recent-popularity features (empty: no such feature).
@@ -61,25 +64,25 @@ class GANRecommenderConfig:
     #: Initial scale of the query·item inner product in the retrieval softmax.
     logit_scale: float = 10.0
     # -- training (see recogan.train.TrainConfig)
-    epochs: int = 20
-    patience: int = 2
-    batch_size: int = 512
-    lr: float = 2e-3
-    d_lr: float = 1e-3
-    weight_decay: float = 1e-5
-    anchor: float = 0.0
-    retrieval: bool = True
-    adversarial: bool = True
-    adv_weight: float = 0.1
-    n_negatives: int = 4
-    n_sampled: int | None = None
-    pairs_per_epoch: int | None = None
-    pair_half_life_days: float | None = None
-    skip_repeats: bool = True
-    history_dropout: float = 0.0
-    noise_std: float = 1.0
-    device: str = "auto"
-    threads: int = 1
+    epochs: int = TrainConfig.epochs
+    patience: int = TrainConfig.patience
+    batch_size: int = TrainConfig.batch_size
+    lr: float = TrainConfig.lr
+    d_lr: float = TrainConfig.d_lr
+    weight_decay: float = TrainConfig.weight_decay
+    anchor: float = TrainConfig.anchor
+    retrieval: bool = TrainConfig.retrieval
+    adversarial: bool = TrainConfig.adversarial
+    adv_weight: float = TrainConfig.adv_weight
+    n_negatives: int = TrainConfig.n_negatives
+    n_sampled: int | None = TrainConfig.n_sampled
+    pairs_per_epoch: int | None = TrainConfig.pairs_per_epoch
+    pair_half_life_days: float | None = TrainConfig.pair_half_life_days
+    skip_repeats: bool = TrainConfig.skip_repeats
+    history_dropout: float = TrainConfig.history_dropout
+    noise_std: float = TrainConfig.noise_std
+    device: str = TrainConfig.device
+    threads: int = TrainConfig.threads
     # -- inference
     #: Query vectors per customer (S); S=1 is the deterministic mode (z = 0).
     n_draws: int = 1
