@@ -4,7 +4,14 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from recogan.data import Dataset, IdMap, leave_last_out, read_dataset, temporal_split
+from recogan.data import (
+    Dataset,
+    IdMap,
+    leave_last_out,
+    read_dataset,
+    split_at_times,
+    temporal_split,
+)
 
 
 # ---------------------------------------------------------------------- id maps
@@ -170,3 +177,49 @@ def test_split_shares_id_space(clustered_split, clustered):
     assert clustered_split.test.users is clustered.users
     with pytest.raises(ValueError, match="test_frac"):
         temporal_split(clustered, test_frac=0.0)
+
+
+@settings(max_examples=60, suppress_health_check=[HealthCheck.too_slow], deadline=None)
+@given(events, st.integers(1, 4))
+def test_rolling_origin_folds_never_leak(rows, k):
+    d = Dataset.from_frames(_frame(rows))
+    try:
+        s = temporal_split(d, 0.1, 0.15, valid_folds=k)
+    except ValueError as e:
+        assert "no training events" in str(e) or "valid_folds" in str(e)
+        return
+    assert 1 <= len(s.folds) <= k and s.folds[0] == (s.train, s.valid)
+    upper = s.test.times.min() if s.test.n_interactions else np.inf
+    for train, valid in s.folds:  # latest first, each window before the previous one
+        if valid.n_interactions:
+            assert train.times.max() < valid.times.min() and valid.times.max() < upper
+            assert np.isin(valid.user_idx, train.user_idx).all()
+            upper = valid.times.min()
+
+
+def test_rolling_origin_windows_are_consecutive(clustered):
+    s = temporal_split(clustered, test_frac=0.1, valid_frac=0.1, valid_folds=3)
+    assert len(s.folds) == 3 and "valid_folds=3" in s.protocol
+    (tr1, v1), (tr2, v2), (tr3, v3) = s.folds
+    # each fold trains on everything before its window, so the windows tile the time line
+    assert tr1.n_interactions > tr2.n_interactions > tr3.n_interactions
+    assert v2.times.max() < v1.times.min() and v3.times.max() < v2.times.min()
+    assert tr2.times.max() < v2.times.min() <= tr1.times.max()
+    plain = temporal_split(clustered)
+    assert plain.folds == ((plain.train, plain.valid),)
+    with pytest.raises(ValueError, match="valid_folds"):
+        temporal_split(clustered, test_frac=0.1, valid_frac=0.35, valid_folds=3)
+
+
+def test_split_at_times_folds_and_errors(clustered):
+    day = 86400
+    t0 = int(clustered.times.min())
+    s = split_at_times(clustered, t0 + 300 * day, [t0 + 250 * day, t0 + 200 * day])
+    (tr1, v1), (tr2, v2) = s.folds
+    assert s.test.times.min() >= t0 + 300 * day > s.train_valid.times.max()
+    assert v1.times.min() >= t0 + 250 * day > tr1.times.max()
+    assert v2.times.max() < t0 + 250 * day and tr2.times.max() < t0 + 200 * day
+    with pytest.raises(ValueError, match="earlier"):
+        split_at_times(clustered, t0 + 300 * day, [t0 + 310 * day])
+    with pytest.raises(ValueError, match="no test events"):
+        split_at_times(clustered, t0 + 10_000 * day, [t0 + 200 * day])

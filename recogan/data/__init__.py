@@ -1,13 +1,13 @@
 """Reading, validating and splitting interaction data.
 
 ``Dataset`` holds interactions in dense index space with id maps, an optional catalog, a CSR
-matrix and per-event times. Splits (`temporal_split`, `leave_last_out`) return new Datasets
+matrix and per-event times. Splits (`temporal_split`, `split_at_times`, `leave_last_out`) return new Datasets
 over the same id space.
 """
 
 from recogan.data._dataset import Dataset, parse_times, read_dataset, read_frame
 from recogan.data._idmap import IdMap
-from recogan.data._split import Split, leave_last_out, temporal_split
+from recogan.data._split import Split, leave_last_out, split_at_times, temporal_split
 
 __all__ = [
     "Dataset",
@@ -17,5 +17,6 @@ __all__ = [
     "parse_times",
     "read_dataset",
     "read_frame",
+    "split_at_times",
     "temporal_split",
 ]

@@ -26,6 +26,14 @@ class Split:
     protocol: str
     dropped: dict
     train_valid: Dataset
+    #: Validation folds ``(train_k, valid_k)``, latest first, for tuning and early stopping;
+    #: a plain split has one, ``(train, valid)``. Rolling-origin validation has several
+    #: consecutive cut points, so one odd window cannot decide alone.
+    folds: tuple = ()
+
+    def __post_init__(self) -> None:
+        if not self.folds:
+            object.__setattr__(self, "folds", ((self.train, self.valid),))
 
     def summary(self) -> dict:
         return {
@@ -36,6 +44,9 @@ class Split:
             "valid_users": len(self.valid.active_users()),
             "test_users": len(self.test.active_users()),
             "dropped_no_history": dict(self.dropped),
+            "valid_folds": [
+                {"train": tr.n_interactions, "valid": va.n_interactions} for tr, va in self.folds
+            ],
         }
 
 
@@ -46,9 +57,16 @@ def _keep_known_users(part: Dataset, history: Dataset) -> tuple[Dataset, int]:
     return part.subset(mask), int((~mask).sum())
 
 
-def temporal_split(data: Dataset, test_frac: float = 0.1, valid_frac: float = 0.1) -> Split:
+def temporal_split(
+    data: Dataset, test_frac: float = 0.1, valid_frac: float = 0.1, valid_folds: int = 1
+) -> Split:
     """Global time cut: the latest ``test_frac`` of interactions are test, the ``valid_frac``
     before them validation, the rest train (``train < valid < test`` by time, strictly).
+
+    With ``valid_folds = k > 1`` validation is rolling-origin: fold ``j`` (``j = 1..k``,
+    latest first) validates on the ``valid_frac`` of events just before fold ``j - 1``'s
+    window and trains on everything earlier, so the folds cover ``k · valid_frac`` of the
+    time line before the test period. ``split.train``/``split.valid`` are the latest fold.
 
     Cut times are quantiles of the event times; events sharing the cut's timestamp all go to
     the later part, so no training event is at or after any test event.
@@ -58,28 +76,92 @@ def temporal_split(data: Dataset, test_frac: float = 0.1, valid_frac: float = 0.
             f"need 0 < test_frac, 0 <= valid_frac and test_frac + valid_frac < 1 "
             f"(got test_frac={test_frac}, valid_frac={valid_frac})"
         )
+    if int(valid_folds) < 1 or test_frac + valid_folds * valid_frac >= 1:
+        raise ValueError(
+            f"valid_folds must be >= 1 and leave training data before the earliest fold "
+            f"(got valid_folds={valid_folds}, valid_frac={valid_frac}, test_frac={test_frac})"
+        )
     t = data.times
     t_test = np.quantile(t, 1.0 - test_frac, method="higher")
-    t_valid = np.quantile(t, 1.0 - test_frac - valid_frac, method="higher")
-    train = data.subset(t < t_valid, name=f"{data.name}/train")
-    if train.n_interactions == 0:
-        raise ValueError(
-            f"{data.name}: temporal split leaves no training events (too few distinct timestamps)"
+    folds, n_valid_drop, upper = [], 0, t_test
+    for j in range(1, int(valid_folds) + 1):
+        t_valid = np.quantile(t, 1.0 - test_frac - j * valid_frac, method="higher")
+        suffix = "" if j == 1 else f"@{j}"
+        train = data.subset(t < t_valid, name=f"{data.name}/train{suffix}")
+        if train.n_interactions == 0:
+            raise ValueError(
+                f"{data.name}: temporal split leaves no training events before validation "
+                f"fold {j} (too few distinct timestamps)"
+            )
+        valid, dropped = _keep_known_users(
+            data.subset((t >= t_valid) & (t < upper), name=f"{data.name}/valid{suffix}"), train
         )
-    valid, n_valid_drop = _keep_known_users(
-        data.subset((t >= t_valid) & (t < t_test), name=f"{data.name}/valid"), train
-    )
+        if j > 1 and valid.n_interactions == 0:
+            break  # too few distinct timestamps for another window
+        n_valid_drop += dropped if j == 1 else 0
+        folds.append((train, valid))
+        upper = t_valid
     history = data.subset(t < t_test, name=f"{data.name}/train_valid")
     test, n_test_drop = _keep_known_users(
         data.subset(t >= t_test, name=f"{data.name}/test"), history
     )
+    label = f"temporal(test_frac={test_frac}, valid_frac={valid_frac}"
+    label += f", valid_folds={len(folds)})" if valid_folds > 1 else ")"
     return Split(
-        train,
-        valid,
+        folds[0][0],
+        folds[0][1],
         test,
-        protocol=f"temporal(test_frac={test_frac}, valid_frac={valid_frac})",
+        protocol=label,
         dropped={"valid": n_valid_drop, "test": n_test_drop},
         train_valid=history,
+        folds=tuple(folds),
+    )
+
+
+def split_at_times(data: Dataset, test_start, valid_starts, *, name: str = "") -> Split:
+    """A temporal split at given times (epoch seconds or anything ``pd.Timestamp`` reads):
+    test is ``t >= test_start``; validation fold ``j`` is ``[valid_starts[j], end_j)``, where
+    ``end_0 = test_start`` and ``end_j = valid_starts[j - 1]`` (latest first, each strictly
+    earlier), trained on everything before its start. For splits a fraction cannot express,
+    such as a validation period that is a known seasonal peak."""
+    import pandas as pd
+
+    def secs(x) -> int:
+        return int(x) if isinstance(x, (int, np.integer)) else pd.Timestamp(x).value // 10**9
+
+    t = data.times
+    t_test = secs(test_start)
+    starts = [secs(v) for v in valid_starts]
+    if not starts or any(b >= a for a, b in zip([t_test, *starts], starts)):
+        raise ValueError(
+            f"valid_starts must be non-empty, each earlier than the one before it and than "
+            f"test_start (got {list(valid_starts)}, test_start={test_start})"
+        )
+    folds, upper = [], t_test
+    for j, start in enumerate(starts, 1):
+        suffix = "" if j == 1 else f"@{j}"
+        train = data.subset(t < start, name=f"{data.name}/train{suffix}")
+        valid, dropped = _keep_known_users(
+            data.subset((t >= start) & (t < upper), name=f"{data.name}/valid{suffix}"), train
+        )
+        if train.n_interactions == 0 or valid.n_interactions == 0:
+            raise ValueError(f"{data.name}: validation fold {j} has no training or no events")
+        folds.append((train, valid, dropped))
+        upper = start
+    history = data.subset(t < t_test, name=f"{data.name}/train_valid")
+    test, n_test_drop = _keep_known_users(
+        data.subset(t >= t_test, name=f"{data.name}/test"), history
+    )
+    if test.n_interactions == 0:
+        raise ValueError(f"{data.name}: no test events at or after test_start={test_start}")
+    return Split(
+        folds[0][0],
+        folds[0][1],
+        test,
+        protocol=name or f"split_at_times(test_start={test_start}, valid_starts={list(valid_starts)})",
+        dropped={"valid": folds[0][2], "test": n_test_drop},
+        train_valid=history,
+        folds=tuple((tr, va) for tr, va, _ in folds),
     )
 
 
