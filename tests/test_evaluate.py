@@ -174,11 +174,14 @@ def spy(monkeypatch):
 
 def test_no_leakage_tuning_on_train_refit_before_test(spy, clustered):
     split = Protocol().split(clustered)
+    assert len(split.folds) == 3  # rolling-origin validation by default
     evaluate(split, models=["spy"], tune=True, budget=2, show_progress=False)
     *trials, final = SpyModel.fits
-    assert len(trials) == 2
-    for t_max, valid in trials:
-        assert valid is split.valid and t_max < split.valid.times.min()
+    assert len(trials) == 2 * len(split.folds)
+    for k, (t_max, valid) in enumerate(trials):
+        assert valid is split.folds[k % len(split.folds)][1]
+        assert t_max < valid.times.min()
+    assert split.folds[0][1] is split.valid
     t_max, valid = final
     assert valid is None and t_max < split.test.times.min()
     assert t_max == split.train_valid.times.max()
@@ -275,7 +278,7 @@ def test_report_files_schema_and_tradeoff(clustered, tmp_path, monkeypatch):
     for name in ("metrics.json", "report.md", "report.html", "per_user.parquet"):
         assert (tmp_path / "r" / name).stat().st_size > 0
     doc = json.loads(paths["metrics"].read_text())
-    assert set(doc) == {"dataset", "protocol", "models"}
+    assert set(doc) == {"dataset", "protocol", "models", "warnings"}
     assert doc["dataset"] == {"users": 200, "items": 80, "interactions": 2400}
     assert doc["protocol"]["name"] == "temporal" and doc["protocol"]["ks"] == [5, 10, 20]
     expected = {
@@ -299,6 +302,8 @@ def test_report_files_schema_and_tradeoff(clustered, tmp_path, monkeypatch):
         assert expected <= set(entry), name
         assert all(isinstance(entry[k], float) for k in expected)
         assert isinstance(entry["fit_seconds"], float) and isinstance(entry["params"], dict)
+        assert len(entry["valid_fold_NDCG@10"]) == 3
+        assert entry["valid_NDCG@10"] == pytest.approx(np.mean(entry["valid_fold_NDCG@10"]))
     assert doc["models"]["ease"]["params"]["lam"] in EASE.search_space()["lam"] + [200.0]
     # the knob is evaluated at each value, without refitting
     t = report.tradeoff["blend"]
@@ -395,3 +400,19 @@ def test_offline_evaluation_pipeline_writes_dated_directory(tmp_path, clustered)
     ]  # fmt: skip
     with pytest.raises(SystemExit):
         module.main(["--date", "yesterday"])
+
+
+def test_report_warns_when_validation_and_test_ranks_disagree(clustered):
+    report = evaluate(clustered, models=["pop", "ease"], tune=False, show_progress=False)
+    table = report.validation_table()
+    assert list(table.index) == ["pop", "ease"]
+    assert set(table["valid rank"]) == {1, 2} and set(table["test rank"]) == {1, 2}
+    assert report.warnings() == []  # EASE wins both on this planted-structure data
+    # swap the validation scores: the validation winner now loses the test
+    report.tuning["pop"]["valid_NDCG@10"], report.tuning["ease"]["valid_NDCG@10"] = (
+        report.tuning["ease"]["valid_NDCG@10"],
+        report.tuning["pop"]["valid_NDCG@10"],
+    )
+    (warning,) = [w for w in report.warnings() if w.startswith("validation picked")]
+    assert "pop" in warning and "ease is best" in warning
+    assert "## Warnings" in report.to_markdown() and "Validation vs test" in report.to_markdown()

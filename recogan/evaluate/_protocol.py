@@ -34,8 +34,12 @@ class Protocol:
     name: str = "temporal"
     #: Temporal split: share of the latest events that are test.
     test_frac: float = 0.1
-    #: Temporal split: share of the events before the test period that are validation.
+    #: Temporal split: share of the events before the test period in each validation window.
     valid_frac: float = 0.1
+    #: Rolling-origin validation: consecutive validation windows (each ``valid_frac`` of the
+    #: events, the latest just before the test period); tuning and early stopping average over
+    #: them, so a seasonal peak in one window cannot decide alone. 1: a single window.
+    valid_folds: int = 3
     #: ``full`` (rank the whole catalog) or ``sampled`` (targets among random negatives).
     ranking: str = "full"
     #: Negatives per user for ``sampled`` ranking.
@@ -50,6 +54,8 @@ class Protocol:
         object.__setattr__(self, "name", name)
         if self.ranking not in ("full", "sampled"):
             raise ValueError(f"ranking must be 'full' or 'sampled', got {self.ranking!r}")
+        if int(self.valid_folds) < 1:
+            raise ValueError(f"valid_folds must be >= 1, got {self.valid_folds}")
         if self.ranking == "sampled" and self.n_negatives <= 0:
             raise ValueError(f"n_negatives must be positive, got {self.n_negatives}")
 
@@ -57,14 +63,24 @@ class Protocol:
     def label(self) -> str:
         rank = "full-catalog" if self.ranking == "full" else f"sampled({self.n_negatives} neg)"
         seen = "seen excluded" if self.exclude_seen else "seen kept"
-        return f"{self.name}, {rank}, {seen}"
+        valid = (
+            f", rolling-origin validation ({self.valid_folds} folds)"
+            if self.name == "temporal" and self.valid_folds > 1
+            else ""
+        )
+        return f"{self.name}, {rank}, {seen}{valid}"
 
     def to_dict(self) -> dict:
         return {**asdict(self), "label": self.label}
 
     def split(self, data: Dataset) -> Split:
         if self.name == "temporal":
-            return temporal_split(data, test_frac=self.test_frac, valid_frac=self.valid_frac)
+            return temporal_split(
+                data,
+                test_frac=self.test_frac,
+                valid_frac=self.valid_frac,
+                valid_folds=self.valid_folds,
+            )
         return leave_last_out(data, valid=True)
 
 

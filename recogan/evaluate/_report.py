@@ -59,6 +59,10 @@ class Report:
             row = self.metrics.loc[name]
             entry = {c: _num(row[c]) for c in self.metric_names()}
             entry["fit_seconds"] = float(row["fit_seconds"])
+            tuning = self.tuning.get(name) or {}
+            if "valid_NDCG@10" in tuning:
+                entry["valid_NDCG@10"] = _num(tuning["valid_NDCG@10"])
+                entry["valid_fold_NDCG@10"] = [_num(x) for x in tuning.get("fold_scores", [])]
             entry["params"] = self.params[name]
             models[name] = entry
         protocol = json.loads(json.dumps(self.protocol, default=str))
@@ -66,6 +70,7 @@ class Report:
             "dataset": {k: int(self.dataset[k]) for k in ("users", "items", "interactions")},
             "protocol": protocol,
             "models": models,
+            "warnings": self.warnings(),
         }
 
     def to_json(self, path) -> Path:
@@ -141,6 +146,54 @@ class Report:
             )
         return pd.DataFrame(rows).set_index("model")
 
+    def validation_table(self) -> pd.DataFrame:
+        """Per model: validation NDCG@10 (mean over the validation folds, and each fold),
+        test NDCG@10, and each model's rank by both."""
+        names = [n for n in self.models if self.tuning.get(n)]
+        if not names:
+            return pd.DataFrame()
+        valid = pd.Series({n: self.tuning[n]["valid_NDCG@10"] for n in names}, dtype=float)
+        test = self.metrics.loc[names, "NDCG@10"].astype(float)
+        frame = pd.DataFrame(
+            {
+                "valid NDCG@10": valid,
+                "valid folds": [
+                    " ".join(f"{x:.4f}" for x in self.tuning[n].get("fold_scores", []))
+                    for n in names
+                ],
+                "test NDCG@10": test,
+                "valid rank": valid.rank(ascending=False, method="min").astype(int),
+                "test rank": test.rank(ascending=False, method="min").astype(int),
+            }
+        )
+        frame.index.name = "model"
+        return frame
+
+    def warnings(self) -> list[str]:
+        """Where validation and test disagree: a model whose validation rank is not its test
+        rank, above all a validation winner that does not win the test."""
+        t = self.validation_table()
+        if len(t) < 2:
+            return []
+        out = []
+        top = t.index[t["valid rank"] == 1].tolist()
+        for name in top:
+            if t.loc[name, "test rank"] != 1:
+                best = t.index[t["test rank"] == 1][0]
+                out.append(
+                    f"validation picked {name} as the best model "
+                    f"(valid NDCG@10 {t.loc[name, 'valid NDCG@10']:.4f}), but on test it ranks "
+                    f"{t.loc[name, 'test rank']} of {len(t)} and {best} is best: the validation "
+                    "period does not predict the test period for it"
+                )
+        for name, row in t.iterrows():
+            if name not in top and row["valid rank"] != row["test rank"]:
+                out.append(
+                    f"{name}: validation rank {row['valid rank']} but test rank "
+                    f"{row['test rank']}"
+                )
+        return out
+
     def tests_table(self) -> pd.DataFrame:
         if self.tests.empty:
             return self.tests
@@ -173,6 +226,9 @@ class Report:
 
     def to_markdown(self) -> str:
         parts = ["# Offline evaluation", "", *[f"- {x}" for x in self.header_lines()], ""]
+        warnings = self.warnings()
+        if warnings:
+            parts += ["## Warnings", "", *[f"- **warning**: {w}" for w in warnings], ""]
         parts += [
             "## Accuracy at K = 10 (mean [95% CI])",
             "",
@@ -198,6 +254,9 @@ class Report:
         if not self.tests.empty:
             parts += ["## Paired tests", "", self.tests_table().pipe(_md_table), ""]
         parts += ["## Chosen hyperparameters", "", self.tuning_table().pipe(_md_table), ""]
+        valid = self.validation_table()
+        if len(valid):
+            parts += ["## Validation vs test", "", valid.round(4).pipe(_md_table), ""]
         for name, t in self.tradeoff.items():
             parts += [f"## Trade-off: {name}", "", t.round(4).pipe(_md_table, index=False), ""]
         return "\n".join(parts)
@@ -222,6 +281,10 @@ class Report:
         body = [
             "<h1>Offline evaluation</h1>",
             f"<ul class='meta'>{head}</ul>",
+            *[
+                f"<p class='warn'><b>warning</b>: {html.escape(w)}</p>"
+                for w in self.warnings()
+            ],
             "<h2>Accuracy at K = 10</h2>",
             "<p class='note'>mean over test users [95% bootstrap CI]; marks: paired test "
             "against the reference baseline (ref).</p>",
@@ -249,6 +312,15 @@ class Report:
         if not self.tests.empty:
             body += ["<h2>Paired tests</h2>", table(self.tests_table())]
         body += ["<h2>Chosen hyperparameters</h2>", table(self.tuning_table())]
+        valid = self.validation_table()
+        if len(valid):
+            body += [
+                "<h2>Validation vs test</h2>",
+                "<p class='note'>validation NDCG@10 is the mean over the rolling-origin "
+                "validation folds (latest first); a model that ranks differently on "
+                "validation and test is flagged above.</p>",
+                table(valid),
+            ]
         page = _PAGE.format(title="recogan offline evaluation", body="\n".join(body))
         path.write_text(page, encoding="utf-8")
         return path
@@ -309,6 +381,7 @@ body {{ font-family: -apple-system, "Segoe UI", Helvetica, Arial, sans-serif; ma
        max-width: 1250px; color: #222; line-height: 1.4; }}
 h1 {{ font-size: 1.7em; }} h2 {{ font-size: 1.25em; margin-top: 1.6em;
        border-bottom: 1px solid #ddd; padding-bottom: .2em; }}
+.warn {{ background: #fff4e5; border-left: 4px solid #e8a33d; padding: .4em .8em; }}
 .meta li {{ margin: .2em 0; }} .note {{ color: #666; font-size: .9em; }}
 table.t {{ border-collapse: collapse; font-size: .85em; margin: .5em 0; }}
 table.t th, table.t td {{ padding: .3em .6em; border-bottom: 1px solid #eee; text-align: right;

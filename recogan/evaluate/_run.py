@@ -17,7 +17,7 @@ from recogan.evaluate import _beyond as beyond
 from recogan.evaluate._protocol import Protocol, score_model
 from recogan.evaluate._report import Report
 from recogan.evaluate._stats import bootstrap_ci, paired_test
-from recogan.evaluate._tune import TUNE_METRIC, _with_seed, final_params, resolve_model
+from recogan.evaluate._tune import TUNE_METRIC, _with_seed, resolve_model
 from recogan.evaluate._tune import tune as tune_search
 
 log = logging.getLogger(__name__)
@@ -57,6 +57,7 @@ def evaluate(
     params: dict[str, dict] | None = None,
     ranking: str = "full",
     n_negatives: int = 100,
+    valid_folds: int = 3,
     n_boot: int = 1000,
     test: str = "wilcoxon",
     show_progress: bool = True,
@@ -70,7 +71,9 @@ def evaluate(
     proto = (
         protocol
         if isinstance(protocol, Protocol)
-        else Protocol(name=protocol, ranking=ranking, n_negatives=n_negatives)
+        else Protocol(
+            name=protocol, ranking=ranking, n_negatives=n_negatives, valid_folds=valid_folds
+        )
     )
     ks = tuple(sorted({int(k) for k in ks} | {10}))
     if min(ks) <= 0:
@@ -98,19 +101,20 @@ def evaluate(
     per_user, rows, tuning, tradeoff, rec_pop = [], {}, {}, {}, {}
     for name in _progress(names, show_progress, desc="models"):
         cls = classes[name]
-        if tune:
-            result = tune_search(name, split, budget, seed, show_progress=show_progress)
-            chosen = result.best_params
-            refit = result.refit_params
-            tuning[name] = {
-                "params": chosen,
-                "valid_" + TUNE_METRIC: result.best_score,
-                "trials": len(result.trials),
-                "table": result.trials,
-            }
-        else:
-            chosen = _with_seed(cls, dict(params.get(name, {})), seed)
-            refit = final_params(cls, chosen, split)
+        # untuned: the given settings are scored on the validation folds the same way, so
+        # every model has a validation estimate to compare with its test score
+        fixed = None if tune else [_with_seed(cls, dict(params.get(name, {})), seed)]
+        result = tune_search(
+            name, split, budget, seed, candidates=fixed, show_progress=show_progress
+        )
+        refit = result.refit_params
+        tuning[name] = {
+            "params": result.best_params,
+            "valid_" + TUNE_METRIC: result.best_score,
+            "fold_scores": result.fold_scores,
+            "trials": len(result.trials),
+            "table": result.trials,
+        }
         t0 = time.perf_counter()
         model = cls(**refit).fit(history, None)
         fit_s = time.perf_counter() - t0

@@ -2,9 +2,12 @@
 
 Each model class may define ``search_space() -> {param: [values]}``. A search with budget N
 tries the model's defaults plus N − 1 distinct points drawn (seeded) from the grid — or the
-whole grid when it has at most N points. Each trial fits on ``split.train`` (``split.valid``
-passed for early stopping) and scores ``split.valid``; the best is refitted on
-``split.train_valid`` (``valid=None``) for the test.
+whole grid when it has at most N points. Each trial fits on every validation fold of the split
+(``split.folds``: ``(train_k, valid_k)``, one fold for a plain split, several consecutive cut
+points for rolling-origin validation), ``valid_k`` passed for early stopping, and scores
+``valid_k``; its validation score is the mean over the folds. The best is refitted on
+``split.train_valid`` (``valid=None``) for the test, with what early stopping learned combined
+over the folds (the median epoch count).
 """
 
 from __future__ import annotations
@@ -43,6 +46,8 @@ class TuneResult:
     #: trial's ``refit_params()`` where the model has it (e.g. its early-stopped epoch count),
     #: else ``best_params``.
     refit_params: dict | None = None
+    #: The best trial's validation score on each fold (latest fold first).
+    fold_scores: list = field(default_factory=list)
 
 
 def resolve_model(name: str):
@@ -98,12 +103,40 @@ def refit_params(model, params: dict) -> dict:
     return model.refit_params() if hasattr(model, "refit_params") else params
 
 
+def combine_refit(params: list[dict]) -> dict:
+    """One refit setting from several folds' ``refit_params``: values the folds agree on are
+    kept; numbers that differ take their median (an int stays an int)."""
+    out = dict(params[0])
+    for key in out:
+        values = [p.get(key) for p in params]
+        if all(v == values[0] for v in values):
+            continue
+        if all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values):
+            med = float(np.median(values))
+            out[key] = int(round(med)) if all(isinstance(v, int) for v in values) else med
+    return out
+
+
+def fit_folds(cls, params: dict, split: Split) -> tuple[list[float], dict, float]:
+    """Fit ``cls(**params)`` on every validation fold of ``split`` and score its validation
+    window: ``(scores per fold, refit settings combined over the folds, fit seconds)``."""
+    scores, refits, fit_s = [], [], 0.0
+    for train, valid in split.folds:
+        t0 = time.perf_counter()
+        model = cls(**params).fit(train, valid)
+        fit_s += time.perf_counter() - t0
+        score = mean_metrics(evaluate_model(model, valid, (10,))).get(TUNE_METRIC)
+        scores.append(float("nan") if score is None else float(score))
+        refits.append(refit_params(model, params))
+    return scores, combine_refit(refits), fit_s
+
+
 def final_params(cls, params: dict, split: Split) -> dict:
     """Settings for the final fit on ``split.train_valid`` when no tuning ran: a model that
-    early-stops (has ``refit_params``) is first fitted on train with valid to learn them."""
+    early-stops (has ``refit_params``) is first fitted on the validation folds to learn them."""
     if not hasattr(cls, "refit_params"):
         return params
-    return refit_params(cls(**params).fit(split.train, split.valid), params)
+    return fit_folds(cls, params, split)[1]
 
 
 def tune(
@@ -112,12 +145,17 @@ def tune(
     budget: int = 8,
     seed: int = 0,
     *,
+    candidates: list[dict] | None = None,
     show_progress: bool = False,
 ) -> TuneResult:
-    """Search ``model_name``'s space on ``split`` (fit on train, score valid)."""
+    """Search ``model_name``'s space on ``split`` (fit on each fold's train, score its valid);
+    ``candidates`` replaces the search with the given parameter dicts (``[params]`` scores a
+    fixed setting the same way)."""
     cls = resolve_model(model_name)
     rows = []
-    trials = candidate_params(cls, budget, seed)
+    trials = candidate_params(cls, budget, seed) if candidates is None else list(candidates)
+    if not trials:
+        raise ValueError("tune needs at least one candidate")
     it = trials
     if show_progress:
         from tqdm.auto import tqdm
@@ -125,17 +163,22 @@ def tune(
         it = tqdm(trials, desc=f"tune {model_name}", leave=False)
     for params in it:
         full = _with_seed(cls, params, seed)
-        t0 = time.perf_counter()
-        model = cls(**full).fit(split.train, split.valid)
-        fit_s = time.perf_counter() - t0
-        score = mean_metrics(evaluate_model(model, split.valid, (10,))).get(TUNE_METRIC)
-        score = float("nan") if score is None else score
-        log.info("tune %s %s: valid %s=%.4f (%.1fs)", model_name, full, TUNE_METRIC, score, fit_s)
-        rows.append({"params": full, TUNE_METRIC: score, "fit_seconds": fit_s,
-                     "refit": refit_params(model, full)})  # fmt: skip
+        scores, refit, fit_s = fit_folds(cls, full, split)
+        score = float(np.mean(scores)) if not np.isnan(scores).all() else float("nan")
+        log.info(
+            "tune %s %s: valid %s=%.4f %s (%.1fs)",
+            model_name, full, TUNE_METRIC, score, np.round(scores, 4).tolist(), fit_s,
+        )  # fmt: skip
+        rows.append({"params": full, TUNE_METRIC: score, "fold_scores": scores,
+                     "fit_seconds": fit_s, "refit": refit})  # fmt: skip
     frame = pd.DataFrame(rows).drop(columns="refit")
     scores = frame[TUNE_METRIC].fillna(-np.inf).to_numpy()
     best = int(np.argmax(scores))  # first best: the defaults win ties
     return TuneResult(
-        model_name, rows[best]["params"], float(scores[best]), frame, rows[best]["refit"]
+        model_name,
+        rows[best]["params"],
+        float(scores[best]),
+        frame,
+        rows[best]["refit"],
+        rows[best]["fold_scores"],
     )
