@@ -123,5 +123,26 @@ def test_train_gan_early_stops_then_refits_on_everything(tmp_path, capsys):
     model = load_model(out)
     chosen = model.config.epochs
     assert 1 <= chosen <= 6 and f'"epochs": {chosen}' in printed
+    # the GAN's validation score is shown next to the references on the same split
+    (line,) = [x for x in printed.splitlines() if x.startswith("validation NDCG@10:")]
+    assert "gan " in line and "pop (last 30 days) " in line and "ease " in line
     assert model.n_users_ == data.n_users  # the bundle was refitted on all the data
     assert model.seen_.nnz == data.csr().nnz
+
+
+def test_validation_check_warns_when_below_a_reference(clustered_split):
+    from recogan.baselines import Popularity
+    from recogan.evaluate._check import validation_check
+
+    weak = Popularity().fit(clustered_split.train)  # all-time popularity: no personal signal
+    check = validation_check(weak, "weak", clustered_split.train, clustered_split.valid)
+    assert set(check.scores) == {"weak", "pop (last 30 days)", "ease"}
+    assert "ease" in check.below()  # EASE finds the planted groups, popularity cannot
+    warnings = [x for x in check.lines() if x.startswith("warning:")]
+    assert any("weak scores below ease" in w for w in warnings)
+    # and no warning for a model that beats both references
+    from recogan.baselines import EASE
+
+    ease = EASE().fit(clustered_split.train)
+    check = validation_check(ease, "ease", clustered_split.train, clustered_split.valid)
+    assert set(check.scores) == {"ease", "pop (last 30 days)"} and check.below() == []

@@ -84,12 +84,17 @@ def run(args) -> int:
         # epoch count on the latest interactions first, then refit on all of them
         from recogan.data import temporal_split
 
+        from recogan.evaluate._check import validation_check
+
         split = temporal_split(data, test_frac=args.valid_frac, valid_frac=0.0)
         params = model.fit(split.train, split.test).refit_params()
         print(
             f"early stopping on the latest {args.valid_frac:.0%} of interactions: "
             f"{json.dumps({k: params[k] for k in ('epochs',) if k in params})}"
         )
+        # never hand over a model that loses to the obvious references without a word
+        for line in validation_check(model, args.model, split.train, split.test).lines():
+            print(line)
         model = type(model)(**params)
     model.fit(data)
     fit_s = time.perf_counter() - t0
