@@ -231,3 +231,98 @@ def synthetic_clusters(
         }
     )
     return Dataset.from_frames(frame, catalog, name="synthetic_clusters")
+
+
+def synthetic_retail(
+    n_users: int = 6000,
+    n_items: int = 6000,
+    n_clusters: int = 60,
+    days: int = 120,
+    *,
+    basket_size: float = 6.0,
+    visits: float = 4.0,
+    repeat_share: float = 0.4,
+    global_share: float = 0.4,
+    seasonal_share: float = 0.03,
+    season: tuple[float, float] = (0.74, 0.88),
+    season_boost: float = 8.0,
+    zipf: float = 1.2,
+    seed: int = 0,
+) -> Dataset:
+    """A grocery-like retailer with planted structure, for stress-testing models.
+
+    - Day-resolution timestamps: a whole basket shares one timestamp.
+    - Items fall into ``n_clusters`` aisles of log-normal weight with Zipf popularity
+      (exponent ``zipf``) inside each; every customer
+      has two favourite aisles and a few staples (``repeat_share`` of basket slots are
+      staples, so many purchases repeat); each basket has one "mission" aisle, so items bought
+      together are related (the within-basket co-purchase signal item-kNN lives on).
+    - ``global_share`` of slots follow global popularity.
+    - A seasonal peak: ``seasonal_share`` of the items sell ``season_boost`` times more during
+      the days ``season`` (fractions of the span) and almost not at all otherwise, so recent
+      popularity measured in the peak misleads what comes after it.
+    - Activity is skewed (log-normal visit rates): many customers visit once or twice.
+
+    Users are ``"c{i}"``, items ``"p{j}"``; the catalog has a title (aisle word + product
+    number), the aisle as category and a price.
+    """
+    rng = np.random.default_rng(seed)
+    cluster = np.arange(n_items) % n_clusters
+    base = np.empty(n_items)
+    aisle_weight = rng.lognormal(0.0, 1.0, n_clusters)
+    for g in range(n_clusters):
+        members = np.flatnonzero(cluster == g)
+        base[members] = aisle_weight[g] * (rng.permutation(members.size) + 2.0) ** -zipf
+    seasonal = rng.random(n_items) < seasonal_share
+    s0, s1 = int(season[0] * days), int(season[1] * days)
+    in_season = np.zeros(days, dtype=bool)
+    in_season[s0:s1] = True
+    members = [np.flatnonzero(cluster == g) for g in range(n_clusters)]
+
+    def weights(pool: np.ndarray, day: int) -> np.ndarray:
+        w = base[pool] * np.where(seasonal[pool], season_boost if in_season[day] else 0.02, 1.0)
+        return w / w.sum()
+
+    rate = visits * rng.lognormal(0.0, 1.0, n_users) / np.exp(0.5)
+    rows_u, rows_i, rows_t = [], [], []
+    for u in range(n_users):
+        fav = rng.choice(n_clusters, 2, replace=False)
+        staples = np.concatenate([rng.choice(members[g], 3, p=weights(members[g], 0)) for g in fav])
+        n_visits = 1 + rng.poisson(rate[u])
+        for day in np.sort(rng.integers(0, days, n_visits)):
+            mission = members[fav[0] if rng.random() < 0.7 else fav[1]]
+            k = 1 + rng.poisson(basket_size - 1)
+            kind = rng.random(k)
+            n_rep = int((kind < repeat_share).sum())
+            n_glob = int(((kind >= repeat_share) & (kind < repeat_share + global_share)).sum())
+            n_own = k - n_rep - n_glob
+            items = [rng.choice(staples, n_rep)]
+            if n_glob:
+                items.append(rng.choice(n_items, n_glob, p=weights(np.arange(n_items), day)))
+            if n_own:
+                items.append(rng.choice(mission, n_own, p=weights(mission, day)))
+            basket = np.unique(np.concatenate(items))
+            rows_u.append(np.full(basket.size, u))
+            rows_i.append(basket)
+            rows_t.append(np.full(basket.size, day))
+    u = np.concatenate(rows_u)
+    i = np.concatenate(rows_i)
+    t = np.concatenate(rows_t)
+    start = pd.Timestamp("2024-01-01").value // 10**9
+    words = ["dairy", "bakery", "produce", "snacks", "drinks", "frozen", "pantry", "household"]
+    catalog = pd.DataFrame(
+        {
+            "item_id": [f"p{j}" for j in range(n_items)],
+            "title": [f"{words[g % len(words)]} {g} product {j}" for j, g in enumerate(cluster)],
+            "category": [f"aisle{g}" for g in cluster],
+            "price": np.round(np.exp(rng.normal(1.0, 0.6, n_items)), 2),
+        }
+    )
+    frame = pd.DataFrame(
+        {
+            "user_id": np.char.add("c", u.astype(str)),
+            "item_id": np.char.add("p", i.astype(str)),
+            "timestamp": start + t * 86400,
+        }
+    )
+    return Dataset.from_frames(frame, catalog, name="synthetic_retail")
