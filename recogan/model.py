@@ -50,8 +50,9 @@ class GANRecommenderConfig:
     half_life_days: float | None = ItemFeaturesConfig.half_life_days
     #: Most recent purchases a behaviour embedding looks at.
     max_history: int = 50
-    #: Windows (days) of the recent-popularity features (empty: no such feature).
-    pop_windows: tuple = (7, 60)
+    #: Windows (days) of the popularity features, 0 meaning all time so far (empty: no such
+    #: feature). Their weights are learned from the training period's many time points.
+    pop_windows: tuple = (0, 7, 60)
     # -- networks (see recogan.gan.GANConfig)
     noise_dim: int = 16
     g_hidden: int = 256
@@ -79,7 +80,9 @@ class GANRecommenderConfig:
     pairs_per_epoch: int | None = TrainConfig.pairs_per_epoch
     pair_half_life_days: float | None = TrainConfig.pair_half_life_days
     skip_repeats: bool = TrainConfig.skip_repeats
+    basket_context: bool = TrainConfig.basket_context
     history_dropout: float = TrainConfig.history_dropout
+    item_lr: float = TrainConfig.item_lr
     noise_std: float = TrainConfig.noise_std
     device: str = TrainConfig.device
     threads: int = TrainConfig.threads
@@ -132,10 +135,12 @@ class GANRecommender(Model):
         """Training hyperparameters searched on validation (recommend-time knobs such as
         ``n_draws`` and ``d_weight`` are cheap to tune on a fitted model afterwards)."""
         return {
+            # how much recent popularity to trust: the rolling-origin folds decide
+            "pop_windows": [(0, 7, 60), (0,), ()],
+            "basket_context": [False, True],
+            "half_life_days": [30.0, 120.0],
             "history_dropout": [0.0, 0.3],
-            "half_life_days": [7.0, 30.0, 120.0],
             "lr": [1e-3, 3e-3],
-            "max_history": [20, 50],
         }
 
     def refit_params(self) -> dict:
@@ -158,7 +163,12 @@ class GANRecommender(Model):
         feats = ItemFeatures(_sub(c, ItemFeaturesConfig))
         feats.config.seed = c.seed
         self.F_ = feats.fit(train).F_
-        pairs = TrainingPairs(train, max_history=c.max_history, skip_repeats=c.skip_repeats)
+        pairs = TrainingPairs(
+            train,
+            max_history=c.max_history,
+            skip_repeats=c.skip_repeats,
+            basket_context=c.basket_context,
+        )
         pop = WindowPopularity(train, c.pop_windows) if len(c.pop_windows) else None
         self.logpop_ = (
             pop.after(self.train_end_)

@@ -42,6 +42,10 @@ class TrainConfig:
     d_lr: float = 1e-3
     #: L2 weight decay of the G/D MLPs.
     weight_decay: float = 1e-5
+    #: Learning-rate multiplier of the free item vectors (0: they stay at the item features
+    #: and only the generator, the item prior and the score scale learn). Free per-item
+    #: vectors can memorise the training baskets within an epoch.
+    item_lr: float = 0.0
     #: Pull of the learned item vectors towards their features (keeps content meaning, so new
     #: items stay comparable): ``anchor · mean ||e_i - F_i||²``.
     anchor: float = 0.0
@@ -61,6 +65,9 @@ class TrainConfig:
     pair_half_life_days: float | None = None
     #: Keep only pairs whose target was not bought before (evaluation ranks unseen items only).
     skip_repeats: bool = True
+    #: A pair's history also holds the other items of its own basket (same user, same
+    #: timestamp): the within-basket co-purchase signal, and pairs from first baskets.
+    basket_context: bool = False
     #: Probability of dropping each history item during training (denoising regulariser).
     history_dropout: float = 0.0
     #: Std of the training noise z.
@@ -94,7 +101,13 @@ class TrainingPairs:
     """
 
     def __init__(
-        self, data: Dataset, *, max_history: int, skip_repeats: bool = True, min_history: int = 1
+        self,
+        data: Dataset,
+        *,
+        max_history: int,
+        skip_repeats: bool = True,
+        min_history: int = 1,
+        basket_context: bool = False,
     ) -> None:
         indptr, items, times = data.histories()
         self.indptr, self.items, self.times = indptr, items, times
@@ -105,7 +118,16 @@ class TrainingPairs:
         starts = np.ones(n, dtype=bool)
         starts[1:] = (user[1:] != user[:-1]) | (times[1:] != times[:-1])
         cut = np.maximum.accumulate(np.where(starts, np.arange(n), 0))
-        keep = (cut - indptr[user]) >= min_history
+        self.basket_context = bool(basket_context)
+        if self.basket_context:
+            # the history runs to the end of the pair's own basket, the target left out
+            ends = np.ones(n, dtype=bool)
+            ends[:-1] = starts[1:]
+            end = np.minimum.accumulate(np.where(ends, np.arange(1, n + 1), n)[::-1])[::-1]
+            keep = (end - indptr[user] - 1) >= min_history
+        else:
+            end = cut
+            keep = (cut - indptr[user]) >= min_history
         if skip_repeats:
             # a repeat: the same item bought by the same user at an earlier time
             key = user.astype(np.int64) * data.n_items + items
@@ -124,17 +146,28 @@ class TrainingPairs:
         self.user = user[keep]
         self.target = items[keep].astype(np.int64)
         self.time = times[keep]
-        self.cut = cut[keep]
+        self.cut = end[keep]
+        self.pos = np.arange(n)[keep]
 
     def __len__(self) -> int:
         return len(self.target)
 
     def histories(self, idx: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """``(hist, hist_times)``, both ``(len(idx), max_history)``, most recent last;
-        empty slots are item ``-1``."""
-        return history_window(
-            self.items, self.times, self.indptr[self.user[idx]], self.cut[idx], self.max_history
-        )
+        empty slots are item ``-1``. The target itself never appears in its history."""
+        L = self.max_history
+        start, end = self.indptr[self.user[idx]], self.cut[idx]
+        if not self.basket_context:
+            return history_window(self.items, self.times, start, end, L)
+        hist, ht = history_window(self.items, self.times, start, end, L + 1)  # (B, L + 1)
+        # drop the target's own slot (or the oldest one when the basket outgrows the window)
+        slot = self.pos[idx] - (end - (L + 1))
+        slot = np.where(slot >= 0, slot, 0)
+        keep = np.ones(hist.shape, dtype=bool)
+        keep[np.arange(len(idx)), slot] = False
+        hist, ht = hist[keep].reshape(-1, L), ht[keep].reshape(-1, L)
+        hist = np.where(hist == self.target[idx][:, None], -1, hist)  # repeats of the target
+        return hist, ht
 
 
 def history_window(items, times, start, end, L):
@@ -149,15 +182,18 @@ def history_window(items, times, start, end, L):
 
 class WindowPopularity:
     """Events per item in windows of whole days before a time, as ``log1p``, from a day grid
-    (one feature per window: short windows follow trends, long ones are stable). The day of
-    ``t`` itself is left out, so a pair's own basket never counts towards its feature."""
+    (one feature per window: short windows follow trends, long ones are stable; a window of
+    0 days means all time so far). The day of ``t`` itself is left out, so a pair's own basket
+    never counts towards its feature."""
 
     def __init__(self, data: Dataset, windows_days) -> None:
         t = data.times
         self.t0 = int(t.min()) if len(t) else 0
         self.windows = [int(w) for w in np.atleast_1d(windows_days)]
-        if not self.windows or min(self.windows) < 1:
-            raise ValueError(f"popularity windows must be >= 1 day, got {windows_days}")
+        if not self.windows or min(self.windows) < 0:
+            raise ValueError(
+                f"popularity windows must be >= 1 day (or 0: all time), got {windows_days}"
+            )
         day = (t - self.t0) // int(DAY)
         n_days = int(day.max()) + 2 if len(t) else 2
         counts = np.zeros((n_days, data.n_items), dtype=np.int32)
@@ -166,7 +202,8 @@ class WindowPopularity:
         days = np.arange(len(cum))
         #: ``table[d, w]``: log1p of the events per item on days ``[d - window_w, d)``.
         self.table = np.stack(
-            [np.log1p(cum - cum[np.maximum(days - w, 0)]) for w in self.windows], axis=1
+            [np.log1p(cum - cum[np.maximum(days - w, 0)] if w else cum) for w in self.windows],
+            axis=1,
         ).astype(np.float32)  # (n_days + 1, W, n_items)
 
     def day_of(self, times: np.ndarray) -> np.ndarray:
@@ -225,7 +262,7 @@ def train_gan(
     g_params = [p for n_, p in tower.named_parameters() if n_ != "emb"]
     opt_g = torch.optim.Adam(
         [
-            {"params": [tower.emb], "weight_decay": 0.0},
+            {"params": [tower.emb], "weight_decay": 0.0, "lr": c.lr * c.item_lr},
             # scalars and biases: few, and each sees every batch; a larger step lets the
             # popularity prior settle within the first epoch
             {"params": g_params, "weight_decay": 0.0, "lr": c.lr * 5},
@@ -240,6 +277,7 @@ def train_gan(
         p_pairs = p_pairs / p_pairs.sum()
     n_epoch = c.pairs_per_epoch or len(pairs)
     pop_table = torch.as_tensor(pop.table, device=device) if pop is not None else None
+
     history: list[dict] = []
     best, best_state, bad = -np.inf, None, 0
     for epoch in range(1, c.epochs + 1):
