@@ -239,11 +239,12 @@ class Model:
     def set_torch_state(self, states: dict[str, dict], device: str = "cpu") -> None:
         """Restore what :meth:`torch_state` returned."""
 
-    def save(self, path) -> None:
-        """Write a verified model bundle (see :mod:`recogan.artifacts`)."""
+    def save(self, path, *, force: bool = False) -> None:
+        """Write a verified model bundle (see :mod:`recogan.artifacts`). ``path`` must be
+        absent, empty or a bundle; ``force=True`` replaces anything else."""
         from recogan.artifacts import save_model
 
-        save_model(self, path)
+        save_model(self, path, force=force)
 
     @classmethod
     def load(cls, path, device: str = "cpu") -> Model:

@@ -122,11 +122,15 @@ class Recommender:
     @classmethod
     def load(cls, path, device: str = "auto", strict: bool = False, **kwargs) -> Recommender:
         """Load a bundle (checksums verified, no pickle) and wrap it."""
-        from recogan.artifacts import load_model
+        from recogan.artifacts import load_model, read_manifest
 
         path = Path(path)
+        if device not in ("auto", "cpu", "cuda"):
+            raise ValueError(f"device must be 'auto', 'cpu' or 'cuda', not {device!r}")
         torch_device = "cpu"
-        if device == "cuda" or (device == "auto" and (path / "weights.pt").exists()):
+        if device == "cuda" or (
+            device == "auto" and "weights.pt" in read_manifest(path, verify=False)["files"]
+        ):
             import torch
 
             torch_device = "cuda" if torch.cuda.is_available() else "cpu"

@@ -222,17 +222,17 @@ def test_lazy_import():
 
 
 def test_bundle_carries_the_index_and_refuses_tampering(clustered, tmp_path):
-    from recogan.artifacts import BundleError
+    from recogan.artifacts import BundleError, files_dir
 
     model = VectorModel(dim=6, kind="hnsw").fit(clustered)
     model.save(tmp_path / "b")
-    assert (tmp_path / "b" / "index.faiss").is_file()
+    assert (files_dir(tmp_path / "b") / "index.faiss").is_file()
     rec = Recommender.load(tmp_path / "b", device="cpu")
     assert rec.model.index_.kind_ == "hnsw"
     users = list(rec.user_ids[:40])
     expect = Recommender(model).recommend_many(users)
     pd.testing.assert_frame_equal(rec.recommend_many(users), expect)
-    f = tmp_path / "b" / "index.faiss"
+    f = files_dir(tmp_path / "b") / "index.faiss"
     raw = bytearray(f.read_bytes())
     raw[len(raw) // 2] ^= 0xFF
     f.write_bytes(bytes(raw))

@@ -24,6 +24,7 @@ from recogan.batch._publish import (
     FORMAT,
     FORMAT_VERSION,
     BatchError,
+    check_output,
     combined_digest,
     publish,
     read_success,
@@ -70,6 +71,9 @@ class BatchConfig:
     ray_cpus_per_actor: float = 0.5
     #: Keep verified partitions of an interrupted run of the same job instead of starting over.
     resume: bool = False
+    #: Replace ``out`` even when it holds something other than a batch result (by default such
+    #: a path is refused: only an absent, empty or earlier batch-result directory is replaced).
+    force: bool = False
     #: tqdm progress bar (users/s, ETA).
     show_progress: bool = True
 
@@ -125,15 +129,37 @@ def batch_score(
     ignored with a warning. ``options`` override fields of ``config`` (see
     :class:`BatchConfig`). Raises ``ValueError`` for bad inputs, :class:`BatchError` when the
     job cannot write its output (the previously published result stays as it was).
+
+    The bundle version loaded here is the one every worker scores (pinned by its manifest's
+    sha256 and kept on disk for the job's duration), even if the bundle is re-published while
+    the job runs.
     """
-    from recogan.artifacts import load_model, sha256_file
+    from recogan.artifacts import open_bundle
 
     cfg = dataclasses.replace(config or BatchConfig(), **options)
     _check_config(cfg)
-    t_start = time.perf_counter()
     model_path, out = Path(model_path), Path(out)
-    model = load_model(model_path)
-    manifest_sha = sha256_file(model_path / "manifest.json")
+    _check_paths(model_path, out, cfg.force)
+    with open_bundle(model_path) as bundle:
+        return _batch_score(bundle, model_path, out, users, item_filter, cfg)
+
+
+def _check_paths(model_path: Path, out: Path, force: bool) -> None:
+    m, o = model_path.resolve(), out.resolve()
+    if m == o or m in o.parents or o in m.parents:
+        raise ValueError(
+            f"the output {out} and the model bundle {model_path} overlap: publishing would "
+            "replace the model; choose another --out"
+        )
+    check_output(out, force=force)
+
+
+def _batch_score(bundle, model_path, out, users, item_filter, cfg) -> BatchResult:
+    from recogan.artifacts import load_model
+
+    t_start = time.perf_counter()
+    model = load_model(model_path, manifest=bundle.manifest_bytes)
+    manifest_sha = bundle.manifest_sha256
     model_version = f"{model.manifest_['created_at']}/{manifest_sha[:12]}"
     override = noise_override(model, cfg.noise_draws)
     apply_override(model, override)
@@ -200,8 +226,9 @@ def batch_score(
     t_score = time.perf_counter()
     try:
         for record in _engine(
-            cfg, model, model_path, todo, user_idx, bounds, opt, workers, override
-        ):
+            cfg, model, model_path, bundle.manifest_bytes, todo, user_idx, bounds, opt, workers,
+            override,
+        ):  # fmt: skip
             done[record["partition"]] = record
             record_partitions(staging, done)
             if bar is not None:
@@ -254,7 +281,7 @@ def batch_score(
     }
     t_pub = time.perf_counter()
     try:
-        publish(staging, out, success)
+        publish(staging, out, success, force=cfg.force)
     except OSError as e:
         raise _write_error(e, staging, out, len(done)) from e
     seconds["publish"] = round(time.perf_counter() - t_pub, 3)
@@ -298,12 +325,13 @@ def _workers(cfg: BatchConfig, n_tasks: int) -> int:
     return max(1, min(wanted, max(n_tasks, 1)))
 
 
-def _engine(cfg, model, model_path, todo, user_idx, bounds, opt, workers, override):
+def _engine(cfg, model, model_path, manifest, todo, user_idx, bounds, opt, workers, override):
     if cfg.engine == "ray":
         from recogan.batch._ray import run_ray
 
         return run_ray(
             str(model_path),
+            manifest,
             todo,
             user_idx,
             [bounds[t.index] for t in todo],
@@ -317,7 +345,14 @@ def _engine(cfg, model, model_path, todo, user_idx, bounds, opt, workers, overri
     from recogan.batch._local import run_local
 
     return run_local(
-        model, str(model_path), todo, opt, workers=workers, threads=cfg.threads, override=override
+        model,
+        str(model_path),
+        manifest,
+        todo,
+        opt,
+        workers=workers,
+        threads=cfg.threads,
+        override=override,
     )
 
 
@@ -336,7 +371,7 @@ def _now() -> str:
 def _published_key(out: Path) -> str | None:
     try:
         return read_success(out).get("job_key")
-    except (BatchError, OSError, json.JSONDecodeError):
+    except (BatchError, OSError, ValueError):
         return None
 
 
