@@ -59,14 +59,16 @@ class Dataset:
         user_col: str = "user_id",
         item_col: str = "item_id",
         time_col: str = "timestamp",
-        quantity_col: str | None = None,
+        quantity_col: str | None = "auto",
         price_col: str | None = None,
         catalog_item_col: str | None = None,
         title_col: str | None = "title",
         category_col: str | None = "category",
         catalog_price_col: str | None = "price",
-        time_unit: str = "s",
+        time_unit: str = "auto",
+        check_times: bool = True,
         unknown_items: str = "keep",
+        duplicates: str = "keep",
         name: str = "dataset",
         source: str = "interactions",
         catalog_source: str = "catalog",
@@ -74,49 +76,85 @@ class Dataset:
     ) -> Dataset:
         """Build a Dataset from an interactions frame and an optional catalog frame.
 
-        Timestamps may be datetimes, numbers (epoch in ``time_unit``) or date strings.
+        Timestamps may be datetimes, numbers (epoch in ``time_unit``: ``"s"``, ``"ms"``,
+        ``"us"``, ``"ns"``, or ``"auto"`` to tell by magnitude) or date strings; with
+        ``check_times`` (default) any before 1990 or after next year is refused, naming the
+        column, an example and the unit it looks like.
+
+        Ids must be integers or strings. A column of integer-valued numbers becomes int64; a
+        column mixing integers and strings becomes canonical strings (``17850`` → ``"17850"``;
+        counted in ``cleaning``); item ids of the interactions and the catalog get one type.
+        :class:`IdMap` look-ups accept an id as int or as its string either way.
+
+        Cleaning, each rule counted in ``cleaning``: rows whose quantity (``quantity_col``;
+        ``"auto"``: a column named ``quantity`` when there is one) is missing or not positive
+        (returns, corrections) are removed (``missing_quantity``, ``non_positive_quantity``);
+        rows with a negative price are removed (``negative_price``). Exact duplicate rows
+        (same user, item, time, quantity and price) are ``duplicates="keep"``: kept and
+        counted as ``duplicate_rows (kept)`` (repeat scans within a basket are real;
+        every model here reads the binary matrix), ``"drop"``: removed and counted as
+        ``duplicate_rows``, or ``"raise"``.
+
         ``unknown_items`` says what to do with interactions whose item is absent from a given
         catalog: ``"keep"`` (default; the item gets a catalog row with empty attributes and
         the count is recorded in ``cleaning['items_not_in_catalog (kept)']``), ``"drop"``
         (rows removed and counted) or ``"raise"``.
         Errors name the source, the column and an example of the bad value.
         """
-        if unknown_items not in ("keep", "drop", "raise"):
-            raise ValueError(
-                f"unknown_items must be 'keep', 'drop' or 'raise', not {unknown_items!r}"
-            )
+        for arg, value in (("unknown_items", unknown_items), ("duplicates", duplicates)):
+            if value not in ("keep", "drop", "raise"):
+                raise ValueError(f"{arg} must be 'keep', 'drop' or 'raise', not {value!r}")
+        if not isinstance(interactions, pd.DataFrame):
+            raise TypeError(f"{source} must be a pandas DataFrame, not {type(interactions)}")
+        if catalog is not None and not isinstance(catalog, pd.DataFrame):
+            raise TypeError(f"{catalog_source} must be a pandas DataFrame, not {type(catalog)}")
         cleaning = dict(cleaning or {})
+        if quantity_col == "auto":
+            quantity_col = "quantity" if "quantity" in interactions.columns else None
         _require_columns(interactions, [user_col, item_col, time_col], source)
         if len(interactions) == 0:
             raise ValueError(f"{source} is empty: no interactions to build a dataset from")
         for col in (user_col, item_col):
             _reject_nulls(interactions[col], col, source)
-        times = parse_times(interactions[time_col], time_col, source, unit=time_unit)
-
-        events = pd.DataFrame(
-            {
-                "user_id": interactions[user_col].to_numpy(),
-                "item_id": interactions[item_col].to_numpy(),
-            }
+        times = parse_times(
+            interactions[time_col], time_col, source, unit=time_unit, check=check_times
         )
+        user_ids, n_mixed = normalise_ids(interactions[user_col], user_col, source)
+        if n_mixed:
+            cleaning["mixed_type_user_ids (kept as strings)"] = n_mixed
+        item_ids, n_mixed = normalise_ids(interactions[item_col], item_col, source)
+        if n_mixed:
+            cleaning["mixed_type_item_ids (kept as strings)"] = n_mixed
+
+        events = pd.DataFrame({"user_id": user_ids, "item_id": item_ids})
         events["time"] = times
         for col, out in ((quantity_col, "quantity"), (price_col, "price")):
             if col is not None:
                 _require_columns(interactions, [col], source)
                 events[out] = _numeric(interactions[col], col, source)
+        events = _clean_events(events, cleaning, duplicates, source)
 
         cat = None
         if catalog is not None:
             cat_item = catalog_item_col or item_col
             _require_columns(catalog, [cat_item], catalog_source)
             _reject_nulls(catalog[cat_item], cat_item, catalog_source)
-            dup = catalog[cat_item][catalog[cat_item].duplicated()]
+            cat_ids, _ = normalise_ids(catalog[cat_item], cat_item, catalog_source)
+            cat_ids, converted = _one_id_type(cat_ids, events["item_id"].to_numpy())
+            if converted is not None:
+                log.warning(
+                    "item ids of %s and %s differ in type: all are kept as strings",
+                    source,
+                    catalog_source,
+                )
+                events["item_id"] = converted
+            dup = pd.Series(cat_ids)[pd.Series(cat_ids).duplicated()]
             if len(dup):
                 raise ValueError(
                     f"{catalog_source} has {len(dup)} duplicate item id(s) in column "
                     f"{cat_item!r}, e.g. {dup.unique()[:5].tolist()}; each item must appear once"
                 )
-            cat = pd.DataFrame({"item_id": catalog[cat_item].to_numpy()})
+            cat = pd.DataFrame({"item_id": cat_ids})
             for attr, col in (
                 ("title", title_col),
                 ("category", category_col),
@@ -326,6 +364,8 @@ def read_frame(path: str | Path, *, columns: list[str] | None = None) -> pd.Data
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"no such file: {path}")
+    if path.is_dir():
+        raise ValueError(f"{path} is a directory, not a data file (give a .parquet or .csv file)")
     suffixes = "".join(path.suffixes).lower()
     try:
         if ".parquet" in suffixes or suffixes.endswith(".pq"):
@@ -333,8 +373,11 @@ def read_frame(path: str | Path, *, columns: list[str] | None = None) -> pd.Data
         if ".csv" in suffixes or ".tsv" in suffixes:
             sep = "\t" if ".tsv" in suffixes else ","
             return pd.read_csv(path, sep=sep, usecols=columns)
-    except ValueError as e:
-        raise ValueError(f"{path}: {e}") from e
+    except (ValueError, OSError) as e:  # pandas/pyarrow parse errors are ValueErrors
+        raise ValueError(
+            f"{path}: cannot be read as {'parquet' if 'parq' in suffixes else 'CSV'} "
+            f"({type(e).__name__}: {e})"
+        ) from e
     raise ValueError(f"{path}: unsupported file type (use .parquet or .csv)")
 
 
@@ -389,22 +432,86 @@ def _numeric(col: pd.Series, name: str, source: str) -> np.ndarray:
     return values.to_numpy(np.float64)
 
 
-def parse_times(col: pd.Series, name: str = "time", source: str = "data", unit: str = "s"):
-    """Epoch seconds (int64) from datetimes, epoch numbers (``unit``) or date strings.
+#: Earliest plausible event time; the latest is the end of next year (see ``time_bounds``).
+TIME_MIN = "1990-01-01"
+#: Epoch units and their ticks per second.
+TIME_UNITS = {"s": 1, "ms": 10**3, "us": 10**6, "ns": 10**9}
 
-    Raises ``ValueError`` giving the count and an example of unparseable or null values.
+
+def time_bounds() -> tuple[pd.Timestamp, pd.Timestamp]:
+    """[1990-01-01, 1 January of the year after next): what ``check_times`` accepts."""
+    return pd.Timestamp(TIME_MIN), pd.Timestamp(year=pd.Timestamp.now().year + 2, month=1, day=1)
+
+
+def guess_time_unit(values: np.ndarray) -> str:
+    """The epoch unit whose magnitude fits numeric timestamps (their median) best."""
+    v = np.abs(np.asarray(values, dtype=np.float64))
+    v = v[np.isfinite(v)]
+    m = float(np.median(v)) if v.size else 0.0
+    for unit, limit in (("s", 1e11), ("ms", 1e14), ("us", 1e17)):
+        if m < limit:
+            return unit
+    return "ns"
+
+
+def parse_times(
+    col: pd.Series,
+    name: str = "time",
+    source: str = "data",
+    unit: str = "auto",
+    *,
+    check: bool = True,
+):
+    """Epoch seconds (int64) from datetimes, epoch numbers (``unit``; ``"auto"``: told by
+    magnitude) or date strings.
+
+    Raises ``ValueError`` giving the count and an example of unparseable or null values, and
+    (with ``check``) of times before 1990 or after next year, with the unit they look like.
     """
+    if unit != "auto" and unit not in TIME_UNITS:
+        raise ValueError(f"time_unit must be 'auto' or one of {list(TIME_UNITS)}, not {unit!r}")
     col = pd.Series(col).reset_index(drop=True)
+    numeric = None
+    if pd.api.types.is_bool_dtype(col):
+        raise ValueError(f"{source} column {name!r} holds booleans, not timestamps")
     if pd.api.types.is_datetime64_any_dtype(col):
         parsed = col
         if getattr(parsed.dt, "tz", None) is not None:
             parsed = parsed.dt.tz_convert("UTC").dt.tz_localize(None)
-    elif pd.api.types.is_numeric_dtype(col) and not pd.api.types.is_bool_dtype(col):
-        parsed = pd.to_datetime(col, unit=unit, errors="coerce")
+    elif pd.api.types.is_numeric_dtype(col):
+        numeric = col.astype(np.float64)
     else:
-        parsed = pd.to_datetime(col, errors="coerce", format="mixed", utc=True)
-        parsed = parsed.dt.tz_localize(None)
+        num = pd.to_numeric(col, errors="coerce")
+        if len(col) and num.notna().all():  # epoch numbers written as text
+            numeric = num.astype(np.float64)
+        else:
+            parsed = pd.to_datetime(col, errors="coerce", format="mixed", utc=True)
+            parsed = parsed.dt.tz_localize(None)
+    if numeric is not None:
+        unit = guess_time_unit(numeric.to_numpy()) if unit == "auto" else unit
+        values = numeric.to_numpy()
+        bad = ~np.isfinite(values)
+        _refuse_unparseable(col, bad, name, source, unit)
+        if check:
+            _check_epochs(col, values, name, source, unit)
+        parsed = pd.to_datetime(numeric, unit=unit, errors="coerce")
     bad = parsed.isna().to_numpy()
+    _refuse_unparseable(col, bad, name, source, unit)
+    if check and numeric is None:
+        lo, hi = time_bounds()
+        out = ((parsed < lo) | (parsed >= hi)).to_numpy()
+        if out.any():
+            first = int(np.flatnonzero(out)[0])
+            raise ValueError(
+                f"{source} column {name!r} has {int(out.sum())} implausible timestamp(s) "
+                f"(before {lo.date()} or after {(hi - pd.Timedelta(days=1)).date()}), e.g. "
+                f"{col.iloc[first]!r} at row {first}; fix or remove them "
+                "(check_times=False accepts them)"
+            )
+    return parsed.to_numpy(dtype="datetime64[s]").astype(np.int64)
+
+
+def _refuse_unparseable(col, bad, name, source, unit) -> None:
     if bad.any():
         first = int(np.flatnonzero(bad)[0])
         raise ValueError(
@@ -412,7 +519,171 @@ def parse_times(col: pd.Series, name: str = "time", source: str = "data", unit: 
             f"timestamp(s), e.g. {col.iloc[first]!r} at row {first} "
             f"(accepted: datetimes, epoch numbers in unit {unit!r}, date strings)"
         )
-    return parsed.to_numpy(dtype="datetime64[s]").astype(np.int64)
+
+
+def _check_epochs(col, values: np.ndarray, name: str, source: str, unit: str) -> None:
+    """Refuse epoch numbers that fall outside the plausible years in ``unit``."""
+    lo, hi = time_bounds()
+    lo_s, hi_s = lo.value / 1e9, hi.value / 1e9
+    seconds = values / TIME_UNITS[unit]
+    out = (seconds < lo_s) | (seconds >= hi_s)
+    if not out.any():
+        return
+    first = int(np.flatnonzero(out)[0])
+    v = float(values[first])
+    fits = [u for u, k in TIME_UNITS.items() if lo_s <= v / k < hi_s]
+    when = _epoch_text(seconds[first])
+    likely = (
+        f"they look like epoch {_UNIT_WORDS[fits[0]]}: pass time_unit={fits[0]!r} "
+        "(--time-unit on the command line)"
+        if fits
+        else "no epoch unit makes this a plausible date (check_times=False accepts it)"
+    )
+    example = int(v) if float(v).is_integer() else v
+    raise ValueError(
+        f"{source} column {name!r} has {int(out.sum())} implausible timestamp(s): read as epoch "
+        f"{_UNIT_WORDS[unit]}, {example!r} at row {first} is {when}, outside "
+        f"{lo.date()} .. {(hi - pd.Timedelta(days=1)).date()}; {likely}"
+    )
+
+
+_UNIT_WORDS = {"s": "seconds", "ms": "milliseconds", "us": "microseconds", "ns": "nanoseconds"}
+
+
+def _epoch_text(seconds: float) -> str:
+    if abs(seconds) < 9e9:  # within what pandas timestamps hold (years 1677..2262)
+        return str(pd.Timestamp(seconds, unit="s").date())
+    return f"around the year {1970 + seconds / (365.2425 * 86400):,.0f}"
+
+
+# ---------------------------------------------------------------------- ids
+def normalise_ids(col: pd.Series, name: str, source: str) -> tuple[np.ndarray, int]:
+    """One id type per column: int64 for integers (integer-valued floats included), str
+    for strings; a column mixing both becomes canonical strings (``17850`` → ``"17850"``).
+    Returns the ids and how many values were converted to strings. Booleans, non-integer
+    numbers and other objects are refused with an example."""
+    col = pd.Series(col).reset_index(drop=True)
+    if pd.api.types.is_bool_dtype(col):
+        raise ValueError(f"{source} id column {name!r} holds booleans; ids are integers or strings")
+    if pd.api.types.is_integer_dtype(col):
+        return col.to_numpy(np.int64), 0
+    if pd.api.types.is_float_dtype(col):
+        v = col.to_numpy(np.float64)
+        frac = v != np.floor(v)
+        if frac.any():
+            first = int(np.flatnonzero(frac)[0])
+            raise ValueError(
+                f"{source} id column {name!r} has {int(frac.sum())} non-integer number(s), "
+                f"e.g. {v[first]!r} at row {first}; ids are integers or strings"
+            )
+        return v.astype(np.int64), 0
+    values = col.astype(object).to_numpy()
+    is_str = np.fromiter((isinstance(x, str) for x in values), bool, len(values))
+    is_int = np.fromiter((_int_like(x) for x in values), bool, len(values))
+    other = ~(is_str | is_int)
+    if other.any():
+        first = int(np.flatnonzero(other)[0])
+        raise ValueError(
+            f"{source} id column {name!r} has {int(other.sum())} value(s) that are neither "
+            f"integers nor strings, e.g. {values[first]!r} ({type(values[first]).__name__}) at "
+            f"row {first}"
+        )
+    if is_int.all():
+        return np.array([int(x) for x in values], dtype=np.int64), 0
+    if is_str.all():
+        _warn_stray_ids(values, name, source)
+        return values, 0
+    log.warning(
+        "%s id column %r mixes %d integer and %d string value(s) (e.g. %r and %r): all ids are "
+        "kept as strings; look-ups accept 17850 or '17850' alike",
+        source,
+        name,
+        int(is_int.sum()),
+        int(is_str.sum()),
+        values[is_int][0],
+        values[is_str][0],
+    )
+    out = values.copy()
+    out[is_int] = [str(int(x)) for x in values[is_int]]
+    return out, int(is_int.sum())
+
+
+def _int_like(x) -> bool:
+    if isinstance(x, (bool, np.bool_)):
+        return False
+    if isinstance(x, (int, np.integer)):
+        return True
+    return isinstance(x, (float, np.floating)) and np.isfinite(x) and float(x).is_integer()
+
+
+def _warn_stray_ids(values: np.ndarray, name: str, source: str) -> None:
+    """String ids that are nearly all integers: a stray non-integer id is likely a typo (and
+    made every id a string)."""
+    uniq = pd.unique(values)
+    digits = pd.Series(uniq).str.fullmatch(r"[+-]?\d+").to_numpy()
+    stray = uniq[~digits]
+    if 0 < stray.size <= max(1, uniq.size // 100) and digits.any():
+        log.warning(
+            "%s id column %r: %d of %d distinct ids are not integers (e.g. %r); all ids are "
+            "kept as strings (look-ups accept 17850 or '17850')",
+            source,
+            name,
+            stray.size,
+            uniq.size,
+            stray[0],
+        )
+
+
+def _one_id_type(cat_ids: np.ndarray, event_ids: np.ndarray):
+    """Catalog and interaction item ids of one type: when one side is int and the other str,
+    both become strings. Returns (catalog ids, converted event ids or None)."""
+    cat_int = np.issubdtype(np.asarray(cat_ids).dtype, np.integer)
+    ev_int = np.issubdtype(np.asarray(event_ids).dtype, np.integer)
+    if cat_int == ev_int:
+        return cat_ids, None
+    if cat_int:
+        return np.array([str(x) for x in cat_ids], dtype=object), None
+    return cat_ids, np.array([str(x) for x in event_ids], dtype=object)
+
+
+# ---------------------------------------------------------------------- cleaning
+def _clean_events(events: pd.DataFrame, cleaning: dict, duplicates: str, source: str):
+    """Quantity, price and duplicate rules (see :meth:`Dataset.from_frames`), each counted."""
+
+    def drop(rule: str, mask: np.ndarray) -> None:
+        nonlocal events
+        n = int(mask.sum())
+        if n:
+            cleaning[rule] = cleaning.get(rule, 0) + n
+            log.info("%s: removed %d row(s): %s", source, n, rule)
+            events = events.loc[~mask]
+
+    if "quantity" in events:
+        q = events["quantity"].to_numpy()
+        drop("missing_quantity", np.isnan(q))
+        drop("non_positive_quantity", events["quantity"].to_numpy() <= 0)
+    if "price" in events:
+        drop("negative_price", events["price"].to_numpy() < 0)
+    if len(events) == 0:
+        raise ValueError(
+            f"{source}: no interactions left after cleaning ({cleaning}); are quantities positive?"
+        )
+    dup = events.duplicated().to_numpy()
+    n_dup = int(dup.sum())
+    if n_dup:
+        first = events.loc[dup].iloc[0]
+        example = f"user {first['user_id']!r}, item {first['item_id']!r}"
+        if duplicates == "raise":
+            raise ValueError(
+                f"{source} has {n_dup} exact duplicate row(s), e.g. {example}; pass "
+                "duplicates='keep' or 'drop'"
+            )
+        if duplicates == "drop":
+            drop("duplicate_rows", dup)
+        else:
+            cleaning["duplicate_rows (kept)"] = n_dup
+            log.info("%s: %d exact duplicate row(s) kept (e.g. %s)", source, n_dup, example)
+    return events.reset_index(drop=True)
 
 
 def _sorted(frame: pd.DataFrame) -> pd.DataFrame:
