@@ -74,20 +74,31 @@ class Model:
     Config: ClassVar[type] = type(None)
 
     def __init__(self, config: Any = None, **kwargs: Any) -> None:
+        from recogan._config import check_config
+
         if config is None:
             config = self.Config()
         elif isinstance(config, dict):
+            self._check_keys(config)
             config = self.Config(**config)
+        elif not isinstance(config, self.Config):
+            raise TypeError(
+                f"{type(self).__name__} takes a {self.Config.__name__} or a dict as config, "
+                f"not {type(config).__name__}"
+            )
         if kwargs:
-            fields = {f.name for f in dataclasses.fields(self.Config)}
-            bad = sorted(set(kwargs) - fields)
-            if bad:
-                raise TypeError(
-                    f"{type(self).__name__} got unknown parameter(s) {bad} "
-                    f"(known: {sorted(fields)})"
-                )
+            self._check_keys(kwargs)
             config = dataclasses.replace(config, **kwargs)
+        check_config(config)  # field types and finite numbers; ranges in each Config
         self.config = config
+
+    def _check_keys(self, params: dict) -> None:
+        fields = {f.name for f in dataclasses.fields(self.Config)}
+        bad = sorted(set(params) - fields, key=str)
+        if bad:
+            raise TypeError(
+                f"{type(self).__name__} got unknown parameter(s) {bad} (known: {sorted(fields)})"
+            )
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.params()})"
