@@ -22,6 +22,7 @@ import threading
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -157,18 +158,20 @@ class Recommender:
         return self._item_ids
 
     def _user(self, user_id) -> int:
+        check_id(user_id, "user_id", "use recommend_many for several users")
         try:
             u = self._users.index_of(user_id)  # one hash look-up, no array built
-        except (KeyError, TypeError):
+        except KeyError:
             u = -1
         if u < 0 and self.strict:
             raise UnknownUserError(f"unknown user id {user_id!r}")
         return u
 
     def _item(self, item_id) -> int:
+        check_id(item_id, "item_id")
         try:
             i = self._items.index_of(item_id)
-        except (KeyError, TypeError):
+        except KeyError:
             i = -1
         if i < 0:
             raise UnknownItemError(f"unknown item id {item_id!r}")
@@ -176,10 +179,11 @@ class Recommender:
 
     def titles(self, item_ids) -> list | None:
         """Catalog titles of ``item_ids`` (None when the catalog has none)."""
+        item_ids = check_ids(item_ids, "item_ids")
         cat = self.model.catalog_
         if cat is None or "title" not in cat:
             return None
-        idx = self._items.lookup(list(item_ids), missing="ignore")
+        idx = self._items.lookup(item_ids, missing="ignore")
         t = cat["title"].to_numpy()
         return [t[i] if i >= 0 else None for i in idx]
 
@@ -188,13 +192,15 @@ class Recommender:
         """Top-``n`` items for one user. ``filter``: allowed item ids, or a callable taking one
         item id and returning whether it may be shown (e.g. in stock)."""
         n = self._check_n(n)
+        _check_flag(exclude_seen, "exclude_seen")
         u = self._user(user_id)
+        allow = self._allow(filter)
         if u < 0:
-            return self._fallback(n, filter)
+            return self._fallback(n, allow)
         items, scores = self._top(
-            lambda m, cand: self.model.recommend(np.array([u]), m, exclude_seen, cand), n, filter
+            lambda m, cand: self.model.recommend(np.array([u]), m, exclude_seen, cand), n, allow
         )
-        return self._result(items[0], scores[0])
+        return self._result(items[0], scores[0], n_unknown=allow.n_unknown)
 
     def recommend_many(
         self, user_ids, n: int = 10, exclude_seen: bool = True, filter: Filter = None
@@ -202,7 +208,10 @@ class Recommender:
         """Top-``n`` for many users: DataFrame ``user_id, rank, item_id, score, fallback``
         (rank from 1; users in input order; rows only for items found)."""
         n = self._check_n(n)
-        ids = pd.Series(list(user_ids) if not isinstance(user_ids, np.ndarray) else user_ids)
+        _check_flag(exclude_seen, "exclude_seen")
+        raw = check_ids(user_ids, "user_ids")
+        ids = pd.Series(raw, dtype=object if not len(raw) else None)
+        allow = self._allow(filter)
         idx = self._users.lookup(ids.to_numpy(), missing="ignore")
         unknown = idx < 0
         if self.strict and unknown.any():
@@ -218,11 +227,11 @@ class Recommender:
             items[rows], scores[rows] = self._top(
                 lambda m, cand, users=users: self.model.recommend(users, m, exclude_seen, cand),
                 n,
-                filter,
+                allow,
                 len(users),
             )
         if unknown.any():
-            fb = self._fallback(n, filter)
+            fb = self._fallback(n, allow)
             k = len(fb)
             items[unknown, :k] = self._items.lookup(list(fb.items)) if k else -1
             scores[unknown, :k] = fb.scores
@@ -241,12 +250,14 @@ class Recommender:
     def rank(self, user_id, item_ids, exclude_seen: bool = False) -> Recommendations:
         """The given candidate items ordered by the model's score for this user (unknown item
         ids are dropped and counted; duplicates kept once)."""
-        idx = self._items.lookup(list(item_ids), missing="ignore")
+        _check_flag(exclude_seen, "exclude_seen")
+        item_ids = check_ids(item_ids, "item_ids")
+        u = self._user(user_id)  # an unknown user raises first with strict=True
+        idx = self._items.lookup(item_ids, missing="ignore")
         n_unknown = int((idx < 0).sum())
         idx = pd.unique(idx[idx >= 0])
         if not len(idx):
-            return Recommendations((), (), n_unknown=n_unknown)
-        u = self._user(user_id)
+            return Recommendations((), (), u < 0, FALLBACK_REASON if u < 0 else "model", n_unknown)
         if u < 0:
             order = np.lexsort((idx, -self._pop[idx]))
             top = idx[order]
@@ -267,11 +278,14 @@ class Recommender:
         (oldest first); unknown ids are ignored and counted in ``n_unknown``. An empty (or
         all-unknown) history gets the popularity fallback."""
         n = self._check_n(n)
-        idx = self._items.lookup(list(item_ids), missing="ignore")
-        n_unknown = int((idx < 0).sum())
+        _check_flag(exclude_seen, "exclude_seen")
+        item_ids = check_ids(item_ids, "item_ids")
+        allow = self._allow(filter)
+        idx = self._items.lookup(item_ids, missing="ignore")
+        n_unknown = int((idx < 0).sum()) + allow.n_unknown
         hist = idx[idx >= 0]
         if not len(hist):
-            fb = self._fallback(n, filter)
+            fb = self._fallback(n, allow)
             return Recommendations(
                 fb.items, fb.scores, True, "empty history: recent popularity", n_unknown
             )
@@ -280,7 +294,7 @@ class Recommender:
                 [hist], m, exclude_seen=exclude_seen, candidates=cand
             ),
             n,
-            filter,
+            allow,
         )
         return self._result(items[0], scores[0], n_unknown=n_unknown)
 
@@ -330,25 +344,37 @@ class Recommender:
             raise ValueError(f"n must be a positive int, got {n!r}")
         return int(min(n, len(self._item_ids)))
 
-    def _allow(self, filter: Filter):
-        """(allowed item indices or None, predicate or None)."""
+    def _allow(self, filter: Filter) -> _Allow:
+        """The filter as (allowed item indices or None, predicate or None, unknown ids)."""
+        if isinstance(filter, _Allow):
+            return filter
         if filter is None:
-            return None, None
+            return _Allow(None, None, 0)
         if callable(filter):
-            return None, filter
-        if isinstance(filter, (str, bytes)):
-            raise TypeError("filter must be a collection of item ids or a callable, not a string")
-        idx = self._items.lookup(list(filter), missing="ignore")
-        return np.unique(idx[idx >= 0]), None
+            return _Allow(None, filter, 0)
+        if isinstance(filter, (str, bytes, np.str_)):
+            raise TypeError(
+                "filter must be a collection of item ids or a callable, not a string "
+                f"({filter!r}); wrap one id in a list: [{filter!r}]"
+            )
+        ids = check_ids(filter, "filter")
+        idx = self._items.lookup(ids, missing="ignore")
+        allowed = np.unique(idx[idx >= 0])
+        if not len(allowed):
+            what = "is empty" if not len(ids) else f"names none of the catalog's items ({len(ids)}"
+            what += "" if not len(ids) else f" unknown id(s), e.g. {list(ids[:3])})"
+            raise ValueError(
+                f"filter {what}: nothing could be recommended; pass filter=None for the whole "
+                "catalog"
+            )
+        return _Allow(allowed, None, int((idx < 0).sum()))
 
     def _top(self, call, n: int, filter: Filter, B: int = 1):
         """``call(m, candidates) -> (items, scores)`` with the filter applied: an allow-list
         becomes 1-D candidates; a predicate is applied to over-fetched results, fetching more
         for rows that come up short."""
-        allowed, pred = self._allow(filter)
+        allowed, pred, _ = self._allow(filter)
         if allowed is not None:
-            if not len(allowed):  # nothing may be shown
-                return np.full((B, n), -1, np.int64), np.full((B, n), -np.inf, np.float32)
             return call(n, allowed)
         if pred is None:
             return call(n, None)
@@ -384,7 +410,7 @@ class Recommender:
         )
 
     def _fallback(self, n: int, filter: Filter) -> Recommendations:
-        allowed, pred = self._allow(filter)
+        allowed, pred, n_unknown = self._allow(filter)
         order = self._pop_order
         if allowed is not None:
             order = order[np.isin(order, allowed)]
@@ -402,4 +428,63 @@ class Recommender:
             tuple(self._pop[top].tolist()),
             True,
             FALLBACK_REASON,
+            n_unknown,
         )
+
+
+class _Allow(NamedTuple):
+    allowed: np.ndarray | None
+    pred: Callable | None
+    n_unknown: int
+
+
+# ---------------------------------------------------------------------- argument checks
+_SCALARS = (int, np.integer, str, np.str_, float, np.floating)
+
+
+def check_id(value, what: str, hint: str = "") -> None:
+    """One id: an int or a str (an integer-valued float is read as that int). Anything else
+    (a list, None, a bool, NaN) raises ``TypeError`` naming the argument."""
+    if isinstance(value, (bool, np.bool_)) or value is None:
+        raise TypeError(f"{what} must be an id (int or str), got {value!r}")
+    if not isinstance(value, _SCALARS):
+        more = f"; {hint}" if hint else ""
+        raise TypeError(f"{what} must be one id (int or str), got {type(value).__name__}{more}")
+    if isinstance(value, (float, np.floating)) and not (
+        np.isfinite(value) and float(value).is_integer()
+    ):
+        raise TypeError(f"{what} must be an id (int or str), got the number {value!r}")
+
+
+def check_ids(values, what: str) -> list | np.ndarray:
+    """A collection of ids (list, tuple, array, Series...). A bare string, a number or None
+    raises ``TypeError``: a string is one id, not a list of one-character ids."""
+    if isinstance(values, (str, bytes, np.str_)):
+        raise TypeError(
+            f"{what} must be a list of ids, not a single string {values!r}; "
+            f"wrap it in a list: [{values!r}]"
+        )
+    if values is None or isinstance(values, (*_SCALARS, bool, np.bool_, dict)):
+        raise TypeError(f"{what} must be a list of ids, got {type(values).__name__}")
+    if isinstance(values, pd.Series):
+        values = values.to_numpy()
+    if isinstance(values, np.ndarray):
+        if values.ndim != 1:
+            raise TypeError(f"{what} must be a 1-D list of ids, got shape {values.shape}")
+        if values.dtype.kind in "iuU":
+            return values
+        if values.dtype.kind == "b":
+            raise TypeError(f"{what} must hold ids (int or str), not booleans")
+        values = values.tolist()
+    try:
+        values = list(values)
+    except TypeError:
+        raise TypeError(f"{what} must be a list of ids, got {type(values).__name__}") from None
+    for v in values:
+        check_id(v, f"{what} entry")
+    return values
+
+
+def _check_flag(value, what: str) -> None:
+    if not isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{what} must be True or False, got {value!r}")
