@@ -219,9 +219,18 @@ class Model:
 
     def history_matrix(self, histories: Sequence[Sequence[int]]) -> sp.csr_matrix:
         """Rows of a binary ``(B, n_items)`` matrix from lists of item indices."""
+        if isinstance(histories, (str, bytes)) or not hasattr(histories, "__len__"):
+            raise TypeError(
+                f"histories must be a list of item-index lists, got {type(histories).__name__}"
+            )
         rows, cols = [], []
         for i, h in enumerate(histories):
-            h = np.asarray(h, dtype=np.int64).ravel()
+            if isinstance(h, (str, bytes)) or np.ndim(h) > 1:
+                raise TypeError(f"history {i} must be a list of item indices, got {h!r:.40}")
+            h = np.asarray(h).ravel()
+            if h.size and not np.issubdtype(h.dtype, np.integer):
+                raise TypeError(f"history {i} must hold integer item indices, got {h.dtype}")
+            h = h.astype(np.int64)
             if h.size and (h.min() < 0 or h.max() >= self.n_items_):
                 raise IndexError(f"history {i} has item indices outside 0..{self.n_items_ - 1}")
             rows.append(np.full(h.size, i))

@@ -102,6 +102,8 @@ class Recommender:
         index: dict | None = None,
         batch_size: int = 1024,
     ) -> None:
+        if not hasattr(model, "_check_fitted"):
+            raise TypeError(f"Recommender wraps a recogan model, not {type(model).__name__}")
         model._check_fitted()
         self.model = model
         self.strict = strict

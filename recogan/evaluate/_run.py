@@ -72,10 +72,18 @@ def evaluate(
         if isinstance(protocol, Protocol)
         else Protocol(name=protocol, ranking=ranking, n_negatives=n_negatives)
     )
+    if not isinstance(data_or_split, (Dataset, Split)):
+        raise TypeError(f"evaluate takes a Dataset or a Split, not {type(data_or_split).__name__}")
+    if isinstance(models, str):  # "ease,pop" (a bare string is not a list of one-letter names)
+        models = models.split(",")
+    if isinstance(ks, (int, np.integer)):
+        ks = [ks]
+    if isinstance(budget, bool) or not isinstance(budget, (int, np.integer)) or budget < 1:
+        raise ValueError(f"budget must be a positive int, got {budget!r}")
     ks = tuple(sorted({int(k) for k in ks} | {10}))
     if min(ks) <= 0:
         raise ValueError(f"K values must be positive, got {ks}")
-    names = [m.strip().lower() for m in models if m.strip()]
+    names = [str(m).strip().lower() for m in models if str(m).strip()]
     if not names:
         raise ValueError("no models to evaluate")
     if len(set(names)) != len(names):
