@@ -574,7 +574,7 @@ def normalise_ids(col: pd.Series, name: str, source: str) -> tuple[np.ndarray, i
             first = int(np.flatnonzero(frac)[0])
             raise ValueError(
                 f"{source} id column {name!r} has {int(frac.sum())} non-integer number(s), "
-                f"e.g. {v[first]!r} at row {first}; ids are integers or strings"
+                f"e.g. {float(v[first])!r} at row {first}; ids are integers or strings"
             )
         return v.astype(np.int64), 0
     values = col.astype(object).to_numpy()
