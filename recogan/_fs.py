@@ -137,13 +137,14 @@ def atomic_write_json(path: str | Path, obj, **dump_kwargs) -> None:
 # ---------------------------------------------------------------------- locks
 def _lock_fd(path: Path, shared: bool, blocking: bool) -> int | None:
     """An fd of ``path`` holding a flock, or None when the lock is taken (non-blocking) or
-    ``path`` is gone. Without flock support the fd is returned unlocked."""
+    ``path`` is gone. Without flock support (Windows) nothing is locked: -1 stands for the
+    lock while ``path`` exists."""
+    if fcntl is None:  # pragma: no cover - publishing stays atomic, only clean-up is less careful
+        return -1 if path.exists() else None
     try:
         fd = os.open(path, os.O_RDONLY)
     except (FileNotFoundError, NotADirectoryError):
         return None
-    if fcntl is None:  # pragma: no cover
-        return fd
     flags = (fcntl.LOCK_SH if shared else fcntl.LOCK_EX) | (0 if blocking else fcntl.LOCK_NB)
     try:
         fcntl.flock(fd, flags)
@@ -156,7 +157,7 @@ def _lock_fd(path: Path, shared: bool, blocking: bool) -> int | None:
 
 
 def release(fd: int | None) -> None:
-    if fd is not None:
+    if fd is not None and fd >= 0:
         os.close(fd)  # closing the last fd of the open file description drops the flock
 
 

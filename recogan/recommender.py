@@ -27,6 +27,8 @@ from typing import NamedTuple
 import numpy as np
 import pandas as pd
 
+from recogan.data._idmap import check_id, check_ids
+
 log = logging.getLogger(__name__)
 
 FALLBACK_REASON = "unknown user: recent popularity"
@@ -441,52 +443,6 @@ class _Allow(NamedTuple):
 
 
 # ---------------------------------------------------------------------- argument checks
-_SCALARS = (int, np.integer, str, np.str_, float, np.floating)
-
-
-def check_id(value, what: str, hint: str = "") -> None:
-    """One id: an int or a str (an integer-valued float is read as that int). Anything else
-    (a list, None, a bool, NaN) raises ``TypeError`` naming the argument."""
-    if isinstance(value, (bool, np.bool_)) or value is None:
-        raise TypeError(f"{what} must be an id (int or str), got {value!r}")
-    if not isinstance(value, _SCALARS):
-        more = f"; {hint}" if hint else ""
-        raise TypeError(f"{what} must be one id (int or str), got {type(value).__name__}{more}")
-    if isinstance(value, (float, np.floating)) and not (
-        np.isfinite(value) and float(value).is_integer()
-    ):
-        raise TypeError(f"{what} must be an id (int or str), got the number {value!r}")
-
-
-def check_ids(values, what: str) -> list | np.ndarray:
-    """A collection of ids (list, tuple, array, Series...). A bare string, a number or None
-    raises ``TypeError``: a string is one id, not a list of one-character ids."""
-    if isinstance(values, (str, bytes, np.str_)):
-        raise TypeError(
-            f"{what} must be a list of ids, not a single string {values!r}; "
-            f"wrap it in a list: [{values!r}]"
-        )
-    if values is None or isinstance(values, (*_SCALARS, bool, np.bool_, dict)):
-        raise TypeError(f"{what} must be a list of ids, got {type(values).__name__}")
-    if isinstance(values, pd.Series):
-        values = values.to_numpy()
-    if isinstance(values, np.ndarray):
-        if values.ndim != 1:
-            raise TypeError(f"{what} must be a 1-D list of ids, got shape {values.shape}")
-        if values.dtype.kind in "iuU":
-            return values
-        if values.dtype.kind == "b":
-            raise TypeError(f"{what} must hold ids (int or str), not booleans")
-        values = values.tolist()
-    try:
-        values = list(values)
-    except TypeError:
-        raise TypeError(f"{what} must be a list of ids, got {type(values).__name__}") from None
-    for v in values:
-        check_id(v, f"{what} entry")
-    return values
-
-
 def _check_flag(value, what: str) -> None:
     if not isinstance(value, (bool, np.bool_)):
         raise TypeError(f"{what} must be True or False, got {value!r}")

@@ -137,6 +137,53 @@ class IdMap:
         return np.array([None if k is _NO_MATCH else k for k in keys], dtype=object)
 
 
+# ---------------------------------------------------------------------- argument checks
+_SCALARS = (int, np.integer, str, np.str_, float, np.floating)
+
+
+def check_id(value, what: str, hint: str = "") -> None:
+    """One id: an int or a str (an integer-valued float is read as that int). Anything else
+    (a list, None, a bool, NaN) raises ``TypeError`` naming the argument."""
+    if isinstance(value, (bool, np.bool_)) or value is None:
+        raise TypeError(f"{what} must be an id (int or str), got {value!r}")
+    if not isinstance(value, _SCALARS):
+        more = f"; {hint}" if hint else ""
+        raise TypeError(f"{what} must be one id (int or str), got {type(value).__name__}{more}")
+    if isinstance(value, (float, np.floating)) and not (
+        np.isfinite(value) and float(value).is_integer()
+    ):
+        raise TypeError(f"{what} must be an id (int or str), got the number {value!r}")
+
+
+def check_ids(values, what: str) -> list | np.ndarray:
+    """A collection of ids (list, tuple, array, Series...). A bare string, a number or None
+    raises ``TypeError``: a string is one id, not a list of one-character ids."""
+    if isinstance(values, (str, bytes, np.str_)):
+        raise TypeError(
+            f"{what} must be a list of ids, not a single string {values!r}; "
+            f"wrap it in a list: [{values!r}]"
+        )
+    if values is None or isinstance(values, (*_SCALARS, bool, np.bool_, dict)):
+        raise TypeError(f"{what} must be a list of ids, got {type(values).__name__}")
+    if isinstance(values, pd.Series):
+        values = values.to_numpy()
+    if isinstance(values, np.ndarray):
+        if values.ndim != 1:
+            raise TypeError(f"{what} must be a 1-D list of ids, got shape {values.shape}")
+        if values.dtype.kind in "iuU":
+            return values
+        if values.dtype.kind == "b":
+            raise TypeError(f"{what} must hold ids (int or str), not booleans")
+        values = values.tolist()
+    try:
+        values = list(values)
+    except TypeError:
+        raise TypeError(f"{what} must be a list of ids, got {type(values).__name__}") from None
+    for v in values:
+        check_id(v, f"{what} entry")
+    return values
+
+
 #: A look-up key that matches no id.
 _NO_MATCH = object()
 _INT_TEXT = re.compile(r"[+-]?\d+")

@@ -234,3 +234,29 @@ def test_batch_users_as_ints_for_string_ids(bundle, pop_a, tmp_path):
 
     with pytest.raises(ValueError, match=r"user id\(s\) not in the model bundle"):
         batch_score(bundle, tmp_path / "o", users=[17850], show_progress=False, workers=1)
+
+
+@pytest.mark.parametrize(
+    "kwargs,match",
+    [
+        ({"users": 17850}, "users must be a list of ids, got int"),
+        ({"users": [None]}, "users entry must be an id"),
+        ({"users": [["u1"]]}, "users entry must be one id"),
+        ({"item_filter": 5}, "item_filter must be a list of ids"),
+        ({"n": "5"}, "n must be an int"),
+    ],
+    ids=["users_scalar", "users_none", "users_nested", "filter_scalar", "n_text"],
+)
+def test_batch_arguments(bundle, tmp_path, kwargs, match):
+    from recogan.batch import batch_score
+
+    with pytest.raises(TypeError, match=match):
+        batch_score(bundle, tmp_path / "o", show_progress=False, workers=1, **kwargs)
+    assert not (tmp_path / "o").exists()
+
+
+def test_batch_users_as_a_set(bundle, tmp_path):
+    from recogan.batch import batch_score
+
+    res = batch_score(bundle, tmp_path / "o", users={"u1", "u2"}, show_progress=False, workers=1)
+    assert res.users == 2
