@@ -53,6 +53,18 @@ class OutputDirError(ValueError):
     """An output path holds something this command did not write (refused without force)."""
 
 
+def as_path(value, what: str = "path") -> Path:
+    """``value`` as a Path: a str or path-like, not empty (``TypeError``/``ValueError`` naming
+    ``what`` otherwise)."""
+    if isinstance(value, Path):
+        return value
+    if not isinstance(value, (str, os.PathLike)):
+        raise TypeError(f"{what} must be a path (str or Path), got {type(value).__name__}")
+    if not str(os.fspath(value)).strip():
+        raise ValueError(f"{what} is an empty string, not a path")
+    return Path(value)
+
+
 # ---------------------------------------------------------------------- checksums
 def sha256_bytes(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()

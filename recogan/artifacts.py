@@ -121,7 +121,7 @@ def save_model(model, path: str | Path, *, force: bool = False) -> Path:
     :class:`~recogan._fs.OutputDirError` unless ``force`` (then it is replaced).
     """
     model._check_fitted()
-    path = Path(path)
+    path = _fs.as_path(path, "bundle path")
     what = "a recogan model bundle"
     _fs.check_output_dir(path, recognise=is_bundle, what=what, force=force, allow=_own_entry)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -371,7 +371,7 @@ def open_bundle(path: str | Path, *, manifest: bytes | None = None) -> Iterator[
     """Resolve the bundle at ``path`` (or the exact version whose manifest bytes are
     ``manifest``) and hold a shared lock on its version directory while the block runs, so no
     save removes it meanwhile."""
-    path = Path(path)
+    path = _fs.as_path(path, "bundle path")
     with contextlib.ExitStack() as stack:
         yield _retrying(lambda: stack.enter_context(_open_once(path, manifest)), path)
 
@@ -408,7 +408,7 @@ def _open_once(path: Path, pinned: bytes | None) -> Iterator[Bundle]:
 def read_manifest(path: str | Path, *, verify: bool = True) -> dict:
     """The manifest of a bundle (its own checksum checked); with ``verify`` every file's size
     and sha256 are checked too."""
-    path = Path(path)
+    path = _fs.as_path(path, "bundle path")
 
     def once():
         with _open_once(path, None) as b:
@@ -500,7 +500,7 @@ def load_model(
     ``manifest``: the bytes of a manifest this caller already verified (a batch job's
     workers): exactly that version is loaded, or a :class:`BundleError` says it changed.
     """
-    path = Path(path)
+    path = _fs.as_path(path, "bundle path")
 
     def once():
         with _open_once(path, manifest) as b:

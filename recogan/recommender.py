@@ -21,7 +21,6 @@ import logging
 import threading
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from pathlib import Path
 from typing import NamedTuple
 
 import numpy as np
@@ -127,9 +126,10 @@ class Recommender:
     @classmethod
     def load(cls, path, device: str = "auto", strict: bool = False, **kwargs) -> Recommender:
         """Load a bundle (checksums verified, no pickle) and wrap it."""
+        from recogan._fs import as_path
         from recogan.artifacts import load_model, read_manifest
 
-        path = Path(path)
+        path = as_path(path, "bundle path")
         if device not in ("auto", "cpu", "cuda"):
             raise ValueError(f"device must be 'auto', 'cpu' or 'cuda', not {device!r}")
         torch_device = "cpu"
@@ -308,6 +308,8 @@ class Recommender:
         co-purchase cosine), itself excluded."""
         n = min(self._check_n(n), len(self._item_ids) - 1)
         i = self._item(item_id)
+        if n <= 0:  # a catalog of one item: nothing else to show
+            return Recommendations((), (), reason="the catalog has no other item")
         sim = self._similarity()
         items, scores = self._top(lambda m, cand: sim.top(i, m, cand), n, filter)
         return self._result(items[0], scores[0], reason=sim.reason)

@@ -18,6 +18,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import os
 import shutil
 from pathlib import Path
 
@@ -115,12 +116,50 @@ def verified_partitions(staging: Path, job_key: str) -> dict[int, dict]:
     return good
 
 
-def start_staging(staging: Path, job: dict) -> None:
-    if staging.exists():
-        shutil.rmtree(staging)
-    staging.mkdir(parents=True)
-    write_json_atomic(job, staging / JOB)
-    write_json_atomic({}, staging / PARTITIONS)
+class StagingLock:
+    """An exclusive lock on a job's staging directory, held for the whole job: a second job
+    writing the same output is refused instead of mixing its partitions into the first's."""
+
+    def __init__(self, staging: Path, out: Path) -> None:
+        self.staging, self.out, self.fd = staging, out, None
+        if staging.exists():
+            self.fd = _fs.try_lock(staging)
+            if self.fd is None and staging.exists():
+                raise self._busy()
+
+    def _busy(self) -> BatchError:
+        return BatchError(
+            f"another batch job is writing {self.out} (its staging directory {self.staging} "
+            "is locked); wait for it to finish"
+        )
+
+    def start(self, job: dict) -> None:
+        """Replace the staging directory by a fresh one holding ``job`` (and keep it locked)."""
+        staging = self.staging
+        staging.parent.mkdir(parents=True, exist_ok=True)
+        with _fs.locked(staging.parent):
+            _fs.remove_stale(staging)  # fresh staging directories of killed jobs
+        if staging.exists():
+            shutil.rmtree(staging)  # ours: locked above, or left by a job that died
+        tmp = _fs.aux_name(staging, "tmp")
+        tmp.mkdir()
+        fd = _fs.try_lock(tmp)
+        try:
+            write_json_atomic(job, tmp / JOB)
+            write_json_atomic({}, tmp / PARTITIONS)
+            os.rename(tmp, staging)
+        except OSError as e:
+            _fs.release(fd)
+            _fs.remove(tmp)
+            if staging.exists():  # another job created it meanwhile
+                raise self._busy() from e
+            raise
+        _fs.release(self.fd)
+        self.fd = fd
+
+    def release(self) -> None:
+        _fs.release(self.fd)
+        self.fd = None
 
 
 def record_partitions(staging: Path, done: dict[int, dict]) -> None:

@@ -361,7 +361,9 @@ class Dataset:
 # ---------------------------------------------------------------------- readers
 def read_frame(path: str | Path, *, columns: list[str] | None = None) -> pd.DataFrame:
     """Read a parquet or CSV file (by suffix; ``.csv.gz`` etc. work) into a DataFrame."""
-    path = Path(path)
+    from recogan._fs import as_path
+
+    path = as_path(path, "data file")
     if not path.exists():
         raise FileNotFoundError(f"no such file: {path}")
     if path.is_dir():
@@ -388,7 +390,9 @@ def read_dataset(
 ) -> Dataset:
     """Read interactions (and a catalog) from parquet/CSV paths; ``kwargs`` as in
     :meth:`Dataset.from_frames` (column mapping, ``unknown_items``...)."""
-    kwargs.setdefault("name", Path(interactions).stem)
+    from recogan._fs import as_path
+
+    kwargs.setdefault("name", as_path(interactions, "interactions").stem)
     inter = read_frame(interactions)
     cat = read_frame(catalog) if catalog is not None else None
     return Dataset.from_frames(

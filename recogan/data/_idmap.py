@@ -149,6 +149,8 @@ def check_id(value, what: str, hint: str = "") -> None:
     if not isinstance(value, _SCALARS):
         more = f"; {hint}" if hint else ""
         raise TypeError(f"{what} must be one id (int or str), got {type(value).__name__}{more}")
+    if isinstance(value, (str, np.str_)) and not value.strip():
+        raise ValueError(f"{what} is an empty string, not an id")
     if isinstance(value, (float, np.floating)) and not (
         np.isfinite(value) and float(value).is_integer()
     ):

@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from recogan._fs import atomic_path
+from recogan._fs import atomic_path, locked
 
 #: Accuracy metrics of the summary (K = 10), then what the lists look like.
 ACCURACY_SUMMARY = ("HR@10", "NDCG@10", "Recall@10", "Precision@10", "MRR@10", "MAP@10")
@@ -269,10 +269,11 @@ class Report:
             "per_user": ("per_user.parquet", lambda p: self.per_user.to_parquet(p, index=False)),
         }
         paths = {}
-        for kind, (name, write) in writers.items():
-            with atomic_path(out / name) as tmp:
-                write(tmp)
-            paths[kind] = out / name
+        with locked(out):  # two runs into one folder: all four files come from one of them
+            for kind, (name, write) in writers.items():
+                with atomic_path(out / name) as tmp:
+                    write(tmp)
+                paths[kind] = out / name
         return paths
 
 

@@ -34,6 +34,12 @@ def test_recommend_refuses_what_is_not_one_id(rec, bad):
         rec.recommend(bad)
 
 
+@pytest.mark.parametrize("bad", ["", "   "], ids=["empty", "blank"])
+def test_an_empty_string_is_not_an_id(rec, bad):
+    with pytest.raises(ValueError, match="user_id is an empty string"):
+        rec.recommend(bad)
+
+
 def test_rank_refuses_a_bare_string_of_candidates(rec):
     with pytest.raises(TypeError, match=r"item_ids must be a list of ids, not a single string"):
         rec.rank("u1", "i10")
@@ -260,3 +266,40 @@ def test_batch_users_as_a_set(bundle, tmp_path):
 
     res = batch_score(bundle, tmp_path / "o", users={"u1", "u2"}, show_progress=False, workers=1)
     assert res.users == 2
+
+
+@pytest.mark.parametrize(
+    "call,error,match",
+    [
+        ("load_model", TypeError, "bundle path must be a path"),
+        ("read_dataset", TypeError, "interactions must be a path"),
+        ("batch_score", TypeError, "model_path must be a path"),
+        ("Recommender.load", ValueError, "bundle path is an empty string"),
+    ],
+    ids=["load_model", "read_dataset", "batch_score", "recommender_load"],
+)
+def test_paths_that_are_not_paths(call, error, match):
+    from recogan.artifacts import load_model
+    from recogan.batch import batch_score
+    from recogan.data import read_dataset
+
+    calls = {
+        "load_model": lambda: load_model(123),
+        "read_dataset": lambda: read_dataset(None),
+        "batch_score": lambda: batch_score(None, "out"),
+        "Recommender.load": lambda: Recommender.load(""),
+    }
+    with pytest.raises(error, match=match):
+        calls[call]()
+
+
+def test_similar_items_in_a_one_item_catalog(tmp_path):
+    import pandas as pd
+
+    from recogan.data import Dataset
+
+    d = Dataset.from_frames(
+        pd.DataFrame({"user_id": [1], "item_id": ["a"], "timestamp": [1_700_000_000]})
+    )
+    r = Recommender(IALS(factors=2).fit(d)).similar_items("a")
+    assert len(r) == 0 and r.reason == "the catalog has no other item"

@@ -234,3 +234,32 @@ def test_batch_workers_score_the_pinned_version_while_it_is_republished(tmp_path
     for other in {a, b, c} - {model}:  # the versions' rows differ
         assert not np.array_equal(items, other.recommend(np.arange(model.n_users_), n=5)[0])
     assert read_recommendations(tmp_path / "recs")["item_id"].tolist() == want
+
+
+def test_a_second_batch_job_on_the_same_output_is_refused(tmp_path, clustered):
+    from recogan.batch import BatchError
+    from tests.batch_models import Cooc, register
+
+    register()
+    Cooc(delay=0.05).fit(clustered).save(tmp_path / "slow")
+    out, errors = tmp_path / "recs", []
+
+    def first():
+        try:
+            batch_score(
+                tmp_path / "slow", out, n=3, partition_size=10, workers=1, show_progress=False
+            )
+        except Exception as e:  # reported below
+            errors.append(e)
+
+    t = threading.Thread(target=first)
+    t.start()
+    deadline = time.monotonic() + 30
+    while not (tmp_path / ".recs.staging" / "_partitions.json").exists():
+        assert time.monotonic() < deadline
+        time.sleep(0.01)
+    with pytest.raises(BatchError, match="another batch job is writing"):
+        batch_score(tmp_path / "slow", out, n=5, partition_size=10, workers=1, show_progress=False)
+    t.join()
+    assert errors == [] and read_success(out)["n"] == 3
+    assert aux_entries(tmp_path, "recs") == []
