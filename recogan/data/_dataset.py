@@ -89,7 +89,8 @@ class Dataset:
         Cleaning, each rule counted in ``cleaning``: rows whose quantity (``quantity_col``;
         ``"auto"``: a column named ``quantity`` when there is one) is missing or not positive
         (returns, corrections) are removed (``missing_quantity``, ``non_positive_quantity``);
-        rows with a negative price are removed (``negative_price``). Exact duplicate rows
+        rows with a negative price are removed (``negative_price``); catalog prices that are
+        missing, zero or negative are kept as unknown and counted. Exact duplicate rows
         (same user, item, time, quantity and price) are ``duplicates="keep"``: kept and
         counted as ``duplicate_rows (kept)`` (repeat scans within a basket are real;
         every model here reads the binary matrix), ``"drop"``: removed and counted as
@@ -166,6 +167,13 @@ class Dataset:
                         if attr == "price"
                         else catalog[col].to_numpy()
                     )
+            if "price" in cat:
+                bad = ~(cat["price"].to_numpy() > 0)  # missing, zero or negative
+                if bad.any():  # item features treat these prices as unknown
+                    cleaning["catalog_price_missing_or_non_positive (kept as unknown)"] = int(
+                        bad.sum()
+                    )
+                    cat.loc[bad, "price"] = np.nan
             known = pd.Index(cat["item_id"])
             unknown = ~pd.Index(events["item_id"]).isin(known)
             n_unknown = int(unknown.sum())

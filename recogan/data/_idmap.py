@@ -118,8 +118,14 @@ class IdMap:
 
     def _keys(self, values):
         """Many ids in the type of this map (vectorised where the types already agree)."""
-        arr = values.to_numpy() if isinstance(values, (pd.Index, pd.Series)) else values
-        arr = np.asarray(arr) if not isinstance(arr, np.ndarray) else arr
+        if isinstance(values, (pd.Index, pd.Series)):
+            arr = values.to_numpy()
+        elif isinstance(values, np.ndarray):
+            arr = values
+        else:  # a list: pandas keeps strings whole (numpy's "U" would drop trailing NULs)
+            arr = pd.Index(values, tupleize_cols=False).to_numpy() if len(values) else values
+            if not len(values):
+                return values
         if arr.dtype == bool:
             return np.full(arr.shape, None, dtype=object)
         if self._kind == "int" and np.issubdtype(arr.dtype, np.integer):

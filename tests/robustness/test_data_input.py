@@ -214,6 +214,13 @@ def test_negative_price_rows_are_removed_and_counted():
     assert d.n_interactions == 2 and d.cleaning["negative_price"] == 1
 
 
+def test_odd_catalog_prices_are_unknown_and_counted():
+    catalog = pd.DataFrame({"item_id": ["i0", "i1", "i2", "i3"], "price": [2.0, -1.0, 0.0, None]})
+    d = Dataset.from_frames(frame(), catalog)
+    assert d.cleaning["catalog_price_missing_or_non_positive (kept as unknown)"] == 3
+    assert d.catalog["price"].notna().sum() == 1
+
+
 def test_exact_duplicates_are_kept_and_counted():
     f = pd.concat([frame(), frame().iloc[:2]], ignore_index=True)
     d = Dataset.from_frames(f)
