@@ -103,7 +103,7 @@ def check_out(args) -> None:
     from pathlib import Path
 
     from recogan._fs import check_output_dir
-    from recogan.artifacts import _own_entry, is_bundle
+    from recogan.artifacts import is_bundle, is_leftover
 
     out = Path(args.out).resolve()
     for given in (args.interactions, args.catalog, args.data):
@@ -119,7 +119,7 @@ def check_out(args) -> None:
         recognise=is_bundle,
         what="a recogan model bundle",
         force=args.force,
-        allow=_own_entry,
+        allow=is_leftover,
     )
 
 
