@@ -5,8 +5,7 @@ matrix and per-event times. Splits (`temporal_split`, `leave_last_out`) return n
 over the same id space.
 """
 
-from recogan.data._clean import parse_times
-from recogan.data._dataset import Dataset, read_dataset, read_frame
+from recogan.data._dataset import Dataset, parse_times, read_dataset, read_frame
 from recogan.data._idmap import IdMap
 from recogan.data._split import Split, leave_last_out, temporal_split
 
