@@ -74,20 +74,31 @@ class Model:
     Config: ClassVar[type] = type(None)
 
     def __init__(self, config: Any = None, **kwargs: Any) -> None:
+        from recogan._config import check_config
+
         if config is None:
             config = self.Config()
         elif isinstance(config, dict):
+            self._check_keys(config)
             config = self.Config(**config)
+        elif not isinstance(config, self.Config):
+            raise TypeError(
+                f"{type(self).__name__} takes a {self.Config.__name__} or a dict as config, "
+                f"not {type(config).__name__}"
+            )
         if kwargs:
-            fields = {f.name for f in dataclasses.fields(self.Config)}
-            bad = sorted(set(kwargs) - fields)
-            if bad:
-                raise TypeError(
-                    f"{type(self).__name__} got unknown parameter(s) {bad} "
-                    f"(known: {sorted(fields)})"
-                )
+            self._check_keys(kwargs)
             config = dataclasses.replace(config, **kwargs)
+        check_config(config)  # field types and finite numbers; ranges in each Config
         self.config = config
+
+    def _check_keys(self, params: dict) -> None:
+        fields = {f.name for f in dataclasses.fields(self.Config)}
+        bad = sorted(set(params) - fields, key=str)
+        if bad:
+            raise TypeError(
+                f"{type(self).__name__} got unknown parameter(s) {bad} (known: {sorted(fields)})"
+            )
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.params()})"
@@ -208,9 +219,18 @@ class Model:
 
     def history_matrix(self, histories: Sequence[Sequence[int]]) -> sp.csr_matrix:
         """Rows of a binary ``(B, n_items)`` matrix from lists of item indices."""
+        if isinstance(histories, (str, bytes)) or not hasattr(histories, "__len__"):
+            raise TypeError(
+                f"histories must be a list of item-index lists, got {type(histories).__name__}"
+            )
         rows, cols = [], []
         for i, h in enumerate(histories):
-            h = np.asarray(h, dtype=np.int64).ravel()
+            if isinstance(h, (str, bytes)) or np.ndim(h) > 1:
+                raise TypeError(f"history {i} must be a list of item indices, got {h!r:.40}")
+            h = np.asarray(h).ravel()
+            if h.size and not np.issubdtype(h.dtype, np.integer):
+                raise TypeError(f"history {i} must hold integer item indices, got {h.dtype}")
+            h = h.astype(np.int64)
             if h.size and (h.min() < 0 or h.max() >= self.n_items_):
                 raise IndexError(f"history {i} has item indices outside 0..{self.n_items_ - 1}")
             rows.append(np.full(h.size, i))
@@ -239,11 +259,12 @@ class Model:
     def set_torch_state(self, states: dict[str, dict], device: str = "cpu") -> None:
         """Restore what :meth:`torch_state` returned."""
 
-    def save(self, path) -> None:
-        """Write a verified model bundle (see :mod:`recogan.artifacts`)."""
+    def save(self, path, *, force: bool = False) -> None:
+        """Write a verified model bundle (see :mod:`recogan.artifacts`). ``path`` must be
+        absent, empty or a bundle; ``force=True`` replaces anything else."""
         from recogan.artifacts import save_model
 
-        save_model(self, path)
+        save_model(self, path, force=force)
 
     @classmethod
     def load(cls, path, device: str = "cpu") -> Model:

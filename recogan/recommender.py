@@ -21,10 +21,12 @@ import logging
 import threading
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 import pandas as pd
+
+from recogan.data._idmap import check_id, check_ids
 
 log = logging.getLogger(__name__)
 
@@ -101,6 +103,8 @@ class Recommender:
         index: dict | None = None,
         batch_size: int = 1024,
     ) -> None:
+        if not hasattr(model, "_check_fitted"):
+            raise TypeError(f"Recommender wraps a recogan model, not {type(model).__name__}")
         model._check_fitted()
         self.model = model
         self.strict = strict
@@ -122,11 +126,16 @@ class Recommender:
     @classmethod
     def load(cls, path, device: str = "auto", strict: bool = False, **kwargs) -> Recommender:
         """Load a bundle (checksums verified, no pickle) and wrap it."""
-        from recogan.artifacts import load_model
+        from recogan._fs import as_path
+        from recogan.artifacts import load_model, read_manifest
 
-        path = Path(path)
+        path = as_path(path, "bundle path")
+        if device not in ("auto", "cpu", "cuda"):
+            raise ValueError(f"device must be 'auto', 'cpu' or 'cuda', not {device!r}")
         torch_device = "cpu"
-        if device == "cuda" or (device == "auto" and (path / "weights.pt").exists()):
+        if device == "cuda" or (
+            device == "auto" and "weights.pt" in read_manifest(path, verify=False)["files"]
+        ):
             import torch
 
             torch_device = "cuda" if torch.cuda.is_available() else "cpu"
@@ -153,18 +162,20 @@ class Recommender:
         return self._item_ids
 
     def _user(self, user_id) -> int:
+        check_id(user_id, "user_id", "use recommend_many for several users")
         try:
             u = self._users.index_of(user_id)  # one hash look-up, no array built
-        except (KeyError, TypeError):
+        except KeyError:
             u = -1
         if u < 0 and self.strict:
             raise UnknownUserError(f"unknown user id {user_id!r}")
         return u
 
     def _item(self, item_id) -> int:
+        check_id(item_id, "item_id")
         try:
             i = self._items.index_of(item_id)
-        except (KeyError, TypeError):
+        except KeyError:
             i = -1
         if i < 0:
             raise UnknownItemError(f"unknown item id {item_id!r}")
@@ -172,10 +183,11 @@ class Recommender:
 
     def titles(self, item_ids) -> list | None:
         """Catalog titles of ``item_ids`` (None when the catalog has none)."""
+        item_ids = check_ids(item_ids, "item_ids")
         cat = self.model.catalog_
         if cat is None or "title" not in cat:
             return None
-        idx = self._items.lookup(list(item_ids), missing="ignore")
+        idx = self._items.lookup(item_ids, missing="ignore")
         t = cat["title"].to_numpy()
         return [t[i] if i >= 0 else None for i in idx]
 
@@ -184,13 +196,15 @@ class Recommender:
         """Top-``n`` items for one user. ``filter``: allowed item ids, or a callable taking one
         item id and returning whether it may be shown (e.g. in stock)."""
         n = self._check_n(n)
+        _check_flag(exclude_seen, "exclude_seen")
         u = self._user(user_id)
+        allow = self._allow(filter)
         if u < 0:
-            return self._fallback(n, filter)
+            return self._fallback(n, allow)
         items, scores = self._top(
-            lambda m, cand: self.model.recommend(np.array([u]), m, exclude_seen, cand), n, filter
+            lambda m, cand: self.model.recommend(np.array([u]), m, exclude_seen, cand), n, allow
         )
-        return self._result(items[0], scores[0])
+        return self._result(items[0], scores[0], n_unknown=allow.n_unknown)
 
     def recommend_many(
         self, user_ids, n: int = 10, exclude_seen: bool = True, filter: Filter = None
@@ -198,7 +212,10 @@ class Recommender:
         """Top-``n`` for many users: DataFrame ``user_id, rank, item_id, score, fallback``
         (rank from 1; users in input order; rows only for items found)."""
         n = self._check_n(n)
-        ids = pd.Series(list(user_ids) if not isinstance(user_ids, np.ndarray) else user_ids)
+        _check_flag(exclude_seen, "exclude_seen")
+        raw = check_ids(user_ids, "user_ids")
+        ids = pd.Series(raw, dtype=object if not len(raw) else None)
+        allow = self._allow(filter)
         idx = self._users.lookup(ids.to_numpy(), missing="ignore")
         unknown = idx < 0
         if self.strict and unknown.any():
@@ -214,11 +231,11 @@ class Recommender:
             items[rows], scores[rows] = self._top(
                 lambda m, cand, users=users: self.model.recommend(users, m, exclude_seen, cand),
                 n,
-                filter,
+                allow,
                 len(users),
             )
         if unknown.any():
-            fb = self._fallback(n, filter)
+            fb = self._fallback(n, allow)
             k = len(fb)
             items[unknown, :k] = self._items.lookup(list(fb.items)) if k else -1
             scores[unknown, :k] = fb.scores
@@ -237,12 +254,14 @@ class Recommender:
     def rank(self, user_id, item_ids, exclude_seen: bool = False) -> Recommendations:
         """The given candidate items ordered by the model's score for this user (unknown item
         ids are dropped and counted; duplicates kept once)."""
-        idx = self._items.lookup(list(item_ids), missing="ignore")
+        _check_flag(exclude_seen, "exclude_seen")
+        item_ids = check_ids(item_ids, "item_ids")
+        u = self._user(user_id)  # an unknown user raises first with strict=True
+        idx = self._items.lookup(item_ids, missing="ignore")
         n_unknown = int((idx < 0).sum())
         idx = pd.unique(idx[idx >= 0])
         if not len(idx):
-            return Recommendations((), (), n_unknown=n_unknown)
-        u = self._user(user_id)
+            return Recommendations((), (), u < 0, FALLBACK_REASON if u < 0 else "model", n_unknown)
         if u < 0:
             order = np.lexsort((idx, -self._pop[idx]))
             top = idx[order]
@@ -263,11 +282,14 @@ class Recommender:
         (oldest first); unknown ids are ignored and counted in ``n_unknown``. An empty (or
         all-unknown) history gets the popularity fallback."""
         n = self._check_n(n)
-        idx = self._items.lookup(list(item_ids), missing="ignore")
-        n_unknown = int((idx < 0).sum())
+        _check_flag(exclude_seen, "exclude_seen")
+        item_ids = check_ids(item_ids, "item_ids")
+        allow = self._allow(filter)
+        idx = self._items.lookup(item_ids, missing="ignore")
+        n_unknown = int((idx < 0).sum()) + allow.n_unknown
         hist = idx[idx >= 0]
         if not len(hist):
-            fb = self._fallback(n, filter)
+            fb = self._fallback(n, allow)
             return Recommendations(
                 fb.items, fb.scores, True, "empty history: recent popularity", n_unknown
             )
@@ -276,7 +298,7 @@ class Recommender:
                 [hist], m, exclude_seen=exclude_seen, candidates=cand
             ),
             n,
-            filter,
+            allow,
         )
         return self._result(items[0], scores[0], n_unknown=n_unknown)
 
@@ -286,6 +308,8 @@ class Recommender:
         co-purchase cosine), itself excluded."""
         n = min(self._check_n(n), len(self._item_ids) - 1)
         i = self._item(item_id)
+        if n <= 0:  # a catalog of one item: nothing else to show
+            return Recommendations((), (), reason="the catalog has no other item")
         sim = self._similarity()
         items, scores = self._top(lambda m, cand: sim.top(i, m, cand), n, filter)
         return self._result(items[0], scores[0], reason=sim.reason)
@@ -326,25 +350,37 @@ class Recommender:
             raise ValueError(f"n must be a positive int, got {n!r}")
         return int(min(n, len(self._item_ids)))
 
-    def _allow(self, filter: Filter):
-        """(allowed item indices or None, predicate or None)."""
+    def _allow(self, filter: Filter) -> _Allow:
+        """The filter as (allowed item indices or None, predicate or None, unknown ids)."""
+        if isinstance(filter, _Allow):
+            return filter
         if filter is None:
-            return None, None
+            return _Allow(None, None, 0)
         if callable(filter):
-            return None, filter
-        if isinstance(filter, (str, bytes)):
-            raise TypeError("filter must be a collection of item ids or a callable, not a string")
-        idx = self._items.lookup(list(filter), missing="ignore")
-        return np.unique(idx[idx >= 0]), None
+            return _Allow(None, filter, 0)
+        if isinstance(filter, (str, bytes, np.str_)):
+            raise TypeError(
+                "filter must be a collection of item ids or a callable, not a string "
+                f"({filter!r}); wrap one id in a list: [{filter!r}]"
+            )
+        ids = check_ids(filter, "filter")
+        idx = self._items.lookup(ids, missing="ignore")
+        allowed = np.unique(idx[idx >= 0])
+        if not len(allowed):
+            what = "is empty" if not len(ids) else f"names none of the catalog's items ({len(ids)}"
+            what += "" if not len(ids) else f" unknown id(s), e.g. {list(ids[:3])})"
+            raise ValueError(
+                f"filter {what}: nothing could be recommended; pass filter=None for the whole "
+                "catalog"
+            )
+        return _Allow(allowed, None, int((idx < 0).sum()))
 
     def _top(self, call, n: int, filter: Filter, B: int = 1):
         """``call(m, candidates) -> (items, scores)`` with the filter applied: an allow-list
         becomes 1-D candidates; a predicate is applied to over-fetched results, fetching more
         for rows that come up short."""
-        allowed, pred = self._allow(filter)
+        allowed, pred, _ = self._allow(filter)
         if allowed is not None:
-            if not len(allowed):  # nothing may be shown
-                return np.full((B, n), -1, np.int64), np.full((B, n), -np.inf, np.float32)
             return call(n, allowed)
         if pred is None:
             return call(n, None)
@@ -380,7 +416,7 @@ class Recommender:
         )
 
     def _fallback(self, n: int, filter: Filter) -> Recommendations:
-        allowed, pred = self._allow(filter)
+        allowed, pred, n_unknown = self._allow(filter)
         order = self._pop_order
         if allowed is not None:
             order = order[np.isin(order, allowed)]
@@ -398,4 +434,17 @@ class Recommender:
             tuple(self._pop[top].tolist()),
             True,
             FALLBACK_REASON,
+            n_unknown,
         )
+
+
+class _Allow(NamedTuple):
+    allowed: np.ndarray | None
+    pred: Callable | None
+    n_unknown: int
+
+
+# ---------------------------------------------------------------------- argument checks
+def _check_flag(value, what: str) -> None:
+    if not isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{what} must be True or False, got {value!r}")

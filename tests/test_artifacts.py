@@ -3,7 +3,7 @@ import json
 import numpy as np
 import pytest
 
-from recogan.artifacts import BundleError, load_model, read_manifest
+from recogan.artifacts import BundleError, files_dir, load_model, read_manifest
 from recogan.baselines import Popularity
 
 
@@ -16,14 +16,15 @@ def bundle(tmp_path, clustered):
 
 def test_manifest_contents(bundle, clustered):
     m = read_manifest(bundle)
-    assert m["format_version"] == 1 and m["model"]["class"] == "Popularity"
+    assert m["format_version"] == 2 and m["model"]["class"] == "Popularity"
+    assert (bundle / m["version"]).is_dir() and len(m["manifest_sha256"]) == 64
     assert m["dataset"]["fingerprint"] == clustered.fingerprint()
     assert "arrays/popularity.npy" in m["files"]
     assert all(len(f["sha256"]) == 64 for f in m["files"].values())
 
 
 def test_tampered_file_refused(bundle):
-    f = bundle / "arrays" / "model.scores.npy"
+    f = files_dir(bundle) / "arrays" / "model.scores.npy"
     data = bytearray(f.read_bytes())
     data[-1] ^= 0xFF
     f.write_bytes(bytes(data))
@@ -32,7 +33,7 @@ def test_tampered_file_refused(bundle):
 
 
 def test_truncated_and_missing_files_refused(bundle):
-    f = bundle / "items.parquet"
+    f = files_dir(bundle) / "items.parquet"
     f.write_bytes(f.read_bytes()[:10])
     with pytest.raises(BundleError, match="items.parquet is 10 bytes"):
         load_model(bundle)
@@ -42,10 +43,10 @@ def test_truncated_and_missing_files_refused(bundle):
 
 
 def test_extra_file_and_bad_manifest_refused(bundle, tmp_path):
-    (bundle / "arrays" / "evil.npy").write_bytes(b"x")
+    (files_dir(bundle) / "arrays" / "evil.npy").write_bytes(b"x")
     with pytest.raises(BundleError, match="not listed"):
         load_model(bundle)
-    (bundle / "arrays" / "evil.npy").unlink()
+    (files_dir(bundle) / "arrays" / "evil.npy").unlink()
     m = json.loads((bundle / "manifest.json").read_text())
     m["format_version"] = 99
     (bundle / "manifest.json").write_text(json.dumps(m))
@@ -56,9 +57,16 @@ def test_extra_file_and_bad_manifest_refused(bundle, tmp_path):
 
 
 def test_overwrite_is_atomic_and_leaves_no_temp(bundle, clustered):
+    first = read_manifest(bundle)["version"]
     Popularity(window_days=30).fit(clustered).save(bundle)
     assert load_model(bundle).config.window_days == 30
     assert [p.name for p in bundle.parent.iterdir()] == ["m"]
+    # the version it replaced stays for readers still loading it; older ones are removed
+    second = read_manifest(bundle)["version"]
+    assert sorted(p.name for p in bundle.iterdir()) == sorted(["manifest.json", first, second])
+    Popularity(window_days=7).fit(clustered).save(bundle)
+    third = read_manifest(bundle)["version"]
+    assert sorted(p.name for p in bundle.iterdir()) == sorted(["manifest.json", second, third])
 
 
 def test_failed_write_keeps_previous_bundle(bundle, clustered, monkeypatch):

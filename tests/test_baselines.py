@@ -72,11 +72,18 @@ def test_ials_seed_changes_factors(clustered):
 
 
 @pytest.mark.parametrize(
-    "model", [ItemKNN(k=0), ItemKNN(shrinkage=-1.0), EASE(lam=0.0), IALS(factors=0)]
+    "cls,params",
+    [
+        (ItemKNN, {"k": 0}),
+        (ItemKNN, {"shrinkage": -1.0}),
+        (EASE, {"lam": 0.0}),
+        (IALS, {"factors": 0}),
+    ],
 )
-def test_bad_hyperparameters(model, clustered):
-    with pytest.raises(ValueError):
-        model.fit(clustered)
+def test_bad_hyperparameters(cls, params):
+    # refused when the model is made, naming the setting (not later, inside fit)
+    with pytest.raises(ValueError, match=f"{next(iter(params))} must be"):
+        cls(**params)
 
 
 @pytest.mark.parametrize("cls", [Popularity, ItemKNN, EASE, IALS])

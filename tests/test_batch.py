@@ -6,7 +6,7 @@ import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 
-from recogan.artifacts import BundleError, load_model
+from recogan.artifacts import BundleError, files_dir, load_model, manifest_digest
 from recogan.baselines import Popularity
 from recogan.batch import (
     BatchError,
@@ -148,7 +148,7 @@ def test_bundle_that_fails_verification(cooc_bundle, tmp_path):
 
     bad = tmp_path / "bad"
     shutil.copytree(cooc_bundle, bad)
-    f = bad / "arrays" / "model.C.npy"
+    f = files_dir(bad) / "arrays" / "model.C.npy"
     data = bytearray(f.read_bytes())
     data[-1] ^= 0xFF
     f.write_bytes(bytes(data))
@@ -224,7 +224,8 @@ def test_resume_refuses_a_different_job(cooc_bundle, tmp_path, monkeypatch):
     ],
 )
 def test_write_failures_leave_the_published_result(cooc_bundle, tmp_path, monkeypatch, where, err):
-    from recogan.batch import _partition, _publish
+    from recogan import _fs
+    from recogan.batch import _partition
 
     out = tmp_path / "recs"
     batch_score(cooc_bundle, out, n=4, partition_size=50, **FAST)
@@ -237,14 +238,14 @@ def test_write_failures_leave_the_published_result(cooc_bundle, tmp_path, monkey
     if where == "partition":
         monkeypatch.setattr(_partition, "write_parquet", fail)
     else:  # the swap fails after the old result was moved aside: it must come back
-        real = _publish.os.rename
+        real = _fs.os.rename
 
         def rename(src, dst):
             if str(src).endswith(".staging"):
                 fail()
             return real(src, dst)
 
-        monkeypatch.setattr(_publish.os, "rename", rename)
+        monkeypatch.setattr(_fs.os, "rename", rename)
     with pytest.raises(BatchError, match=rf"{err.strerror}.*{out} is untouched"):
         batch_score(cooc_bundle, out, n=6, partition_size=50, **FAST)
     assert {p.name: p.read_bytes() for p in out.iterdir()} == before
@@ -332,6 +333,7 @@ def test_nightly_pipeline_uses_the_latest_bundle(cooc_bundle, pop_bundle, tmp_pa
     ):
         m = json.loads((models / name / "manifest.json").read_text())
         m["created_at"] = when
+        m["manifest_sha256"] = manifest_digest(m)  # an edit without it is refused
         (models / name / "manifest.json").write_text(json.dumps(m))
     assert nightly.latest_bundle(models).name == "a-pop"
     args = ["--models", str(models), "--out-root", str(tmp_path / "recs")]

@@ -131,7 +131,8 @@ events = st.lists(
 
 def _frame(rows):
     u, i, t = zip(*rows)
-    return pd.DataFrame({"user_id": u, "item_id": i, "timestamp": np.array(t) * 86400})
+    start = 1_600_000_000  # 2020-09-13: days counted from a plausible date
+    return pd.DataFrame({"user_id": u, "item_id": i, "timestamp": start + np.array(t) * 86400})
 
 
 @settings(max_examples=60, suppress_health_check=[HealthCheck.too_slow], deadline=None)

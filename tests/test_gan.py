@@ -52,7 +52,7 @@ def test_same_basket_items_are_not_in_each_others_condition():
             "timestamp": [10, 20, 20, 30],  # items 2 and 3 in one basket
         }
     )
-    d = Dataset.from_frames(frame)
+    d = Dataset.from_frames(frame, check_times=False)  # relative times
     pairs = TrainingPairs(d, max_history=5)
     hist, _ = pairs.histories(np.arange(len(pairs)))
     ids = d.items.ids
@@ -65,7 +65,7 @@ def test_skip_repeats_drops_rebought_targets():
     from recogan.train import TrainingPairs
 
     frame = pd.DataFrame({"user_id": ["a"] * 4, "item_id": [1, 2, 1, 3], "timestamp": [1, 2, 3, 4]})
-    d = Dataset.from_frames(frame)
+    d = Dataset.from_frames(frame, check_times=False)  # relative times
     kept = TrainingPairs(d, max_history=5, skip_repeats=True)
     assert sorted(d.items.ids[kept.target]) == [2, 3]
     every = TrainingPairs(d, max_history=5, skip_repeats=False)
@@ -80,7 +80,7 @@ def test_window_popularity_excludes_the_pairs_own_day():
     frame = pd.DataFrame(
         {"user_id": ["a", "b", "c"], "item_id": [1, 1, 2], "timestamp": [0, day, 5 * day]}
     )
-    d = Dataset.from_frames(frame)
+    d = Dataset.from_frames(frame, check_times=False)  # relative times
     pop = WindowPopularity(d, [2, 10])
     i1 = d.items.lookup(np.array([1]))[0]
     lp = pop.logpop(np.array([day + 10]))[0]  # (W, N)

@@ -71,7 +71,10 @@ def test_filters_allow_list_and_callable_agree(rec):
     # a predicate rejecting everything but two items: those two, no padding entries
     c = rec.recommend("u2", n=6, filter=lambda item: item in {"i5", "i77"}, exclude_seen=False)
     assert set(c.items) == {"i5", "i77"}
-    assert len(rec.recommend("u2", n=3, filter=["not-an-item"])) == 0
+    # an allow-list naming no known item is refused (as batch-score refuses it)
+    with pytest.raises(ValueError, match="names none of the catalog's items"):
+        rec.recommend("u2", n=3, filter=["not-an-item"])
+    assert rec.recommend("u2", n=3, filter=["i5", "not-an-item"]).n_unknown == 1
     fb = rec.recommend("nobody", n=3, filter=lambda item: int(item[1:]) % 2 == 1)
     assert fb.fallback and len(fb) == 3 and all(int(i[1:]) % 2 for i in fb.items)
     with pytest.raises(TypeError, match="filter"):
@@ -222,17 +225,17 @@ def test_lazy_import():
 
 
 def test_bundle_carries_the_index_and_refuses_tampering(clustered, tmp_path):
-    from recogan.artifacts import BundleError
+    from recogan.artifacts import BundleError, files_dir
 
     model = VectorModel(dim=6, kind="hnsw").fit(clustered)
     model.save(tmp_path / "b")
-    assert (tmp_path / "b" / "index.faiss").is_file()
+    assert (files_dir(tmp_path / "b") / "index.faiss").is_file()
     rec = Recommender.load(tmp_path / "b", device="cpu")
     assert rec.model.index_.kind_ == "hnsw"
     users = list(rec.user_ids[:40])
     expect = Recommender(model).recommend_many(users)
     pd.testing.assert_frame_equal(rec.recommend_many(users), expect)
-    f = tmp_path / "b" / "index.faiss"
+    f = files_dir(tmp_path / "b") / "index.faiss"
     raw = bytearray(f.read_bytes())
     raw[len(raw) // 2] ^= 0xFF
     f.write_bytes(bytes(raw))

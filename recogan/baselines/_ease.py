@@ -7,6 +7,7 @@ from dataclasses import dataclass
 import numpy as np
 import scipy.linalg
 
+from recogan._config import require
 from recogan.base import Model
 
 
@@ -14,6 +15,9 @@ from recogan.base import Model
 class EASEConfig:
     #: L2 penalty λ on the item-item weights (larger: smoother, more popularity-like).
     lam: float = 200.0
+
+    def __post_init__(self) -> None:
+        require(self, "lam", gt=0)
 
 
 class EASE(Model):

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 import scipy.sparse as sp
 
+from recogan._config import require
 from recogan.base import Model
 
 
@@ -31,6 +32,14 @@ class IALSConfig:
     cg_steps: int = 3
     #: Seed of the factor initialisation.
     seed: int = 0
+
+    def __post_init__(self) -> None:
+        require(self, "factors", ge=1)
+        require(self, "reg", ge=0)
+        require(self, "alpha", ge=0)
+        require(self, "iterations", ge=0)
+        require(self, "cg_steps", ge=1)
+        require(self, "seed", ge=0)
 
 
 #: Rows per chunk of the conjugate-gradient matrix-vector product.

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 import numpy as np
 import scipy.sparse as sp
 
+from recogan._config import require
 from recogan.base import Model
 
 
@@ -18,6 +19,11 @@ class ItemKNNConfig:
     shrinkage: float = 10.0
     #: Rows of the similarity matrix computed at once (bounds memory: block × n_items floats).
     block_size: int = 1024
+
+    def __post_init__(self) -> None:
+        require(self, "k", ge=1)
+        require(self, "shrinkage", ge=0)
+        require(self, "block_size", ge=1)
 
 
 class ItemKNN(Model):

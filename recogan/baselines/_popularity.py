@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from recogan._config import require
 from recogan.base import Model, recent_popularity
 
 
@@ -14,6 +15,9 @@ class PopularityConfig:
     #: Count only the last ``window_days`` of training (None: all of it). Ties fall back to
     #: all-time popularity.
     window_days: float | None = None
+
+    def __post_init__(self) -> None:
+        require(self, "window_days", gt=0, optional=True)
 
 
 class Popularity(Model):

@@ -8,6 +8,8 @@ from pathlib import Path
 
 import numpy as np
 
+from recogan.data._idmap import check_ids
+
 log = logging.getLogger(__name__)
 
 
@@ -64,7 +66,8 @@ def resolve_users(model, users) -> tuple[np.ndarray, str]:
     if isinstance(users, (str, Path)):
         ids, source = read_id_file(users, "user_id", model.users_), str(users)
     else:
-        ids, source = _as_id_type(np.asarray(users), model.users_, "users"), "list"
+        ids = np.asarray(check_ids(users, "users"), dtype=object)
+        ids, source = _as_id_type(ids, model.users_, "users"), "list"
         if len(ids) == 0:
             raise ValueError("users: the list of user ids is empty")
     idx = model.users_.lookup(ids, missing="ignore")
@@ -87,7 +90,8 @@ def resolve_filter(model, item_filter) -> tuple[np.ndarray | None, dict | None]:
     if isinstance(item_filter, (str, Path)):
         ids, source = read_id_file(item_filter, "item_id", model.items_), str(item_filter)
     else:
-        ids, source = _as_id_type(np.asarray(item_filter), model.items_, "filter"), "list"
+        ids = np.asarray(check_ids(item_filter, "item_filter"), dtype=object)
+        ids, source = _as_id_type(ids, model.items_, "filter"), "list"
     idx = model.items_.lookup(ids, missing="ignore")
     unknown = int((idx < 0).sum())
     allowed = np.unique(idx[idx >= 0]).astype(np.int64)

@@ -24,13 +24,14 @@ from recogan.batch._publish import (
     FORMAT,
     FORMAT_VERSION,
     BatchError,
+    StagingLock,
+    check_output,
     combined_digest,
     publish,
     read_success,
     record_partitions,
     recover,
     staging_dir,
-    start_staging,
     verified_partitions,
 )
 
@@ -70,6 +71,9 @@ class BatchConfig:
     ray_cpus_per_actor: float = 0.5
     #: Keep verified partitions of an interrupted run of the same job instead of starting over.
     resume: bool = False
+    #: Replace ``out`` even when it holds something other than a batch result (by default such
+    #: a path is refused: only an absent, empty or earlier batch-result directory is replaced).
+    force: bool = False
     #: tqdm progress bar (users/s, ETA).
     show_progress: bool = True
 
@@ -125,15 +129,39 @@ def batch_score(
     ignored with a warning. ``options`` override fields of ``config`` (see
     :class:`BatchConfig`). Raises ``ValueError`` for bad inputs, :class:`BatchError` when the
     job cannot write its output (the previously published result stays as it was).
+
+    The bundle version loaded here is the one every worker scores (pinned by its manifest's
+    sha256 and kept on disk for the job's duration), even if the bundle is re-published while
+    the job runs.
     """
-    from recogan.artifacts import load_model, sha256_file
+    from recogan.artifacts import open_bundle
 
     cfg = dataclasses.replace(config or BatchConfig(), **options)
     _check_config(cfg)
+    from recogan._fs import as_path
+
+    model_path, out = as_path(model_path, "model_path"), as_path(out, "out")
+    _check_paths(model_path, out, cfg.force)
+    with open_bundle(model_path) as bundle:
+        return _batch_score(bundle, model_path, out, users, item_filter, cfg)
+
+
+def _check_paths(model_path: Path, out: Path, force: bool) -> None:
+    m, o = model_path.resolve(), out.resolve()
+    if m == o or m in o.parents or o in m.parents:
+        raise ValueError(
+            f"the output {out} and the model bundle {model_path} overlap: publishing would "
+            "replace the model; choose another --out"
+        )
+    check_output(out, force=force)
+
+
+def _batch_score(bundle, model_path, out, users, item_filter, cfg) -> BatchResult:
+    from recogan.artifacts import load_model
+
     t_start = time.perf_counter()
-    model_path, out = Path(model_path), Path(out)
-    model = load_model(model_path)
-    manifest_sha = sha256_file(model_path / "manifest.json")
+    model = load_model(model_path, manifest=bundle.manifest_bytes)
+    manifest_sha = bundle.manifest_sha256
     model_version = f"{model.manifest_['created_at']}/{manifest_sha[:12]}"
     override = noise_override(model, cfg.noise_draws)
     apply_override(model, override)
@@ -167,110 +195,115 @@ def batch_score(
     t_loaded = time.perf_counter()
 
     staging = staging_dir(out)
+    lock = StagingLock(staging, out)  # refuses while another job writes this output
     try:
-        recover(out)
-        if cfg.resume and not staging.exists() and _published_key(out) == job_key:
-            log.info("%s already holds this job's result: nothing to do", out)
-            return _result_from(out, cfg, t_start)
-        done: dict[int, dict] = {}
-        if cfg.resume and (staging / "_job.json").is_file():
-            done = verified_partitions(staging, job_key)
-            generated_at = json.loads((staging / "_job.json").read_text())["generated_at"]
-            log.info("resuming: %d of %d partitions verified", len(done), len(tasks))
-        else:
-            generated_at = _now()
-            start_staging(staging, {**job, "job_key": job_key, "generated_at": generated_at})
-            _warn_disk(staging, user_idx.size * n)
-    except OSError as e:
-        raise _write_error(e, staging, out, 0) from e
+        try:
+            recover(out)
+            if cfg.resume and not staging.exists() and _published_key(out) == job_key:
+                log.info("%s already holds this job's result: nothing to do", out)
+                return _result_from(out, cfg, t_start)
+            done: dict[int, dict] = {}
+            if cfg.resume and (staging / "_job.json").is_file():
+                done = verified_partitions(staging, job_key)
+                generated_at = json.loads((staging / "_job.json").read_text())["generated_at"]
+                log.info("resuming: %d of %d partitions verified", len(done), len(tasks))
+            else:
+                generated_at = _now()
+                lock.start({**job, "job_key": job_key, "generated_at": generated_at})
+                _warn_disk(staging, user_idx.size * n)
+        except OSError as e:
+            raise _write_error(e, staging, out, 0) from e
 
-    reused = len(done)
-    todo = [t for t in tasks if t.index not in done]
-    opt = Options(
-        staging=str(staging),
-        n=n,
-        exclude_seen=bool(cfg.exclude_seen),
-        candidates=candidates,
-        batch_size=batch_size,
-        model_version=model_version,
-        generated_at=generated_at,
-    )
-    workers = _workers(cfg, len(todo))
-    bar = _progress(cfg.show_progress, user_idx.size, sum(r["users"] for r in done.values()))
-    t_score = time.perf_counter()
-    try:
-        for record in _engine(
-            cfg, model, model_path, todo, user_idx, bounds, opt, workers, override
-        ):
-            done[record["partition"]] = record
-            record_partitions(staging, done)
-            if bar is not None:
-                bar.update(record["users"])
-    except OSError as e:
-        raise _write_error(e, staging, out, len(done)) from e
-    except (BatchError, ImportError):
-        raise
-    except Exception as e:
-        # a model's own errors keep their type; engine failures (a dead worker, a Ray error)
-        # become a BatchError that says what is kept
-        if cfg.engine == "local" and not isinstance(e, RuntimeError):
+        reused = len(done)
+        todo = [t for t in tasks if t.index not in done]
+        opt = Options(
+            staging=str(staging),
+            n=n,
+            exclude_seen=bool(cfg.exclude_seen),
+            candidates=candidates,
+            batch_size=batch_size,
+            model_version=model_version,
+            generated_at=generated_at,
+        )
+        workers = _workers(cfg, len(todo))
+        bar = _progress(cfg.show_progress, user_idx.size, sum(r["users"] for r in done.values()))
+        t_score = time.perf_counter()
+        try:
+            for record in _engine(
+                cfg, model, model_path, bundle.manifest_bytes, todo, user_idx, bounds, opt, workers,
+                override,
+            ):  # fmt: skip
+                done[record["partition"]] = record
+                record_partitions(staging, done)
+                if bar is not None:
+                    bar.update(record["users"])
+        except OSError as e:
+            raise _write_error(e, staging, out, len(done)) from e
+        except (BatchError, ImportError):
             raise
-        raise BatchError(
-            f"{cfg.engine} engine failed: {e} (the published result at {out} is untouched; "
-            f"{len(done)} finished partition(s) are kept for --resume)"
-        ) from e
-    finally:
-        if bar is not None:
-            bar.close()
-    t_scored = time.perf_counter()
+        except Exception as e:
+            # a model's own errors keep their type; engine failures (a dead worker, a Ray error)
+            # become a BatchError that says what is kept
+            if cfg.engine == "local" and not isinstance(e, RuntimeError):
+                raise
+            raise BatchError(
+                f"{cfg.engine} engine failed: {e} (the published result at {out} is untouched; "
+                f"{len(done)} finished partition(s) are kept for --resume)"
+            ) from e
+        finally:
+            if bar is not None:
+                bar.close()
+        t_scored = time.perf_counter()
 
-    records = [done[i] for i in sorted(done)]
-    if len(records) != len(tasks):  # pragma: no cover - an engine lost a partition
-        raise BatchError(f"only {len(records)} of {len(tasks)} partitions were scored")
-    seconds = {
-        "load": round(t_loaded - t_start, 3),
-        "score": round(t_scored - t_score, 3),
-    }
-    success = {
-        **job,
-        "generated_at": generated_at,
-        "published_at": _now(),
-        "job_key": job_key,
-        "model": {
-            "path": str(model_path),
-            "class": model.manifest_["model"]["class"],
-            "created_at": model.manifest_["created_at"],
-            "dataset": model.manifest_["dataset"]["name"],
-        },
-        "users_source": users_source,
-        "users": int(user_idx.size),
-        "rows": int(sum(r["rows"] for r in records)),
-        "rows_sha256": combined_digest(records),
-        "partitions": records,
-        "partitions_reused": reused,
-        "engine": cfg.engine,
-        "workers": workers,
-        "seconds": seconds,
-    }
-    t_pub = time.perf_counter()
-    try:
-        publish(staging, out, success)
-    except OSError as e:
-        raise _write_error(e, staging, out, len(done)) from e
-    seconds["publish"] = round(time.perf_counter() - t_pub, 3)
-    seconds["total"] = round(time.perf_counter() - t_start, 3)
-    return BatchResult(
-        out=str(out),
-        model_version=model_version,
-        users=success["users"],
-        rows=success["rows"],
-        partitions=len(records),
-        partitions_reused=reused,
-        rows_sha256=success["rows_sha256"],
-        engine=cfg.engine,
-        workers=workers,
-        seconds=seconds,
-    )
+        records = [done[i] for i in sorted(done)]
+        if len(records) != len(tasks):  # pragma: no cover - an engine lost a partition
+            raise BatchError(f"only {len(records)} of {len(tasks)} partitions were scored")
+        seconds = {
+            "load": round(t_loaded - t_start, 3),
+            "score": round(t_scored - t_score, 3),
+        }
+        success = {
+            **job,
+            "generated_at": generated_at,
+            "published_at": _now(),
+            "job_key": job_key,
+            "model": {
+                "path": str(model_path),
+                "class": model.manifest_["model"]["class"],
+                "created_at": model.manifest_["created_at"],
+                "dataset": model.manifest_["dataset"]["name"],
+            },
+            "users_source": users_source,
+            "users": int(user_idx.size),
+            "rows": int(sum(r["rows"] for r in records)),
+            "rows_sha256": combined_digest(records),
+            "partitions": records,
+            "partitions_reused": reused,
+            "engine": cfg.engine,
+            "workers": workers,
+            "seconds": seconds,
+        }
+        t_pub = time.perf_counter()
+        try:
+            publish(staging, out, success, force=cfg.force)
+        except OSError as e:
+            raise _write_error(e, staging, out, len(done)) from e
+        seconds["publish"] = round(time.perf_counter() - t_pub, 3)
+        seconds["total"] = round(time.perf_counter() - t_start, 3)
+        return BatchResult(
+            out=str(out),
+            model_version=model_version,
+            users=success["users"],
+            rows=success["rows"],
+            partitions=len(records),
+            partitions_reused=reused,
+            rows_sha256=success["rows_sha256"],
+            engine=cfg.engine,
+            workers=workers,
+            seconds=seconds,
+        )
+    finally:
+        lock.release()
 
 
 # ---------------------------------------------------------------------- pieces
@@ -298,12 +331,13 @@ def _workers(cfg: BatchConfig, n_tasks: int) -> int:
     return max(1, min(wanted, max(n_tasks, 1)))
 
 
-def _engine(cfg, model, model_path, todo, user_idx, bounds, opt, workers, override):
+def _engine(cfg, model, model_path, manifest, todo, user_idx, bounds, opt, workers, override):
     if cfg.engine == "ray":
         from recogan.batch._ray import run_ray
 
         return run_ray(
             str(model_path),
+            manifest,
             todo,
             user_idx,
             [bounds[t.index] for t in todo],
@@ -317,7 +351,14 @@ def _engine(cfg, model, model_path, todo, user_idx, bounds, opt, workers, overri
     from recogan.batch._local import run_local
 
     return run_local(
-        model, str(model_path), todo, opt, workers=workers, threads=cfg.threads, override=override
+        model,
+        str(model_path),
+        manifest,
+        todo,
+        opt,
+        workers=workers,
+        threads=cfg.threads,
+        override=override,
     )
 
 
@@ -336,7 +377,7 @@ def _now() -> str:
 def _published_key(out: Path) -> str | None:
     try:
         return read_success(out).get("job_key")
-    except (BatchError, OSError, json.JSONDecodeError):
+    except (BatchError, OSError, ValueError):
         return None
 
 

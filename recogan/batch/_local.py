@@ -22,8 +22,9 @@ log = logging.getLogger(__name__)
 
 _THREAD_VARS = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
 
-# the model of this worker process, loaded once by ``init_worker``
+# the model of this worker process, loaded once by ``init_worker`` (or why it could not be)
 _MODEL = None
+_INIT_ERROR: BaseException | None = None
 
 
 def n_cores() -> int:
@@ -65,10 +66,25 @@ def set_threads(threads: int):
 
 
 def init_worker(
-    bundle: str, override: dict, threads: int, registry: dict, sys_path: list[str]
+    bundle: str,
+    override: dict,
+    threads: int,
+    registry: dict,
+    sys_path: list[str],
+    manifest: bytes | None = None,
 ) -> None:
     """Load the bundle once per worker (with the parent's model registry and import path, so
-    models registered at run time load here too)."""
+    models registered at run time load here too). ``manifest``: the bytes of the manifest the
+    job verified; exactly that version is loaded, a changed bundle is refused. A failure is
+    kept and raised by the first task, so the job reports it instead of a dead pool."""
+    global _INIT_ERROR
+    try:
+        _init_worker(bundle, override, threads, registry, sys_path, manifest)
+    except Exception as e:
+        _INIT_ERROR = e
+
+
+def _init_worker(bundle, override, threads, registry, sys_path, manifest) -> None:
     global _MODEL
     _die_with_parent()
     for p in sys_path:
@@ -80,7 +96,7 @@ def init_worker(
     MODEL_REGISTRY.update(registry)
     for var in _THREAD_VARS:
         os.environ[var] = str(threads)
-    _MODEL = load_model(bundle)
+    _MODEL = load_model(bundle, manifest=manifest)
     apply_override(_MODEL, override)
     set_threads(threads)  # after loading, which may import torch/faiss
 
@@ -104,7 +120,9 @@ def _die_with_parent() -> None:
 
 
 def run_task(task: Task, opt: Options) -> dict:
-    if _MODEL is None:  # pragma: no cover - the initializer failed
+    if _INIT_ERROR is not None:
+        raise _INIT_ERROR
+    if _MODEL is None:  # pragma: no cover - the initializer did not run
         raise RuntimeError("batch worker has no model: its initializer did not run")
     return score_partition(_MODEL, task, opt)
 
@@ -127,6 +145,7 @@ def _thread_env(threads: int):
 def run_local(
     model,
     bundle: str,
+    manifest: bytes | None,
     tasks: list[Task],
     opt: Options,
     *,
@@ -152,10 +171,10 @@ def run_local(
     log.info("local engine: %d workers × %d thread(s) on %d cores", workers, threads, n_cores())
     # the pool starts its processes lazily (at submit): keep the env for the pool's lifetime
     with _thread_env(threads):
-        yield from _run_pool(bundle, tasks, opt, workers, threads, override)
+        yield from _run_pool(bundle, manifest, tasks, opt, workers, threads, override)
 
 
-def _run_pool(bundle, tasks, opt, workers, threads, override):
+def _run_pool(bundle, manifest, tasks, opt, workers, threads, override):
     import multiprocessing as mp
     from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
     from concurrent.futures.process import BrokenProcessPool
@@ -166,7 +185,7 @@ def _run_pool(bundle, tasks, opt, workers, threads, override):
         max_workers=workers,
         mp_context=mp.get_context("spawn"),
         initializer=init_worker,
-        initargs=(bundle, override, threads, dict(MODEL_REGISTRY), list(sys.path)),
+        initargs=(bundle, override, threads, dict(MODEL_REGISTRY), list(sys.path), manifest),
     )
     try:
         # keep a bounded number of tasks in flight so a huge job does not queue every

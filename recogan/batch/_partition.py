@@ -9,14 +9,14 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-import json
 import logging
-import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+
+from recogan import _fs
 
 log = logging.getLogger(__name__)
 
@@ -186,50 +186,19 @@ def rows_digest(user, rank, item, score) -> str:
 
 
 def write_parquet(table, path: Path) -> tuple[str, int]:
-    """Write ``table`` to ``path`` via a temporary file + fsync + rename, so ``path`` is either
-    absent or complete. Returns the file's sha256 and size."""
+    """Write ``table`` to ``path`` atomically (temporary file + fsync + rename), so ``path`` is
+    either absent or complete. Returns the file's sha256 and size."""
     import pyarrow.parquet as pq
 
-    tmp = path.with_name(f"{path.name}.tmp-{os.getpid()}")
-    try:
+    with _fs.atomic_path(path) as tmp:
         pq.write_table(table, tmp, compression="zstd")
-        sha = hashlib.sha256()
-        with open(tmp, "rb") as f:
-            while block := f.read(1 << 20):
-                sha.update(block)
-            os.fsync(f.fileno())
-        size = tmp.stat().st_size
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    fsync_dir(path.parent)
-    return sha.hexdigest(), size
+        sha, size = _fs.sha256_file(tmp), tmp.stat().st_size
+    return sha, size
 
 
 def write_json_atomic(obj, path: Path) -> None:
-    """Write JSON via tmp + fsync + ``os.replace``: readers see the old or the new file."""
-    tmp = path.with_name(f"{path.name}.tmp-{os.getpid()}")
-    try:
-        with open(tmp, "w") as f:
-            json.dump(obj, f, indent=1, sort_keys=True)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    fsync_dir(path.parent)
+    """Write JSON atomically: readers see the old or the new file."""
+    _fs.atomic_write_json(path, obj)
 
 
-def fsync_dir(path: Path) -> None:
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:  # pragma: no cover - platforms without directory fds
-        return
-    try:
-        os.fsync(fd)
-    except OSError:  # pragma: no cover
-        pass
-    finally:
-        os.close(fd)
+fsync_dir = _fs.fsync_dir

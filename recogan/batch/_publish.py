@@ -8,7 +8,9 @@ A job writes into ``.NAME.staging`` next to the output ``NAME``:
 
 When every partition is done, ``_SUCCESS`` is written and the staging directory is renamed to
 ``NAME``; a previously published ``NAME`` is moved aside first and removed only after the new
-one is in place, so readers see the old result or the new one, never a mix.
+one is in place, so readers see the old result or the new one, never a mix
+(:func:`recogan._fs.replace_dir`, under the parent directory's publish lock). ``NAME`` must be
+absent, empty or an earlier batch result: anything else is refused unless ``force``.
 """
 
 from __future__ import annotations
@@ -18,10 +20,10 @@ import json
 import logging
 import os
 import shutil
-import uuid
 from pathlib import Path
 
-from recogan.batch._partition import fsync_dir, write_json_atomic
+from recogan import _fs
+from recogan.batch._partition import write_json_atomic
 
 log = logging.getLogger(__name__)
 
@@ -40,16 +42,23 @@ def staging_dir(out: Path) -> Path:
     return out.parent / f".{out.name}.staging"
 
 
-def _old_dirs(out: Path) -> list[Path]:
-    return sorted(out.parent.glob(f".{out.name}.old-*"))
+sha256_file = _fs.sha256_file
 
 
-def sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while block := f.read(1 << 20):
-            h.update(block)
-    return h.hexdigest()
+def is_batch_result(path: str | Path) -> bool:
+    """Whether ``path`` holds a published batch result (a ``_SUCCESS`` of our format)."""
+    try:
+        success = json.loads((Path(path) / SUCCESS).read_bytes())
+    except (OSError, ValueError):
+        return False
+    return isinstance(success, dict) and success.get("format") == FORMAT
+
+
+def check_output(out: Path, *, force: bool = False) -> str:
+    """Refuse to publish over anything but an earlier batch result (unless ``force``)."""
+    return _fs.check_output_dir(
+        out, recognise=is_batch_result, what="a recogan batch result", force=force
+    )
 
 
 def combined_digest(records: list[dict]) -> str:
@@ -62,23 +71,11 @@ def combined_digest(records: list[dict]) -> str:
 
 def recover(out: Path) -> None:
     """Finish or undo a publish that was interrupted between its two renames."""
-    olds = _old_dirs(out)
-    if not olds:
-        return
-    if out.exists():  # the new result is in place: the old one only awaits removal
-        for old in olds:
-            shutil.rmtree(old, ignore_errors=True)
+    if not _fs.aux_dirs(out, "old") or not out.parent.is_dir():
         return
     staging = staging_dir(out)
-    if (staging / SUCCESS).is_file():
-        log.warning("%s: completing an interrupted publish", out)
-        os.rename(staging, out)
-        for old in olds:
-            shutil.rmtree(old, ignore_errors=True)
-    else:
-        log.warning("%s: restoring the previous result after an interrupted publish", out)
-        os.rename(olds[-1], out)
-    fsync_dir(out.parent)
+    with _fs.locked(out.parent):
+        _fs.recover_dir(out, [staging] if (staging / SUCCESS).is_file() else [])
 
 
 def verified_partitions(staging: Path, job_key: str) -> dict[int, dict]:
@@ -86,8 +83,13 @@ def verified_partitions(staging: Path, job_key: str) -> dict[int, dict]:
 
     Files that are incomplete, altered or not recorded are removed (they will be redone).
     """
-    job = json.loads((staging / JOB).read_text())
-    if job.get("job_key") != job_key:
+    try:
+        job = json.loads((staging / JOB).read_text())
+    except ValueError as e:
+        raise BatchError(
+            f"{staging / JOB} is unreadable ({e}); run without --resume to start over"
+        ) from e
+    if not isinstance(job, dict) or job.get("job_key") != job_key:
         raise BatchError(
             f"{staging} holds an unfinished job with different inputs or options "
             f"(model {job.get('model_version')}, n={job.get('n')}); "
@@ -114,34 +116,63 @@ def verified_partitions(staging: Path, job_key: str) -> dict[int, dict]:
     return good
 
 
-def start_staging(staging: Path, job: dict) -> None:
-    if staging.exists():
-        shutil.rmtree(staging)
-    staging.mkdir(parents=True)
-    write_json_atomic(job, staging / JOB)
-    write_json_atomic({}, staging / PARTITIONS)
+class StagingLock:
+    """An exclusive lock on a job's staging directory, held for the whole job: a second job
+    writing the same output is refused instead of mixing its partitions into the first's."""
+
+    def __init__(self, staging: Path, out: Path) -> None:
+        self.staging, self.out, self.fd = staging, out, None
+        if staging.exists():
+            self.fd = _fs.try_lock(staging)
+            if self.fd is None and staging.exists():
+                raise self._busy()
+
+    def _busy(self) -> BatchError:
+        return BatchError(
+            f"another batch job is writing {self.out} (its staging directory {self.staging} "
+            "is locked); wait for it to finish"
+        )
+
+    def start(self, job: dict) -> None:
+        """Replace the staging directory by a fresh one holding ``job`` (and keep it locked)."""
+        staging = self.staging
+        staging.parent.mkdir(parents=True, exist_ok=True)
+        with _fs.locked(staging.parent):
+            _fs.remove_stale(staging)  # fresh staging directories of killed jobs
+        if staging.exists():
+            shutil.rmtree(staging)  # ours: locked above, or left by a job that died
+        tmp = _fs.aux_name(staging, "tmp")
+        tmp.mkdir()
+        fd = _fs.try_lock(tmp)
+        try:
+            write_json_atomic(job, tmp / JOB)
+            write_json_atomic({}, tmp / PARTITIONS)
+            os.rename(tmp, staging)
+        except OSError as e:
+            _fs.release(fd)
+            _fs.remove(tmp)
+            if staging.exists():  # another job created it meanwhile
+                raise self._busy() from e
+            raise
+        _fs.release(self.fd)
+        self.fd = fd
+
+    def release(self) -> None:
+        _fs.release(self.fd)
+        self.fd = None
 
 
 def record_partitions(staging: Path, done: dict[int, dict]) -> None:
     write_json_atomic({str(k): v for k, v in sorted(done.items())}, staging / PARTITIONS)
 
 
-def publish(staging: Path, out: Path, success: dict) -> None:
+def publish(staging: Path, out: Path, success: dict, *, force: bool = False) -> None:
     """Write ``_SUCCESS`` into ``staging`` and swap it in as ``out``."""
     write_json_atomic(success, staging / SUCCESS)
-    old = None
-    if out.exists():
-        old = out.parent / f".{out.name}.old-{uuid.uuid4().hex[:8]}"
-        os.rename(out, old)
-    try:
-        os.rename(staging, out)
-    except BaseException:
-        if old is not None:
-            os.rename(old, out)
-        raise
-    fsync_dir(out.parent)
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
+    with _fs.locked(out.parent):
+        _fs.recover_dir(out)
+        check_output(out, force=force)  # again, under the lock: it may have changed meanwhile
+        _fs.replace_dir(staging, out)
     # the bookkeeping stays in staging until the swap, so a failed publish can be resumed
     for name in (JOB, PARTITIONS):
         (out / name).unlink(missing_ok=True)
@@ -154,9 +185,13 @@ def read_success(out: str | Path) -> dict:
     path = out / SUCCESS
     if not path.is_file():
         raise BatchError(f"{out}: no {SUCCESS} manifest (not a published batch result)")
-    success = json.loads(path.read_text())
-    if success.get("format") != FORMAT:
-        raise BatchError(f"{path}: not a recogan batch result (format={success.get('format')!r})")
+    try:
+        success = json.loads(path.read_text())
+    except ValueError as e:
+        raise BatchError(f"{path}: unreadable ({e})") from e
+    if not isinstance(success, dict) or success.get("format") != FORMAT:
+        fmt = success.get("format") if isinstance(success, dict) else None
+        raise BatchError(f"{path}: not a recogan batch result (format={fmt!r})")
     return success
 
 

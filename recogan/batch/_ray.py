@@ -43,12 +43,12 @@ def require_ray():
 class _Scorer:
     """A Ray Data actor: loads the bundle once, then scores one partition per row."""
 
-    def __init__(self, bundle, override, threads, registry, sys_path, users_ref, opt):
+    def __init__(self, bundle, manifest, override, threads, registry, sys_path, users_ref, opt):
         import ray
 
         from recogan.batch import _local
 
-        _local.init_worker(bundle, override, threads, registry, sys_path)
+        _local.init_worker(bundle, override, threads, registry, sys_path, manifest)
         self.users = ray.get(users_ref[0])
         self.opt = opt
 
@@ -64,6 +64,7 @@ class _Scorer:
 
 def run_ray(
     bundle: str,
+    manifest: bytes | None,
     tasks: list[Task],
     users: np.ndarray,
     offsets: list[tuple[int, int]],
@@ -75,7 +76,8 @@ def run_ray(
     address: str | None = None,
     cpus_per_actor: float = 0.5,
 ) -> Iterator[dict]:
-    """Score ``tasks`` (``offsets[i]`` = the slice of ``users`` of task i); yields records."""
+    """Score ``tasks`` (``offsets[i]`` = the slice of ``users`` of task i); yields records.
+    Every actor loads exactly the bundle version whose manifest bytes are ``manifest``."""
     if not tasks:
         return
     ray = require_ray()
@@ -121,6 +123,7 @@ def run_ray(
             _Scorer,
             fn_constructor_args=(
                 bundle,
+                manifest,
                 override,
                 threads,
                 dict(MODEL_REGISTRY),

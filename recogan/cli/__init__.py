@@ -21,6 +21,11 @@ COMMANDS = {
 }
 
 
+#: Failures a user can act on (bad input, missing files, permissions, a full disk, a missing
+#: optional dependency); each command raises them with a message naming the problem.
+USER_ERRORS = (ValueError, KeyError, IndexError, TypeError, OSError, RuntimeError, ImportError)
+
+
 def build_parser() -> argparse.ArgumentParser:
     from recogan import __version__
 
@@ -47,8 +52,27 @@ def main(argv: list[str] | None = None) -> int:
     )
     try:
         return int(args.func(args) or 0)
-    except (ValueError, FileNotFoundError, KeyError, IndexError) as e:
+    except KeyboardInterrupt:
+        print(f"recogan {args.command}: interrupted", file=sys.stderr)
+        return 130
+    except USER_ERRORS as e:
         # errors a user can act on: one clear line, no traceback
         msg = e.args[0] if isinstance(e, KeyError) and e.args else e
-        print(f"recogan {args.command}: error: {msg}", file=sys.stderr)
+        print(f"recogan {args.command}: error: {_one_line(msg)}", file=sys.stderr)
+        if args.verbose:
+            logging.getLogger("recogan.cli").exception("details")
         return 1
+    except Exception as e:
+        # a bug or an unforeseen failure: still one line; the traceback with --verbose
+        print(
+            f"recogan {args.command}: internal error: {type(e).__name__}: {_one_line(e)} "
+            "(re-run with --verbose for the traceback)",
+            file=sys.stderr,
+        )
+        if args.verbose:
+            logging.getLogger("recogan.cli").exception("traceback")
+        return 2
+
+
+def _one_line(msg) -> str:
+    return " ".join(str(msg).split())

@@ -17,7 +17,17 @@ def register(sub) -> None:
         ),
     )
     p.add_argument("--model", required=True, metavar="DIR", help="model bundle directory")
-    p.add_argument("--out", required=True, metavar="DIR", help="output directory to publish")
+    p.add_argument(
+        "--out",
+        required=True,
+        metavar="DIR",
+        help="output directory to publish: absent, empty or an earlier batch result (replaced)",
+    )
+    p.add_argument(
+        "--force",
+        action="store_true",
+        help="replace --out even when it holds something other than a batch result",
+    )
     p.add_argument("--engine", choices=("local", "ray"), default="local", help="default: local")
     p.add_argument("--workers", type=int, help="worker processes / Ray actors (default: cores)")
     p.add_argument(
@@ -70,6 +80,7 @@ def run(args) -> int:
             threads=args.threads,
             ray_address=args.ray_address,
             resume=args.resume,
+            force=args.force,
             show_progress=not args.no_progress,
         )
     except (BatchError, ImportError, PermissionError, OSError) as e:

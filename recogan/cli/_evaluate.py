@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import json
 import logging
+from pathlib import Path
 
 from recogan.cli._common import add_data_args, load_data
 
@@ -62,13 +64,68 @@ def register(sub) -> None:
     )
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.add_argument("--out", required=True, metavar="DIR", help="report directory")
+    p.add_argument(
+        "--force",
+        action="store_true",
+        help="write into --out even when it holds a model bundle, a batch result or report "
+        "file names that are not a recogan report",
+    )
     p.set_defaults(func=run)
+
+
+REPORT_FILES = ("metrics.json", "report.md", "report.html", "per_user.parquet")
+
+
+def _is_report(out: Path) -> bool:
+    try:
+        metrics = json.loads((out / "metrics.json").read_text())
+    except (OSError, ValueError):
+        return False
+    return isinstance(metrics, dict) and {"models", "protocol"} <= set(metrics)
+
+
+def check_report_out(out, force: bool = False) -> None:
+    """A report goes into a new folder, a folder of an earlier report, or a folder whose
+    files it does not replace; never into a model bundle or batch result (unless ``force``)."""
+    from recogan._fs import OutputDirError
+    from recogan.artifacts import is_bundle
+    from recogan.batch._publish import is_batch_result
+
+    out = Path(out)
+    problem = None
+    if out.exists() and not out.is_dir():
+        problem = "is a file"
+    elif out.is_dir():
+        if is_bundle(out) or is_batch_result(out):
+            kind = "model bundle" if is_bundle(out) else "batch result"
+            problem = f"holds a recogan {kind}"
+        else:
+            clash = [f for f in REPORT_FILES if (out / f).exists()]
+            if clash and not _is_report(out):
+                problem = f"holds {', '.join(clash)} that are not from a recogan report"
+    if problem is None:
+        return
+    if not force:
+        raise OutputDirError(
+            f"--out {out} {problem}; refusing to write the report there (choose another "
+            "--out, or pass --force)"
+        )
+    log.warning("--out %s %s: writing the report there anyway (--force)", out, problem)
+    if out.is_file():
+        out.unlink()
 
 
 def run(args) -> int:
     from recogan.evaluate import evaluate
 
     models = [m.strip() for m in args.models.split(",") if m.strip()]
+    if not models:
+        raise ValueError("--models names no model")
+    if args.budget < 1:
+        raise ValueError(f"--budget must be at least 1, got {args.budget}")
+    if args.sampled is not None and args.sampled < 1:
+        raise ValueError(f"--sampled must be at least 1, got {args.sampled}")
+    check_report_out(args.out, args.force)
     data = load_data(args)
     report = evaluate(
         data,

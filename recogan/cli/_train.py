@@ -26,7 +26,8 @@ def register(sub) -> None:
         action="append",
         default=[],
         metavar="KEY=VALUE",
-        help="a model hyperparameter (repeatable); VALUE is read as JSON when it parses",
+        help="a model hyperparameter (repeatable); VALUE is read as the setting's type "
+        "(int, float, true/false, none, a list like 7,60) and checked",
     )
     p.add_argument("--seed", type=int, default=0, help="seed for models that draw randomness")
     p.add_argument(
@@ -38,13 +39,29 @@ def register(sub) -> None:
         "interactions, validated on that F, then refit on everything for the epoch count "
         "chosen there (default: 0.1; 0 trains once, for the configured epochs)",
     )
-    p.add_argument("--out", required=True, metavar="DIR", help="bundle directory to write")
+    p.add_argument(
+        "--out",
+        required=True,
+        metavar="DIR",
+        help="bundle directory to write: absent, empty or an earlier bundle (replaced)",
+    )
+    p.add_argument(
+        "--force",
+        action="store_true",
+        help="replace --out even when it holds something other than a model bundle",
+    )
     p.set_defaults(func=run)
 
 
-def parse_params(pairs: list[str]) -> dict:
-    """``["k=v", ...]`` → dict; values are JSON where they parse (``3``, ``0.1``, ``true``,
-    ``null``), Python spellings ``True``/``False``/``None`` too, else strings."""
+def parse_params(pairs: list[str], config_cls=None) -> dict:
+    """``["k=v", ...]`` → dict. With ``config_cls`` (a model's config dataclass) values are
+    read as the field's type and checked (:func:`recogan._config.parse_params`); without it
+    they are JSON where they parse, Python spellings ``True``/``False``/``None`` too, else
+    strings."""
+    if config_cls is not None:
+        from recogan._config import parse_params as typed
+
+        return typed(config_cls, pairs)
     out = {}
     words = {"True": True, "False": False, "None": None}
     for pair in pairs:
@@ -62,21 +79,55 @@ def parse_params(pairs: list[str]) -> dict:
     return out
 
 
-def build_model(name: str, params: dict, seed: int):
+def build_model(name: str, params: dict | list[str], seed: int):
+    """The model ``name`` with ``params`` (a dict, or ``KEY=VALUE`` strings read by type)."""
     from recogan.base import model_class
 
     cls = model_class(name)
+    if not isinstance(params, dict):
+        params = parse_params(list(params), cls.Config)
     fields = {f.name for f in dataclasses.fields(cls.Config)}
     if "seed" in fields:
+        if seed < 0:
+            raise ValueError(f"--seed must be >= 0, got {seed}")
         params = {"seed": seed, **params}
     try:
         return cls(**params)
-    except TypeError as e:  # unknown hyperparameter: a user error, not a crash
+    except TypeError as e:  # unknown or mistyped hyperparameter: a user error, not a crash
         raise ValueError(str(e)) from e
 
 
+def check_out(args) -> None:
+    """Refuse, before any training, an --out that is not ours to replace or that holds the
+    data being read."""
+    from pathlib import Path
+
+    from recogan._fs import check_output_dir
+    from recogan.artifacts import is_bundle, is_leftover
+
+    out = Path(args.out).resolve()
+    for given in (args.interactions, args.catalog, args.data):
+        if given and Path(given).exists():
+            src = Path(given).resolve()
+            if src == out or out in src.parents:
+                raise ValueError(
+                    f"--out {args.out} holds the input data {given}; writing the bundle there "
+                    "would delete it (choose another --out)"
+                )
+    check_output_dir(
+        args.out,
+        recognise=is_bundle,
+        what="a recogan model bundle",
+        force=args.force,
+        allow=is_leftover,
+    )
+
+
 def run(args) -> int:
-    model = build_model(args.model, parse_params(args.param), args.seed)
+    if not 0 <= args.valid_frac < 1:
+        raise ValueError(f"--valid-frac must be in [0, 1), got {args.valid_frac}")
+    model = build_model(args.model, args.param, args.seed)
+    check_out(args)
     data = load_data(args)
     t0 = time.perf_counter()
     if hasattr(model, "refit_params") and args.valid_frac > 0:
@@ -98,7 +149,7 @@ def run(args) -> int:
         model = type(model)(**params)
     model.fit(data)
     fit_s = time.perf_counter() - t0
-    model.save(args.out)
+    model.save(args.out, force=args.force)
     defaults = type(model)().params()
     changed = {k: v for k, v in model.params().items() if defaults.get(k) != v}
     print(

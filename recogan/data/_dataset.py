@@ -12,6 +12,15 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
+from recogan.data._clean import (
+    _clean_events,
+    _numeric,
+    _one_id_type,
+    _reject_nulls,
+    _require_columns,
+    normalise_ids,
+    parse_times,
+)
 from recogan.data._idmap import IdMap
 
 log = logging.getLogger(__name__)
@@ -59,14 +68,16 @@ class Dataset:
         user_col: str = "user_id",
         item_col: str = "item_id",
         time_col: str = "timestamp",
-        quantity_col: str | None = None,
+        quantity_col: str | None = "auto",
         price_col: str | None = None,
         catalog_item_col: str | None = None,
         title_col: str | None = "title",
         category_col: str | None = "category",
         catalog_price_col: str | None = "price",
-        time_unit: str = "s",
+        time_unit: str = "auto",
+        check_times: bool = True,
         unknown_items: str = "keep",
+        duplicates: str = "keep",
         name: str = "dataset",
         source: str = "interactions",
         catalog_source: str = "catalog",
@@ -74,49 +85,86 @@ class Dataset:
     ) -> Dataset:
         """Build a Dataset from an interactions frame and an optional catalog frame.
 
-        Timestamps may be datetimes, numbers (epoch in ``time_unit``) or date strings.
+        Timestamps may be datetimes, numbers (epoch in ``time_unit``: ``"s"``, ``"ms"``,
+        ``"us"``, ``"ns"``, or ``"auto"`` to tell by magnitude) or date strings; with
+        ``check_times`` (default) any before 1990 or after next year is refused, naming the
+        column, an example and the unit it looks like.
+
+        Ids must be integers or strings. A column of integer-valued numbers becomes int64; a
+        column mixing integers and strings becomes canonical strings (``17850`` → ``"17850"``;
+        counted in ``cleaning``); item ids of the interactions and the catalog get one type.
+        :class:`IdMap` look-ups accept an id as int or as its string either way.
+
+        Cleaning, each rule counted in ``cleaning``: rows whose quantity (``quantity_col``;
+        ``"auto"``: a column named ``quantity`` when there is one) is missing or not positive
+        (returns, corrections) are removed (``missing_quantity``, ``non_positive_quantity``);
+        rows with a negative price are removed (``negative_price``); catalog prices that are
+        missing, zero or negative are kept as unknown and counted. Exact duplicate rows
+        (same user, item, time, quantity and price) are ``duplicates="keep"``: kept and
+        counted as ``duplicate_rows (kept)`` (repeat scans within a basket are real;
+        every model here reads the binary matrix), ``"drop"``: removed and counted as
+        ``duplicate_rows``, or ``"raise"``.
+
         ``unknown_items`` says what to do with interactions whose item is absent from a given
         catalog: ``"keep"`` (default; the item gets a catalog row with empty attributes and
         the count is recorded in ``cleaning['items_not_in_catalog (kept)']``), ``"drop"``
         (rows removed and counted) or ``"raise"``.
         Errors name the source, the column and an example of the bad value.
         """
-        if unknown_items not in ("keep", "drop", "raise"):
-            raise ValueError(
-                f"unknown_items must be 'keep', 'drop' or 'raise', not {unknown_items!r}"
-            )
+        for arg, value in (("unknown_items", unknown_items), ("duplicates", duplicates)):
+            if value not in ("keep", "drop", "raise"):
+                raise ValueError(f"{arg} must be 'keep', 'drop' or 'raise', not {value!r}")
+        if not isinstance(interactions, pd.DataFrame):
+            raise TypeError(f"{source} must be a pandas DataFrame, not {type(interactions)}")
+        if catalog is not None and not isinstance(catalog, pd.DataFrame):
+            raise TypeError(f"{catalog_source} must be a pandas DataFrame, not {type(catalog)}")
         cleaning = dict(cleaning or {})
+        if quantity_col == "auto":
+            quantity_col = "quantity" if "quantity" in interactions.columns else None
         _require_columns(interactions, [user_col, item_col, time_col], source)
         if len(interactions) == 0:
             raise ValueError(f"{source} is empty: no interactions to build a dataset from")
         for col in (user_col, item_col):
             _reject_nulls(interactions[col], col, source)
-        times = parse_times(interactions[time_col], time_col, source, unit=time_unit)
-
-        events = pd.DataFrame(
-            {
-                "user_id": interactions[user_col].to_numpy(),
-                "item_id": interactions[item_col].to_numpy(),
-            }
+        times = parse_times(
+            interactions[time_col], time_col, source, unit=time_unit, check=check_times
         )
+        user_ids, n_mixed = normalise_ids(interactions[user_col], user_col, source)
+        if n_mixed:
+            cleaning["mixed_type_user_ids (kept as strings)"] = n_mixed
+        item_ids, n_mixed = normalise_ids(interactions[item_col], item_col, source)
+        if n_mixed:
+            cleaning["mixed_type_item_ids (kept as strings)"] = n_mixed
+
+        events = pd.DataFrame({"user_id": user_ids, "item_id": item_ids})
         events["time"] = times
         for col, out in ((quantity_col, "quantity"), (price_col, "price")):
             if col is not None:
                 _require_columns(interactions, [col], source)
                 events[out] = _numeric(interactions[col], col, source)
+        events = _clean_events(events, cleaning, duplicates, source)
 
         cat = None
         if catalog is not None:
             cat_item = catalog_item_col or item_col
             _require_columns(catalog, [cat_item], catalog_source)
             _reject_nulls(catalog[cat_item], cat_item, catalog_source)
-            dup = catalog[cat_item][catalog[cat_item].duplicated()]
+            cat_ids, _ = normalise_ids(catalog[cat_item], cat_item, catalog_source)
+            cat_ids, converted = _one_id_type(cat_ids, events["item_id"].to_numpy())
+            if converted is not None:
+                log.warning(
+                    "item ids of %s and %s differ in type: all are kept as strings",
+                    source,
+                    catalog_source,
+                )
+                events["item_id"] = converted
+            dup = pd.Series(cat_ids)[pd.Series(cat_ids).duplicated()]
             if len(dup):
                 raise ValueError(
                     f"{catalog_source} has {len(dup)} duplicate item id(s) in column "
                     f"{cat_item!r}, e.g. {dup.unique()[:5].tolist()}; each item must appear once"
                 )
-            cat = pd.DataFrame({"item_id": catalog[cat_item].to_numpy()})
+            cat = pd.DataFrame({"item_id": cat_ids})
             for attr, col in (
                 ("title", title_col),
                 ("category", category_col),
@@ -128,6 +176,13 @@ class Dataset:
                         if attr == "price"
                         else catalog[col].to_numpy()
                     )
+            if "price" in cat:
+                bad = ~(cat["price"].to_numpy() > 0)  # missing, zero or negative
+                if bad.any():  # item features treat these prices as unknown
+                    cleaning["catalog_price_missing_or_non_positive (kept as unknown)"] = int(
+                        bad.sum()
+                    )
+                    cat.loc[bad, "price"] = np.nan
             known = pd.Index(cat["item_id"])
             unknown = ~pd.Index(events["item_id"]).isin(known)
             n_unknown = int(unknown.sum())
@@ -323,9 +378,13 @@ class Dataset:
 # ---------------------------------------------------------------------- readers
 def read_frame(path: str | Path, *, columns: list[str] | None = None) -> pd.DataFrame:
     """Read a parquet or CSV file (by suffix; ``.csv.gz`` etc. work) into a DataFrame."""
-    path = Path(path)
+    from recogan._fs import as_path
+
+    path = as_path(path, "data file")
     if not path.exists():
         raise FileNotFoundError(f"no such file: {path}")
+    if path.is_dir():
+        raise ValueError(f"{path} is a directory, not a data file (give a .parquet or .csv file)")
     suffixes = "".join(path.suffixes).lower()
     try:
         if ".parquet" in suffixes or suffixes.endswith(".pq"):
@@ -333,8 +392,11 @@ def read_frame(path: str | Path, *, columns: list[str] | None = None) -> pd.Data
         if ".csv" in suffixes or ".tsv" in suffixes:
             sep = "\t" if ".tsv" in suffixes else ","
             return pd.read_csv(path, sep=sep, usecols=columns)
-    except ValueError as e:
-        raise ValueError(f"{path}: {e}") from e
+    except (ValueError, OSError) as e:  # pandas/pyarrow parse errors are ValueErrors
+        raise ValueError(
+            f"{path}: cannot be read as {'parquet' if 'parq' in suffixes else 'CSV'} "
+            f"({type(e).__name__}: {e})"
+        ) from e
     raise ValueError(f"{path}: unsupported file type (use .parquet or .csv)")
 
 
@@ -345,7 +407,9 @@ def read_dataset(
 ) -> Dataset:
     """Read interactions (and a catalog) from parquet/CSV paths; ``kwargs`` as in
     :meth:`Dataset.from_frames` (column mapping, ``unknown_items``...)."""
-    kwargs.setdefault("name", Path(interactions).stem)
+    from recogan._fs import as_path
+
+    kwargs.setdefault("name", as_path(interactions, "interactions").stem)
     inter = read_frame(interactions)
     cat = read_frame(catalog) if catalog is not None else None
     return Dataset.from_frames(
@@ -355,64 +419,6 @@ def read_dataset(
         catalog_source=str(catalog) if catalog is not None else "catalog",
         **kwargs,
     )
-
-
-# ---------------------------------------------------------------------- validation helpers
-def _require_columns(frame: pd.DataFrame, cols: list[str], source: str) -> None:
-    missing = [c for c in cols if c not in frame.columns]
-    if missing:
-        names = ", ".join(repr(c) for c in missing)
-        raise ValueError(
-            f"{source} is missing column(s) {names} (columns: {list(map(str, frame.columns))})"
-        )
-
-
-def _reject_nulls(col: pd.Series, name: str, source: str) -> None:
-    nulls = col.isna().to_numpy()
-    if nulls.any():
-        first = int(np.flatnonzero(nulls)[0])
-        raise ValueError(
-            f"{source} has {int(nulls.sum())} null value(s) in id column {name!r} "
-            f"(first at row {first}); remove or fill them before loading"
-        )
-
-
-def _numeric(col: pd.Series, name: str, source: str) -> np.ndarray:
-    values = pd.to_numeric(col, errors="coerce")
-    bad = values.isna() & col.notna()
-    if bad.any():
-        first = int(np.flatnonzero(bad.to_numpy())[0])
-        raise ValueError(
-            f"{source} column {name!r} has {int(bad.sum())} non-numeric value(s), "
-            f"e.g. {col.iloc[first]!r} at row {first}"
-        )
-    return values.to_numpy(np.float64)
-
-
-def parse_times(col: pd.Series, name: str = "time", source: str = "data", unit: str = "s"):
-    """Epoch seconds (int64) from datetimes, epoch numbers (``unit``) or date strings.
-
-    Raises ``ValueError`` giving the count and an example of unparseable or null values.
-    """
-    col = pd.Series(col).reset_index(drop=True)
-    if pd.api.types.is_datetime64_any_dtype(col):
-        parsed = col
-        if getattr(parsed.dt, "tz", None) is not None:
-            parsed = parsed.dt.tz_convert("UTC").dt.tz_localize(None)
-    elif pd.api.types.is_numeric_dtype(col) and not pd.api.types.is_bool_dtype(col):
-        parsed = pd.to_datetime(col, unit=unit, errors="coerce")
-    else:
-        parsed = pd.to_datetime(col, errors="coerce", format="mixed", utc=True)
-        parsed = parsed.dt.tz_localize(None)
-    bad = parsed.isna().to_numpy()
-    if bad.any():
-        first = int(np.flatnonzero(bad)[0])
-        raise ValueError(
-            f"{source} column {name!r} has {int(bad.sum())} unparseable or missing "
-            f"timestamp(s), e.g. {col.iloc[first]!r} at row {first} "
-            f"(accepted: datetimes, epoch numbers in unit {unit!r}, date strings)"
-        )
-    return parsed.to_numpy(dtype="datetime64[s]").astype(np.int64)
 
 
 def _sorted(frame: pd.DataFrame) -> pd.DataFrame:

@@ -5,12 +5,13 @@ from __future__ import annotations
 import html
 import json
 import math
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+
+from recogan._fs import atomic_path, locked
 
 #: Accuracy metrics of the summary (K = 10), then what the lists look like.
 ACCURACY_SUMMARY = ("HR@10", "NDCG@10", "Recall@10", "Precision@10", "MRR@10", "MAP@10")
@@ -328,9 +329,9 @@ class Report:
     def save(self, out_dir) -> dict[str, Path]:
         """metrics.json, report.md, report.html and per_user.parquet in ``out_dir``.
 
-        Each file is written under a temporary name and renamed into place, so a reader (or
-        a crashed scheduled run) never sees a half-written file; other files in ``out_dir``
-        are left alone."""
+        Each file is written under a temporary name, fsynced and renamed into place
+        (:func:`recogan._fs.atomic_path`), so a reader (or a crashed scheduled run) never sees
+        a half-written file; other files in ``out_dir`` are left alone."""
         out = Path(out_dir)
         out.mkdir(parents=True, exist_ok=True)
         writers = {
@@ -340,14 +341,11 @@ class Report:
             "per_user": ("per_user.parquet", lambda p: self.per_user.to_parquet(p, index=False)),
         }
         paths = {}
-        for kind, (name, write) in writers.items():
-            tmp = out / f".{name}.tmp-{os.getpid()}"
-            try:
-                write(tmp)
-                os.replace(tmp, out / name)
-            finally:
-                tmp.unlink(missing_ok=True)
-            paths[kind] = out / name
+        with locked(out):  # two runs into one folder: all four files come from one of them
+            for kind, (name, write) in writers.items():
+                with atomic_path(out / name) as tmp:
+                    write(tmp)
+                paths[kind] = out / name
         return paths
 
 

@@ -68,6 +68,14 @@ def evaluate(
     (NDCG@10), else its defaults (or ``params[name]``); the chosen model is refitted on train +
     valid and scored on test. K = 10 is always included (tuning and the summary use it).
     """
+    if not isinstance(data_or_split, (Dataset, Split)):
+        raise TypeError(f"evaluate takes a Dataset or a Split, not {type(data_or_split).__name__}")
+    if isinstance(models, str):  # "ease,pop" (a bare string is not a list of one-letter names)
+        models = models.split(",")
+    if isinstance(ks, (int, np.integer)):
+        ks = [ks]
+    if isinstance(budget, bool) or not isinstance(budget, (int, np.integer)) or budget < 1:
+        raise ValueError(f"budget must be a positive int, got {budget!r}")
     proto = (
         protocol
         if isinstance(protocol, Protocol)
@@ -78,7 +86,7 @@ def evaluate(
     ks = tuple(sorted({int(k) for k in ks} | {10}))
     if min(ks) <= 0:
         raise ValueError(f"K values must be positive, got {ks}")
-    names = [m.strip().lower() for m in models if m.strip()]
+    names = [str(m).strip().lower() for m in models if str(m).strip()]
     if not names:
         raise ValueError("no models to evaluate")
     if len(set(names)) != len(names):
