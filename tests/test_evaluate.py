@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 
 from recogan.base import MODEL_REGISTRY
 from recogan.baselines import EASE, EASEConfig, Popularity
+from recogan.data import Dataset
 from recogan.evaluate import (
     Protocol,
     activity_bucket,
@@ -416,3 +417,58 @@ def test_report_warns_when_validation_and_test_ranks_disagree(clustered):
     (warning,) = [w for w in report.warnings() if w.startswith("validation picked")]
     assert "pop" in warning and "ease is best" in warning
     assert "## Warnings" in report.to_markdown() and "Validation vs test" in report.to_markdown()
+
+
+def _fad_data(seed=0):
+    """Shoppers buy from 60 staple items (Zipf popularity) every day except during days
+    73-89, when a fad sends every purchase to 60 other items; after it, staples again. The
+    latest of three validation windows (days 80-89) lies inside the fad."""
+    r = np.random.default_rng(seed)
+    rows = []
+    zipf = 1.0 / np.arange(1, 61)
+    zipf /= zipf.sum()
+    for u in range(300):
+        for day in np.sort(r.choice(100, 25, replace=False)):
+            kind = "fad" if 73 <= day < 90 else "staple"
+            rows.append((f"u{u}", f"{kind}{r.choice(60, p=zipf)}", 1_700_000_000 + day * 86400))
+    frame = pd.DataFrame(rows, columns=["user_id", "item_id", "timestamp"])
+    return Dataset.from_frames(frame, name="fad")
+
+
+def test_rolling_origin_tuning_is_not_fooled_by_one_odd_window():
+    """Regression: with one validation window, a fad that fills exactly that window makes
+    tuning pick 7-day popularity, which scores ~0 on the test period after the fad; averaged
+    over three consecutive windows (the median of each candidate's score relative to the
+    window's best) the all-time choice wins and holds up on test."""
+    data = _fad_data()
+    one = Protocol(valid_folds=1).split(data)
+    three = Protocol(valid_folds=3).split(data)
+    assert one.test.n_interactions == three.test.n_interactions
+    space = [{"window_days": None}, {"window_days": 7.0}]
+    fooled = tune("pop", one, candidates=space)
+    robust = tune("pop", three, candidates=space)
+    assert fooled.best_params["window_days"] == 7.0
+    assert robust.best_params["window_days"] is None
+    # the fold scores say why: the 7-day choice wins only the latest (fad) window
+    by_params = {
+        str(p["window_days"]): s
+        for p, s in zip(robust.trials["params"], robust.trials["fold_scores"])
+    }
+    assert by_params["7.0"][0] > by_params["None"][0]
+    assert by_params["7.0"][1] < by_params["None"][1] and by_params["7.0"][2] < by_params["None"][2]
+    tested = {
+        w: evaluate(one, models=["pop"], tune=False, params={"pop": {"window_days": w}},
+                    show_progress=False).metrics.loc["pop", "NDCG@10"]
+        for w in (None, 7.0)
+    }  # fmt: skip
+    assert tested[None] > 5 * tested[7.0]
+
+
+def test_relative_scores_median_over_folds():
+    from recogan.evaluate._tune import relative_scores
+
+    s = np.array([[0.1, 0.5, 0.5], [0.9, 0.45, 0.45], [np.nan, 0.5, 0.4]])
+    rel = relative_scores(s)
+    assert rel[0] == pytest.approx(1.0) and rel[1] == pytest.approx(0.9)
+    assert rel[2] == pytest.approx(0.9)  # a failed fold is left out, not counted as zero
+    assert np.argmax(rel) == 0  # the one-window winner does not win

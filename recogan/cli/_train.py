@@ -134,7 +134,6 @@ def run(args) -> int:
         # without a held-out period an early-stopping model would train blind: learn the
         # epoch count on the latest interactions first, then refit on all of them
         from recogan.data import temporal_split
-
         from recogan.evaluate._check import validation_check
 
         split = temporal_split(data, test_frac=args.valid_frac, valid_frac=0.0)

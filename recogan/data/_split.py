@@ -158,7 +158,8 @@ def split_at_times(data: Dataset, test_start, valid_starts, *, name: str = "") -
         folds[0][0],
         folds[0][1],
         test,
-        protocol=name or f"split_at_times(test_start={test_start}, valid_starts={list(valid_starts)})",
+        protocol=name
+        or f"split_at_times(test_start={test_start}, valid_starts={list(valid_starts)})",
         dropped={"valid": folds[0][2], "test": n_test_drop},
         train_valid=history,
         folds=tuple((tr, va) for tr, va, _ in folds),

@@ -37,8 +37,10 @@ class Protocol:
     #: Temporal split: share of the events before the test period in each validation window.
     valid_frac: float = 0.1
     #: Rolling-origin validation: consecutive validation windows (each ``valid_frac`` of the
-    #: events, the latest just before the test period); tuning and early stopping average over
-    #: them, so a seasonal peak in one window cannot decide alone. 1: a single window.
+    #: events, the latest just before the test period); tuning chooses by the median over
+    #: them of each candidate's score relative to the window's best, and refits with the
+    #: median early-stopped epoch count, so a seasonal peak in one window cannot decide
+    #: alone. 1: a single window.
     valid_folds: int = 3
     #: ``full`` (rank the whole catalog) or ``sampled`` (targets among random negatives).
     ranking: str = "full"

@@ -190,8 +190,7 @@ class Report:
         for name, row in t.iterrows():
             if name not in top and row["valid rank"] != row["test rank"]:
                 out.append(
-                    f"{name}: validation rank {row['valid rank']} but test rank "
-                    f"{row['test rank']}"
+                    f"{name}: validation rank {row['valid rank']} but test rank {row['test rank']}"
                 )
         return out
 
@@ -282,10 +281,7 @@ class Report:
         body = [
             "<h1>Offline evaluation</h1>",
             f"<ul class='meta'>{head}</ul>",
-            *[
-                f"<p class='warn'><b>warning</b>: {html.escape(w)}</p>"
-                for w in self.warnings()
-            ],
+            *[f"<p class='warn'><b>warning</b>: {html.escape(w)}</p>" for w in self.warnings()],
             "<h2>Accuracy at K = 10</h2>",
             "<p class='note'>mean over test users [95% bootstrap CI]; marks: paired test "
             "against the reference baseline (ref).</p>",

@@ -5,7 +5,9 @@ tries the model's defaults plus N − 1 distinct points drawn (seeded) from the 
 whole grid when it has at most N points. Each trial fits on every validation fold of the split
 (``split.folds``: ``(train_k, valid_k)``, one fold for a plain split, several consecutive cut
 points for rolling-origin validation), ``valid_k`` passed for early stopping, and scores
-``valid_k``; its validation score is the mean over the folds. The best is refitted on
+``valid_k``; its validation score is the mean over the folds, and the choice among
+candidates is by the median over the folds of each one's score relative to the fold's best
+(:func:`relative_scores`), so one odd window cannot decide alone. The best is refitted on
 ``split.train_valid`` (``valid=None``) for the test, with what early stopping learned combined
 over the folds (the median epoch count).
 """
@@ -113,7 +115,7 @@ def combine_refit(params: list[dict]) -> dict:
             continue
         if all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values):
             med = float(np.median(values))
-            out[key] = int(round(med)) if all(isinstance(v, int) for v in values) else med
+            out[key] = round(med) if all(isinstance(v, int) for v in values) else med
     return out
 
 
@@ -131,12 +133,18 @@ def fit_folds(cls, params: dict, split: Split) -> tuple[list[float], dict, float
     return scores, combine_refit(refits), fit_s
 
 
-def final_params(cls, params: dict, split: Split) -> dict:
-    """Settings for the final fit on ``split.train_valid`` when no tuning ran: a model that
-    early-stops (has ``refit_params``) is first fitted on the validation folds to learn them."""
-    if not hasattr(cls, "refit_params"):
-        return params
-    return fit_folds(cls, params, split)[1]
+def relative_scores(scores: np.ndarray) -> np.ndarray:
+    """Per candidate (rows of ``scores``, one column per fold): the median over the folds of
+    its score relative to the fold's best candidate. A candidate that wins one odd window
+    (a seasonal peak, a fad) by a mile but trails in the others ranks below one that is
+    close to the best in most windows; a mean of the raw scores would be decided by the odd
+    window alone."""
+    best = np.nanmax(np.where(np.isnan(scores), -np.inf, scores), axis=0)  # (folds,)
+    rel = np.where(best > 0, scores / np.where(best > 0, best, 1.0), 1.0)
+    rel = np.where(np.isnan(scores), np.nan, rel)
+    with np.errstate(all="ignore"):
+        out = np.nanmedian(rel, axis=1) if rel.size else np.zeros(len(scores))
+    return out
 
 
 def tune(
@@ -163,21 +171,21 @@ def tune(
         it = tqdm(trials, desc=f"tune {model_name}", leave=False)
     for params in it:
         full = _with_seed(cls, params, seed)
-        scores, refit, fit_s = fit_folds(cls, full, split)
-        score = float(np.mean(scores)) if not np.isnan(scores).all() else float("nan")
+        folds, refit, fit_s = fit_folds(cls, full, split)
+        score = float(np.nanmean(folds)) if not np.isnan(folds).all() else float("nan")
         log.info(
             "tune %s %s: valid %s=%.4f %s (%.1fs)",
-            model_name, full, TUNE_METRIC, score, np.round(scores, 4).tolist(), fit_s,
+            model_name, full, TUNE_METRIC, score, np.round(folds, 4).tolist(), fit_s,
         )  # fmt: skip
-        rows.append({"params": full, TUNE_METRIC: score, "fold_scores": scores,
+        rows.append({"params": full, TUNE_METRIC: score, "fold_scores": folds,
                      "fit_seconds": fit_s, "refit": refit})  # fmt: skip
     frame = pd.DataFrame(rows).drop(columns="refit")
-    scores = frame[TUNE_METRIC].fillna(-np.inf).to_numpy()
-    best = int(np.argmax(scores))  # first best: the defaults win ties
+    frame["relative"] = relative_scores(np.array([r["fold_scores"] for r in rows], dtype=float))
+    best = int(np.argmax(frame["relative"].fillna(-np.inf)))  # first best: defaults win ties
     return TuneResult(
         model_name,
         rows[best]["params"],
-        float(scores[best]),
+        float(frame[TUNE_METRIC].iloc[best]),
         frame,
         rows[best]["refit"],
         rows[best]["fold_scores"],
