@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import os
 import platform
 import sys
@@ -183,6 +184,8 @@ def main(argv=None) -> int:
     p.add_argument("--out", default="reports/generalise", help="where the JSON results go")
     p.add_argument("--table", metavar="DIR", help="only print the table of the results in DIR")
     args = p.parse_args(argv)
+    logging.basicConfig(format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
+    logging.getLogger("recogan.evaluate").setLevel(logging.INFO)  # one line per trial
     if args.table:
         found = {f.stem: json.loads(f.read_text()) for f in Path(args.table).glob("*.json")}
         order = [n for n in SUITE if n in found] + sorted(set(found) - set(SUITE))
