@@ -368,9 +368,13 @@ def test_cli_evaluate(tmp_path, clustered, capsys):
         "--out",
         str(tmp_path / "o"),
     ]
-    assert main(args) == 0
+    assert main([*args, "--valid-folds", "2"]) == 0
+    printed = capsys.readouterr().out
+    assert "valid NDCG@10" in printed.splitlines()[0]
     doc = json.loads((tmp_path / "o" / "metrics.json").read_text())
     assert set(doc["models"]) == {"pop", "itemknn"} and doc["protocol"]["seed"] == 3
+    assert doc["protocol"]["valid_folds"] == 2
+    assert len(doc["models"]["pop"]["valid_fold_NDCG@10"]) == 2
     assert main([*args[:-2], "--models", "pop,nope", "--out", str(tmp_path / "x")]) == 1
     assert "unknown model" in capsys.readouterr().err
 

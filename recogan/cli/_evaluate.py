@@ -55,6 +55,14 @@ def register(sub) -> None:
     )
     p.add_argument("--budget", type=int, default=8, help="tuning trials per model (default 8)")
     p.add_argument(
+        "--valid-folds",
+        type=int,
+        default=3,
+        metavar="K",
+        help="rolling-origin validation: K consecutive validation windows before the test "
+        "period, tuning robust to one odd window (default 3; 1: a single window)",
+    )
+    p.add_argument(
         "--sampled",
         type=int,
         metavar="N",
@@ -123,6 +131,8 @@ def run(args) -> int:
         raise ValueError("--models names no model")
     if args.budget < 1:
         raise ValueError(f"--budget must be at least 1, got {args.budget}")
+    if args.valid_folds < 1:
+        raise ValueError(f"--valid-folds must be at least 1, got {args.valid_folds}")
     if args.sampled is not None and args.sampled < 1:
         raise ValueError(f"--sampled must be at least 1, got {args.sampled}")
     check_report_out(args.out, args.force)
@@ -137,11 +147,16 @@ def run(args) -> int:
         seed=args.seed,
         ranking="full" if args.sampled is None else "sampled",
         n_negatives=args.sampled or 100,
+        valid_folds=args.valid_folds,
         show_progress=not args.no_progress,
     )
     paths = report.save(args.out)
     cols = [c for c in ("HR@10", "NDCG@10", "Recall@10", "coverage@10", "fit_seconds")]
-    print(report.metrics[cols].round(4).to_string())
+    table = report.metrics[cols].copy()
+    table.insert(0, "valid NDCG@10", report.validation_table()["valid NDCG@10"])
+    print(table.round(4).to_string())
+    for warning in report.warnings():
+        print(f"warning: {warning}")
     for kind, path in paths.items():
         print(f"{kind:<9} {path}")
     return 0

@@ -127,8 +127,12 @@ def test_batch_filter_of_unknown_items(bundle, tmp_path, capsys):
 
 @pytest.mark.parametrize(
     "option,says",
-    [(["--budget", "0"], "--budget must be at least 1"), (["--models", ","], "names no model")],
-    ids=["budget", "models"],
+    [
+        (["--budget", "0"], "--budget must be at least 1"),
+        (["--models", ","], "names no model"),
+        (["--valid-folds", "0"], "--valid-folds must be at least 1"),
+    ],
+    ids=["budget", "models", "valid-folds"],
 )
 def test_evaluate_options(events_csv, tmp_path, capsys, option, says):
     args = ["evaluate", "--interactions", str(events_csv), *DATA_ARGS, "--out", str(tmp_path)]
