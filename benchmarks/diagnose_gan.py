@@ -44,8 +44,8 @@ REFERENCES = {
 
 def main(argv=None) -> int:
     import torch
-
     from generalise import load
+
     from recogan.base import model_class
     from recogan.data import Split
     from recogan.evaluate import Protocol, evaluate_model, mean_metrics, score_model
