@@ -82,7 +82,9 @@ class ItemFeatures:
             if "category" in cat and c.dim_category > 0:
                 add("category", self._category(cat["category"]), c.w_category)
             if "price" in cat:
-                add("price", _price(cat["price"].to_numpy(np.float64)), c.w_price)
+                price = cat["price"].to_numpy(np.float64)
+                add("price", _price(price), c.w_price)
+                self.price_stats_ = _price_stats(price)
         if not parts:
             raise ValueError(
                 f"{train.name}: no item features could be built (dim_cf=0 and no catalog parts)"
@@ -133,17 +135,23 @@ class ItemFeatures:
         docs = [t if isinstance(t, str) else "" for t in titles.to_numpy(object)]
         if not any(docs):
             return None
+        vectorizer = TfidfVectorizer(sublinear_tf=True, min_df=1, max_features=50_000)
         try:
-            X = TfidfVectorizer(sublinear_tf=True, min_df=1, max_features=50_000).fit_transform(
-                docs
-            )
+            X = vectorizer.fit_transform(docs)
         except ValueError:  # only stop words / empty vocabulary
             return None
+        # kept so that a new product's title can be embedded later (see ``transform``)
+        vocab = vectorizer.vocabulary_
+        self.text_terms_ = sorted(vocab, key=vocab.__getitem__)
+        self.text_idf_ = vectorizer.idf_.astype(np.float64)
+        self.text_components_ = None
         k = min(k, min(X.shape) - 1)
         if k <= 0:
             return X.toarray()
         svd = TruncatedSVD(k, algorithm="randomized", n_iter=5, random_state=self.config.seed)
-        return svd.fit_transform(X)
+        out = svd.fit_transform(X)
+        self.text_components_ = svd.components_.astype(np.float32)
+        return out
 
     def _category(self, categories) -> np.ndarray:
         from sklearn.feature_extraction.text import HashingVectorizer
@@ -195,6 +203,97 @@ class ItemFeatures:
         if not hasattr(self, "F_"):
             raise RuntimeError("ItemFeatures is not fitted: call fit() or set_matrix()")
 
+    # ------------------------------------------------------------------ new products
+    def transform(self, catalog) -> np.ndarray:
+        """Feature rows ``(m, d)`` of products the fit never saw, from their catalog rows.
+
+        ``catalog`` is a DataFrame with any of ``title``, ``category``, ``price`` (missing
+        columns count as unknown). Each part is built with the fitted vocabulary, idf, text
+        SVD and price scaling, and weighted and normalised as in :meth:`fit`; the
+        collaborative part is zero (nobody bought the product). This is exactly the row
+        :meth:`fit` gives a catalog product without sales, so new rows compare with the
+        fitted ones. A row with no usable content is a zero row.
+        """
+        if not hasattr(self, "parts_"):
+            raise RuntimeError("ItemFeatures.transform needs a fitted pipeline (fit or load)")
+        c = self.config
+        m = len(catalog)
+        weights = {"cf": c.w_cf, "text": c.w_text, "category": c.w_category, "price": c.w_price}
+        out = np.zeros((m, max(e for _, e in self.parts_.values())), dtype=np.float32)
+        for name, (start, end) in self.parts_.items():
+            column = {"text": "title"}.get(name, name)
+            if name == "cf" or column not in catalog:
+                block = None
+            elif name == "text":
+                block = self._text_rows(catalog["title"])
+            elif name == "category":
+                block = self._category(catalog["category"])
+            else:
+                block = _price_block(catalog["price"].to_numpy(np.float64), *self.price_stats_)
+            if block is not None:
+                out[:, start:end] = weights[name] * _unit_rows(block.astype(np.float32))
+        return _unit_rows(out)
+
+    def _text_rows(self, titles) -> np.ndarray:
+        """Title TF-IDF (fitted vocabulary and idf, sublinear tf, l2 rows) → fitted SVD."""
+        from sklearn.feature_extraction.text import CountVectorizer
+        from sklearn.preprocessing import normalize
+
+        docs = [t if isinstance(t, str) else "" for t in titles.to_numpy(object)]
+        X = CountVectorizer(vocabulary=self.text_terms_).transform(docs).astype(np.float64)
+        X.data = np.log(X.data) + 1.0  # sublinear tf, as TfidfVectorizer(sublinear_tf=True)
+        X = normalize(X @ sp.diags(self.text_idf_), norm="l2")
+        if self.text_components_ is None:
+            return X.toarray()
+        return np.asarray(X @ self.text_components_.T.astype(np.float64))
+
+    def content_state(self) -> tuple[dict, dict[str, np.ndarray]]:
+        """What :meth:`transform` needs, as JSON-friendly settings and numeric arrays (no
+        pickle): the part layout, the title vocabulary (in column order), idf and SVD
+        components, and the price scaling."""
+        if not hasattr(self, "parts_"):
+            raise RuntimeError("ItemFeatures is not fitted: nothing to save")
+        from dataclasses import asdict
+
+        meta = {
+            "format_version": 1,
+            "config": asdict(self.config),
+            "parts": {k: [int(a), int(b)] for k, (a, b) in self.parts_.items()},
+            "price_stats": list(getattr(self, "price_stats_", None) or []) or None,
+            "text_terms": list(getattr(self, "text_terms_", [])) if "text" in self.parts_ else [],
+        }
+        arrays = {}
+        if "text" in self.parts_:
+            arrays["text_idf"] = self.text_idf_
+            if self.text_components_ is not None:
+                arrays["text_components"] = self.text_components_
+        return meta, arrays
+
+    @classmethod
+    def from_content_state(cls, meta: dict, arrays: dict[str, np.ndarray]) -> ItemFeatures:
+        """Rebuild a pipeline that can :meth:`transform` from :meth:`content_state`'s output
+        (its ``F_`` is not part of that state)."""
+        if meta.get("format_version") != 1:
+            raise ValueError(f"unsupported item-feature state {meta.get('format_version')!r}")
+        self = cls(ItemFeaturesConfig(**meta["config"]))
+        self.parts_ = {k: (int(a), int(b)) for k, (a, b) in meta["parts"].items()}
+        if "price" in self.parts_:
+            if not meta.get("price_stats"):
+                raise ValueError("item-feature state has a price part but no price scaling")
+            self.price_stats_ = tuple(float(x) for x in meta["price_stats"])
+        if "text" in self.parts_:
+            self.text_terms_ = [str(t) for t in meta["text_terms"]]
+            self.text_idf_ = np.asarray(arrays["text_idf"], dtype=np.float64)
+            comp = arrays.get("text_components")
+            self.text_components_ = None if comp is None else np.asarray(comp, np.float32)
+            width = self.parts_["text"][1] - self.parts_["text"][0]
+            n_terms = len(self.text_terms_)
+            if self.text_idf_.shape != (n_terms,) or (
+                comp is not None and comp.shape != (width, n_terms)
+            ):
+                raise ValueError("item-feature state: text arrays disagree with the vocabulary")
+        return self
+
 
 def decay_weights(age_days: np.ndarray, half_life_days: float | None) -> np.ndarray:
     """``0.5 ** (age / half_life)`` (ages clipped at 0); ones when no half-life is set."""
@@ -211,12 +310,30 @@ def _unit_rows(X: np.ndarray) -> np.ndarray:
 
 def _price(price: np.ndarray) -> np.ndarray:
     """log price, standardised; unknown prices sit at the mean (0)."""
-    p = np.where(np.isfinite(price) & (price > 0), price, np.nan)
-    logp = np.log(p)
+    stats = _price_stats(price)
+    if stats is None:
+        return np.zeros((len(price), 0), dtype=np.float32)
+    return _price_block(price, *stats)
+
+
+def _price_stats(price: np.ndarray) -> tuple[float, float] | None:
+    """Mean and sd of the known log prices (None when no price is known)."""
+    logp = _log_price(price)
     ok = np.isfinite(logp)
     if not ok.any():
-        return np.zeros((len(price), 0), dtype=np.float32)
-    mu, sd = logp[ok].mean(), logp[ok].std() or 1.0
+        return None
+    return float(logp[ok].mean()), float(logp[ok].std() or 1.0)
+
+
+def _log_price(price: np.ndarray) -> np.ndarray:
+    price = np.asarray(price, dtype=np.float64)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.log(np.where(np.isfinite(price) & (price > 0), price, np.nan))
+
+
+def _price_block(price: np.ndarray, mu: float, sd: float) -> np.ndarray:
+    logp = _log_price(price)
+    ok = np.isfinite(logp)
     # one column: its sign after normalisation, so a second constant column keeps magnitude
     z = np.where(ok, (logp - mu) / sd, 0.0)
     return np.stack([z, np.ones_like(z)], axis=1).astype(np.float32)
