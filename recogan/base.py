@@ -276,6 +276,40 @@ class Model:
             raise TypeError(f"{path} holds a {type(model).__name__}, not a {cls.__name__}")
         return model
 
+    # ------------------------------------------------------------------ catalogue changes
+    #: Products added and withdrawn since training (a :class:`recogan.catalog.CatalogChanges`;
+    #: None: none). Changed through :mod:`recogan.catalog`, saved with the bundle.
+    catalog_changes_: Any = None
+
+    def place_items(self, catalog, prior: float | None = None):
+        """The model's part of adding products it was not trained on.
+
+        ``catalog`` holds the new products' attributes (``title``, ``category``, ``price``;
+        any may be absent), one row per product, in the order of their new indices
+        ``n_items_, n_items_ + 1, ...``; ``prior``: their prior score where the model has one
+        (None: the model's default). Computes everything first and returns a function that
+        commits it, so a failure leaves the model unchanged. :func:`recogan.catalog.add_items`
+        grows the parts every model shares (ids, ``seen_``, ``popularity_``, catalog).
+
+        The default refuses: a model whose scores come only from purchases cannot place a
+        product nobody has bought.
+        """
+        from recogan.catalog import CannotPlaceItemsError
+
+        raise CannotPlaceItemsError(
+            f"{type(self).__name__} cannot place products it was not trained on: its scores "
+            "come from purchases, and nobody has bought a new product yet. Retrain with the "
+            "new products, or use the GAN (model 'gan'), which places them from their catalog "
+            "rows (title, category, price). Withdrawing products works with every model."
+        )
+
+    def withdraw_items(self, items: np.ndarray) -> None:
+        """The model's part of withdrawing products (e.g. leaving them out of a retrieval
+        index); the service API and batch scoring filter withdrawn products for every model."""
+
+    def restore_items(self, items: np.ndarray) -> None:
+        """Undo :meth:`withdraw_items` for these item indices."""
+
 
 # ---------------------------------------------------------------------- shared helpers
 def recent_popularity(train: Dataset, days: float) -> np.ndarray:

@@ -163,6 +163,7 @@ class GANRecommender(Model):
         feats = ItemFeatures(_sub(c, ItemFeaturesConfig))
         feats.config.seed = c.seed
         self.F_ = feats.fit(train).F_
+        self.features_ = feats  # embeds new products' catalog rows (place_items)
         pairs = TrainingPairs(
             train,
             max_history=c.max_history,
@@ -402,12 +403,14 @@ class GANRecommender(Model):
     # the index travels in the bundle, hashed and verified with the other files
     def write_files(self, directory) -> None:
         self.index_.save(directory, "index")
+        _write_features(self.features_, directory)
 
     def read_files(self, directory) -> None:
         from recogan.index import ItemIndex
 
         device = "cpu" if self.device_ == "cpu" else "auto"
         self.index_ = ItemIndex.load(directory, "index", device=device)
+        self.features_ = _read_features(directory)
 
     def torch_state(self) -> dict[str, dict]:
         n = self.nets_
@@ -426,6 +429,90 @@ class GANRecommender(Model):
             getattr(self.nets_, k).load_state_dict(states[k])
             getattr(self.nets_, k).eval()
         self._refresh()
+
+    # ------------------------------------------------------------------ catalogue changes
+    #: The fitted item-feature pipeline (None in bundles of earlier recogan versions, which
+    #: cannot place new products).
+    features_ = None
+    #: Share of the least-bought sold products whose median bias a new product gets.
+    NEW_ITEM_QUANTILE = 0.1
+
+    def place_items(self, catalog, prior: float | None = None):
+        """Place new products from their catalog rows (see :meth:`Model.place_items`).
+
+        Vector: the row :meth:`ItemFeatures.transform` gives (content parts with the fitted
+        vocabulary, text SVD and price scaling; a zero collaborative part), which is what
+        ``fit`` gives a catalog product without sales. With ``item_lr=0`` (the default) the
+        retrieval vectors are the item features themselves, so it is directly comparable;
+        with ``item_lr > 0`` the trained vectors have drifted from the features and this is
+        the best available estimate. Prior: popularity features of a product without sales
+        (``log1p(0) = 0``) and, unless ``prior`` is given, the bias of a little-sold product:
+        :meth:`new_item_prior`.
+        """
+        import torch
+
+        from recogan.catalog import CannotPlaceItemsError
+
+        self._check_fitted()
+        feats = self.features_
+        if feats is None or set(feats.parts_) <= {"cf"}:
+            why = (
+                "it was saved without its feature pipeline (a bundle of an earlier recogan): "
+                "refit it"
+                if feats is None
+                else "it was trained without catalog content (title, category, price)"
+            )
+            raise CannotPlaceItemsError(f"this GAN cannot place new products: {why}")
+        F_new = feats.transform(catalog)  # (m, d)
+        empty = ~F_new.any(axis=1)
+        if empty.any():
+            uses = ", ".join(p for p in feats.parts_ if p != "cf")
+            raise ValueError(
+                f"{int(empty.sum())} new product(s) (rows {np.flatnonzero(empty)[:5].tolist()}) "
+                f"have no content the model uses ({uses})"
+            )
+        b = float(self.new_item_prior() if prior is None else prior)
+        if not np.isfinite(b):
+            raise ValueError(f"prior must be a finite number, got {prior!r}")
+        m, N = len(F_new), self.n_items_
+        rows = np.hstack([F_new, np.full((m, 1), b, np.float32)]).astype(np.float32)
+        W = self.logpop_.shape[0]
+
+        def commit() -> None:
+            t = self.nets_.tower
+            dev = t.emb.device
+            with torch.no_grad():
+                emb = torch.cat([t.emb.detach(), torch.as_tensor(F_new, device=dev)])
+                bias = torch.cat([t.bias.detach(), torch.full((m,), b, device=dev)])
+            t.emb, t.bias = torch.nn.Parameter(emb), torch.nn.Parameter(bias)
+            self.F_ = np.vstack([self.F_, F_new])
+            self.logpop_ = np.hstack([self.logpop_, np.zeros((W, m), np.float32)])
+            self.item_index_ = np.vstack([self.item_index_, rows])
+            self.index_.add(rows, np.arange(N, N + m))
+
+        return commit
+
+    def new_item_prior(self) -> float:
+        """The default prior of a new product: the median learned bias of the
+        ``NEW_ITEM_QUANTILE`` least-bought products among those sold in training (at least 20
+        of them). Its popularity features are zero (no sales), so this is its whole prior: it
+        starts level with the slow sellers, and its content decides where it ranks."""
+        buyers = np.diff(self.seen_.tocsc().indptr)
+        bias = self.nets_.tower.bias.detach().cpu().numpy()[: len(buyers)]
+        sold = np.flatnonzero(buyers > 0)
+        if not len(sold):
+            return float(np.median(bias))
+        k = max(min(20, len(sold)), int(np.ceil(self.NEW_ITEM_QUANTILE * len(sold))))
+        least = sold[np.argsort(buyers[sold], kind="stable")[:k]]
+        return float(np.median(bias[least]))
+
+    def withdraw_items(self, items) -> None:
+        """Leave withdrawn products out of the retrieval index."""
+        self.index_.remove(np.asarray(items, dtype=np.int64))
+
+    def restore_items(self, items) -> None:
+        items = np.asarray(items, dtype=np.int64)
+        self.index_.add(self.item_index_[items], items)
 
 
 def _windows(indptr, items, times, L):
@@ -458,3 +545,39 @@ def _merge(ids: np.ndarray, sc: np.ndarray, N: int, rule: str) -> np.ndarray:
         acc /= S
     out[hit] = acc[hit]
     return out
+
+
+# ---------------------------------------------------------------------- feature pipeline files
+_FEATURES = "features"
+
+
+def _write_features(features, directory) -> None:
+    """The fitted feature pipeline as ``features.json`` and ``features.<array>.npy`` (numbers
+    and strings only, never pickle)."""
+    import json
+    from pathlib import Path
+
+    if features is None:
+        return
+    meta, arrays = features.content_state()
+    directory = Path(directory)
+    meta["arrays"] = sorted(arrays)
+    (directory / f"{_FEATURES}.json").write_text(json.dumps(meta, sort_keys=True))
+    for name, arr in arrays.items():
+        np.save(directory / f"{_FEATURES}.{name}.npy", np.asarray(arr), allow_pickle=False)
+
+
+def _read_features(directory):
+    import json
+    from pathlib import Path
+
+    directory = Path(directory)
+    path = directory / f"{_FEATURES}.json"
+    if not path.is_file():  # a bundle of an earlier recogan: it cannot place new products
+        return None
+    meta = json.loads(path.read_text())
+    arrays = {
+        name: np.load(directory / f"{_FEATURES}.{name}.npy", allow_pickle=False)
+        for name in meta.pop("arrays")
+    }
+    return ItemFeatures.from_content_state(meta, arrays)

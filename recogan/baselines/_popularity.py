@@ -45,3 +45,16 @@ class Popularity(Model):
 
     def set_state_arrays(self, arrays) -> None:
         self.scores_ = arrays["scores"].astype(np.float32)
+
+    def place_items(self, catalog, prior: float | None = None):
+        """New products have no sales, so they rank after every sold product: score 0 (or
+        ``prior``), ties with unsold products broken by index, i.e. after the older ones."""
+        m = len(catalog)
+        score = 0.0 if prior is None else float(prior)
+        if not np.isfinite(score):
+            raise ValueError(f"prior must be a finite number, got {prior!r}")
+
+        def commit() -> None:
+            self.scores_ = np.concatenate([self.scores_, np.full(m, score, np.float32)])
+
+        return commit
