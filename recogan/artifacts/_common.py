@@ -10,8 +10,11 @@ from recogan import _fs
 
 FORMAT = "recogan-bundle"
 FORMAT_VERSION = 2
+#: Format of a bundle carrying catalogue changes (recogan.catalog): an earlier recogan, which
+#: would ignore the withdrawn products, refuses it instead.
+CATALOG_FORMAT_VERSION = 3
 #: Format versions this recogan reads (1: flat layout without a manifest checksum).
-READABLE_VERSIONS = (1, 2)
+READABLE_VERSIONS = (1, 2, 3)
 MANIFEST = "manifest.json"
 CHECKSUM_FIELD = "manifest_sha256"
 #: Version directories kept in a bundle: the current one and the one it replaced.

@@ -29,6 +29,7 @@ from recogan.artifacts._common import (
     manifest_digest,
 )
 from recogan.artifacts._save import recover_bundle
+from recogan.catalog import CHANGES_FILE
 from recogan.data import IdMap
 
 log = logging.getLogger(__name__)
@@ -331,6 +332,12 @@ def _build(b: Bundle, device: str, verify: bool):
                 lambda f: torch.load(f, map_location="cpu", weights_only=True),
             )
             model.set_torch_state(states, device=device)
+        if CHANGES_FILE in files:
+            from recogan.catalog import CatalogChanges
+
+            model.catalog_changes_ = read(
+                CHANGES_FILE, lambda f: CatalogChanges.from_bytes(f.read(), model.items_)
+            )
         if hasattr(model, "read_files"):
             if verify:  # files the model reads itself (an index) are checked before it does
                 for rel in sorted(set(files) - done):

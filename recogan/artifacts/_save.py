@@ -14,6 +14,7 @@ import pandas as pd
 from recogan import _fs
 from recogan.artifacts._common import (
     _VERSION,
+    CATALOG_FORMAT_VERSION,
     CHECKSUM_FIELD,
     FORMAT,
     FORMAT_VERSION,
@@ -28,11 +29,17 @@ from recogan.data import IdMap
 
 
 # ---------------------------------------------------------------------- writing
-def save_model(model, path: str | Path, *, force: bool = False) -> Path:
+def save_model(
+    model, path: str | Path, *, force: bool = False, expect_version: str | None = None
+) -> Path:
     """Write ``model`` (a fitted :class:`recogan.base.Model`) as a bundle at ``path``.
 
     ``path`` must be absent, empty or a bundle; anything else raises
     :class:`~recogan._fs.OutputDirError` unless ``force`` (then it is replaced).
+    ``expect_version``: publish only if the bundle at ``path`` is still that version (checked
+    under the publish lock), else raise :class:`BundleError`: a change saved by a service must
+    not replace a model that was re-trained and published meanwhile.
+    On success ``model.manifest_`` is the manifest written.
     """
     model._check_fitted()
     path = _fs.as_path(path, "bundle path")
@@ -43,9 +50,10 @@ def save_model(model, path: str | Path, *, force: bool = False) -> Path:
     version += f"-{uuid.uuid4().hex[:8]}"
     with _fs.building(_fs.aux_name(path, "tmp")) as tmp:
         files = _write_payload(model, tmp / version)
+        catalog = _catalog_summary(model)
         manifest = {
             "format": FORMAT,
-            "format_version": FORMAT_VERSION,
+            "format_version": FORMAT_VERSION if catalog is None else CATALOG_FORMAT_VERSION,
             "recogan_version": _version(),
             "created_at": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
             "version": version,
@@ -63,6 +71,8 @@ def save_model(model, path: str | Path, *, force: bool = False) -> Path:
             },
             "files": files,
         }
+        if catalog is not None:
+            manifest["catalog"] = catalog
         manifest[CHECKSUM_FIELD] = manifest_digest(manifest)
         data = json.dumps(manifest, indent=2, sort_keys=True).encode()
         (tmp / MANIFEST).write_bytes(data)
@@ -74,6 +84,12 @@ def save_model(model, path: str | Path, *, force: bool = False) -> Path:
                 path, recognise=is_bundle, what=what, force=force, allow=is_leftover
             )
             previous = _current_version(path) if state == "ours" else None
+            if expect_version is not None and previous != expect_version:
+                raise BundleError(
+                    f"{path}: the bundle is now version {previous}, not {expect_version} "
+                    "that these changes were made on (it was re-published meanwhile): load "
+                    "it again and re-apply them"
+                )
             if previous is not None:
                 # a versioned bundle: add the version, then switch the manifest (the pointer)
                 os.rename(tmp / version, path / version)
@@ -84,6 +100,7 @@ def save_model(model, path: str | Path, *, force: bool = False) -> Path:
                 _fs.replace_dir(tmp, path)
             _fs.remove_stale(path)
         _fs.remove(tmp)  # in-place publish: what is left is the staged manifest
+    model.manifest_, model.manifest_sha256_ = manifest, _fs.sha256_bytes(data)
     return path
 
 
@@ -114,11 +131,35 @@ def _write_payload(model, vdir: Path) -> dict:
         torch.save(states, vdir / "weights.pt")
     if hasattr(model, "write_files"):
         model.write_files(vdir)
+    _write_catalog_changes(model, vdir)
     return {
         p.relative_to(vdir).as_posix(): {"sha256": _fs.sha256_file(p), "bytes": p.stat().st_size}
         for p in sorted(vdir.rglob("*"))
         if p.is_file()
     }
+
+
+def _catalog_summary(model) -> dict | None:
+    """The manifest's ``catalog`` section: counts of the catalogue changes (None: none)."""
+    changes = model.catalog_changes_
+    if changes is None or changes.is_empty(model.n_items_):
+        return None
+    return {
+        "n_trained": int(changes.n_trained),
+        "added": changes.n_added(model.n_items_),
+        "withdrawn": changes.n_withdrawn,
+        "changes": len(changes.log),
+    }
+
+
+def _write_catalog_changes(model, vdir: Path) -> None:
+    from recogan.catalog import CHANGES_FILE
+
+    if _catalog_summary(model) is None:
+        return
+    path = vdir / CHANGES_FILE
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(model.catalog_changes_.to_bytes(model.items_))
 
 
 def _write_ids(ids: IdMap, path: Path) -> None:
