@@ -69,6 +69,18 @@ class VectorSimilarity(ItemSimilarity):
         V = self.v[items].astype(np.float64)
         return V @ V.T
 
+    def add(self, vectors: np.ndarray) -> None:
+        """Append the vectors of new items (indices ``len(v)..``); not thread-safe with
+        searches (the service API holds its catalogue write lock)."""
+        v = np.asarray(vectors, dtype=np.float32)
+        norms = np.linalg.norm(v, axis=1, keepdims=True)
+        v = np.divide(v, norms, out=np.zeros_like(v), where=norms > 0)
+        with self._lock:
+            n = len(self.v)
+            self.v = np.vstack([self.v, v])
+            if self._index is not None:
+                self._index.add(v, np.arange(n, n + len(v)))
+
 
 class CoPurchase(ItemSimilarity):
     """cos(i, j) = |buyers(i) ∩ buyers(j)| / sqrt(|buyers(i)| · |buyers(j)|)."""

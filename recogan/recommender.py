@@ -17,6 +17,7 @@ structures are built once under a lock, and the item index serialises what is no
 
 from __future__ import annotations
 
+import functools
 import logging
 import threading
 from collections.abc import Callable, Iterable
@@ -26,6 +27,7 @@ from typing import NamedTuple
 import numpy as np
 import pandas as pd
 
+from recogan.catalog import ReadWriteLock, drop_withdrawn, overfetch, withdrawn_mask
 from recogan.data._idmap import check_id, check_ids
 
 log = logging.getLogger(__name__)
@@ -83,6 +85,18 @@ class Recommendations:
 Filter = Iterable | Callable[[object], bool] | None
 
 
+def _reads(method):
+    """Run a public method under the catalogue lock's read side: a catalogue change waits
+    for running calls, and a call never sees half of one."""
+
+    @functools.wraps(method)
+    def reading(self, *args, **kwargs):
+        with self._catalog_lock.read():
+            return method(self, *args, **kwargs)
+
+    return reading
+
+
 class Recommender:
     """Serve a fitted :class:`~recogan.base.Model` by external ids.
 
@@ -122,6 +136,10 @@ class Recommender:
         self._pop_order = np.lexsort((np.arange(len(pop)), -pop))  # desc, ties by index
         self._lock = threading.Lock()
         self._sim = None  # built on first similar_items/explain
+        self._catalog_lock = ReadWriteLock()  # add_items/remove_items against every call
+        self._save_lock = threading.Lock()
+        self._bundle = self._bundle_version = None  # where load() read the model from
+        self._catalog_refresh()
 
     @classmethod
     def load(cls, path, device: str = "auto", strict: bool = False, **kwargs) -> Recommender:
@@ -142,7 +160,9 @@ class Recommender:
             if device == "cuda" and torch_device == "cpu":
                 raise RuntimeError("device='cuda' but torch sees no CUDA GPU")
         model = load_model(path, device=torch_device)
-        return cls(model, strict=strict, device=device, **kwargs)
+        rec = cls(model, strict=strict, device=device, **kwargs)
+        rec._bundle, rec._bundle_version = path, model.manifest_.get("version")
+        return rec
 
     def __repr__(self) -> str:
         return (
@@ -181,6 +201,7 @@ class Recommender:
             raise UnknownItemError(f"unknown item id {item_id!r}")
         return i
 
+    @_reads
     def titles(self, item_ids) -> list | None:
         """Catalog titles of ``item_ids`` (None when the catalog has none)."""
         item_ids = check_ids(item_ids, "item_ids")
@@ -192,6 +213,7 @@ class Recommender:
         return [t[i] if i >= 0 else None for i in idx]
 
     # ------------------------------------------------------------------ recommend
+    @_reads
     def recommend(self, user_id, n: int = 10, exclude_seen: bool = True, filter: Filter = None):
         """Top-``n`` items for one user. ``filter``: allowed item ids, or a callable taking one
         item id and returning whether it may be shown (e.g. in stock)."""
@@ -206,6 +228,7 @@ class Recommender:
         )
         return self._result(items[0], scores[0], n_unknown=allow.n_unknown)
 
+    @_reads
     def recommend_many(
         self, user_ids, n: int = 10, exclude_seen: bool = True, filter: Filter = None
     ) -> pd.DataFrame:
@@ -251,6 +274,7 @@ class Recommender:
             }
         )
 
+    @_reads
     def rank(self, user_id, item_ids, exclude_seen: bool = False) -> Recommendations:
         """The given candidate items ordered by the model's score for this user (unknown item
         ids are dropped and counted; duplicates kept once)."""
@@ -260,6 +284,8 @@ class Recommender:
         idx = self._items.lookup(item_ids, missing="ignore")
         n_unknown = int((idx < 0).sum())
         idx = pd.unique(idx[idx >= 0])
+        if self._withdrawn is not None:
+            idx = idx[~self._withdrawn[idx]]
         if not len(idx):
             return Recommendations((), (), u < 0, FALLBACK_REASON if u < 0 else "model", n_unknown)
         if u < 0:
@@ -275,6 +301,7 @@ class Recommender:
         items, scores = self.model.recommend(np.array([u]), len(idx), exclude_seen, idx[None, :])
         return self._result(items[0], scores[0], n_unknown=n_unknown)
 
+    @_reads
     def for_history(
         self, item_ids, n: int = 10, exclude_seen: bool = True, filter: Filter = None
     ) -> Recommendations:
@@ -303,6 +330,7 @@ class Recommender:
         return self._result(items[0], scores[0], n_unknown=n_unknown)
 
     # ------------------------------------------------------------------ item similarity
+    @_reads
     def similar_items(self, item_id, n: int = 10, filter: Filter = None) -> Recommendations:
         """Items most similar to ``item_id`` (item vectors when the model has them, else
         co-purchase cosine), itself excluded."""
@@ -314,6 +342,7 @@ class Recommender:
         items, scores = self._top(lambda m, cand: sim.top(i, m, cand), n, filter)
         return self._result(items[0], scores[0], reason=sim.reason)
 
+    @_reads
     def explain(self, user_id, item_id, n: int = 5) -> Recommendations:
         """The user's past purchases that most support ``item_id`` ("because you bought"),
         by item similarity, best first; only positively similar ones. Empty for an unknown
@@ -325,6 +354,8 @@ class Recommender:
         seen = self.model.seen_
         hist = seen.indices[seen.indptr[u] : seen.indptr[u + 1]].astype(np.int64)
         hist = hist[hist != i]
+        if self._withdrawn is not None:
+            hist = hist[~self._withdrawn[hist]]
         sim = self._similarity()
         s = sim.between(i, hist)
         keep = s > 0
@@ -378,14 +409,23 @@ class Recommender:
     def _top(self, call, n: int, filter: Filter, B: int = 1):
         """``call(m, candidates) -> (items, scores)`` with the filter applied: an allow-list
         becomes 1-D candidates; a predicate is applied to over-fetched results, fetching more
-        for rows that come up short."""
+        for rows that come up short. Withdrawn products are left out of both (over-fetching
+        by their number, which always suffices)."""
         allowed, pred, _ = self._allow(filter)
+        gone = self._withdrawn
         if allowed is not None:
+            if gone is not None:
+                allowed = allowed[~gone[allowed]]
+                if not len(allowed):
+                    return np.full((B, n), -1, np.int64), np.full((B, n), -np.inf, np.float32)
             return call(n, allowed)
-        if pred is None:
+        if pred is None and gone is None:
             return call(n, None)
         n_items = len(self._item_ids)
-        m = min(n_items, max(2 * n, n + 20))
+        if pred is None:  # only withdrawn products to leave out: one fetch always suffices
+            items, scores = call(overfetch(n, gone, n_items), None)
+            return drop_withdrawn(items, scores, gone, n)
+        m = overfetch(max(2 * n, n + 20), gone, n_items)
         verdict: dict[int, bool] = {}
         while True:
             items, scores = call(m, None)
@@ -395,6 +435,8 @@ class Recommender:
             ok = np.zeros(items.shape, dtype=bool)
             has = items >= 0
             ok[has] = [verdict[j] for j in items[has].tolist()]
+            if gone is not None:
+                ok &= ~gone[np.maximum(items, 0)]
             enough = ok.sum(1) >= n
             exhausted = (~has).any(1)  # the model ran out of eligible items
             if m >= n_items or (enough | exhausted).all():
@@ -436,6 +478,109 @@ class Recommender:
             FALLBACK_REASON,
             n_unknown,
         )
+
+    # ------------------------------------------------------------------ catalogue changes
+    def add_items(self, catalog_rows, *, id_col: str | None = None, prior=None) -> CatalogUpdate:
+        """Make products launched since training recommendable, from their catalog rows.
+
+        ``catalog_rows``: a DataFrame with the product id (``item_id`` or ``id``, or
+        ``id_col``) and any of ``title``, ``category``, ``price``. The GAN computes each
+        product's vector from its content with the fitted feature pipeline and gives it the
+        prior of a little-sold product (``prior`` overrides it); Popularity ranks it after
+        every sold product; EASE, ItemKNN and iALS raise
+        :class:`~recogan.catalog.CannotPlaceItemsError`. Ids already in the catalogue are
+        refused. Waits for running calls; calls made meanwhile wait for it, so none sees
+        half an addition. Persist with :meth:`save_catalog_changes`.
+        """
+        from recogan import catalog
+        from recogan._similarity import VectorSimilarity
+
+        with self._catalog_lock.write():
+            idx = catalog.add_items(self.model, catalog_rows, id_col=id_col, prior=prior)
+            self._catalog_refresh()
+            if isinstance(self._sim, VectorSimilarity):
+                self._sim.add(self.model.item_vectors()[idx])
+            else:
+                self._sim = None  # co-purchase similarity is rebuilt on next use
+            return CatalogUpdate(tuple(self._item_ids[idx].tolist()), 0)
+
+    def remove_items(self, item_ids) -> CatalogUpdate:
+        """Withdraw products: from now on no method returns them (recommend, recommend_many,
+        rank, for_history, similar_items, explain, the popularity fallback), for every
+        model. They still count as history (a basket naming one, a customer who bought one),
+        and may be asked about (``similar_items`` of a withdrawn product lists live ones).
+        Unknown ids are ignored and counted in ``n_unknown``; :meth:`restore_items` undoes it."""
+        from recogan import catalog
+
+        with self._catalog_lock.write():
+            idx, n_unknown = catalog.remove_items(self.model, item_ids)
+            self._catalog_refresh()
+            return CatalogUpdate(tuple(self._item_ids[idx].tolist()), n_unknown)
+
+    def restore_items(self, item_ids) -> CatalogUpdate:
+        """Bring withdrawn products back (e.g. back in stock) as they were."""
+        from recogan import catalog
+
+        with self._catalog_lock.write():
+            idx, n_unknown = catalog.restore_items(self.model, item_ids)
+            self._catalog_refresh()
+            return CatalogUpdate(tuple(self._item_ids[idx].tolist()), n_unknown)
+
+    @property
+    def catalog_changes(self) -> dict:
+        """Products added and withdrawn since training: ``n_trained``, ``added`` and
+        ``withdrawn`` ids, and a ``log`` of the changes."""
+        from recogan import catalog
+
+        with self._catalog_lock.read():
+            return catalog.changes_of(self.model).summary(self.model.items_)
+
+    def save_catalog_changes(self, path=None, *, force: bool = False):
+        """Publish the model with its catalogue changes as a new bundle version (atomic,
+        verified on load, read by ``batch-score`` like any bundle), so the nightly job sees
+        the catalogue this service sees. ``path`` defaults to the bundle this Recommender was
+        loaded from; there the save is refused (``BundleError``) if the bundle was
+        re-published since it was loaded (e.g. a retrained model): reload and re-apply.
+        Returns the path."""
+        from recogan._fs import as_path
+        from recogan.artifacts import save_model
+
+        with self._save_lock, self._catalog_lock.read():
+            if path is None and self._bundle is None:
+                raise ValueError(
+                    "save_catalog_changes needs a path: this Recommender was not loaded from a "
+                    "bundle"
+                )
+            target = self._bundle if path is None else as_path(path, "bundle path")
+            ours = self._bundle is not None and target.resolve() == self._bundle.resolve()
+            expect = self._bundle_version if ours else None
+            save_model(self.model, target, force=force, expect_version=expect)
+            if ours:
+                self._bundle_version = self.model.manifest_.get("version")
+            return target
+
+    def _catalog_refresh(self) -> None:
+        """Re-derive the id arrays, popularity order and withdrawn mask from the model
+        (after a catalogue change; under the write lock)."""
+        model = self.model
+        self._items = model.items_
+        item_ids = np.asarray(model.items_.ids)
+        item_ids.setflags(write=False)
+        self._item_ids = item_ids
+        self._pop = np.asarray(model.popularity_, dtype=np.float64)
+        order = np.lexsort((np.arange(len(self._pop)), -self._pop))  # desc, ties by index
+        self._withdrawn = withdrawn_mask(model)
+        if self._withdrawn is not None:
+            order = order[~self._withdrawn[order]]
+        self._pop_order = order
+
+
+class CatalogUpdate(NamedTuple):
+    """What a catalogue change did: the item ids it added, withdrew or restored, and how many
+    given ids were unknown (ignored)."""
+
+    items: tuple
+    n_unknown: int
 
 
 class _Allow(NamedTuple):
