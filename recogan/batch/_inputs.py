@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
+from recogan.catalog import withdrawn_mask
 from recogan.data._idmap import check_ids
 
 log = logging.getLogger(__name__)
@@ -99,5 +100,11 @@ def resolve_filter(model, item_filter) -> tuple[np.ndarray | None, dict | None]:
         raise ValueError(f"{source}: none of the {len(ids)} filter item id(s) is in the catalog")
     if unknown:
         log.warning("%s: %d item id(s) not in the catalog are ignored", source, unknown)
+    withdrawn = withdrawn_mask(model)
+    if withdrawn is not None and withdrawn[allowed].any():
+        log.info("%s: %d withdrawn item(s) left out", source, int(withdrawn[allowed].sum()))
+        allowed = allowed[~withdrawn[allowed]]
+        if allowed.size == 0:
+            raise ValueError(f"{source}: every filter item id is a withdrawn product")
     digest = hashlib.sha256(allowed.astype("<i8").tobytes()).hexdigest()
     return allowed, {"source": source, "items": int(allowed.size), "sha256": digest}

@@ -272,6 +272,7 @@ def _batch_score(bundle, model_path, out, users, item_filter, cfg) -> BatchResul
                 "class": model.manifest_["model"]["class"],
                 "created_at": model.manifest_["created_at"],
                 "dataset": model.manifest_["dataset"]["name"],
+                "catalog": model.manifest_.get("catalog"),
             },
             "users_source": users_source,
             "users": int(user_idx.size),

@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from recogan import _fs
+from recogan.catalog import drop_withdrawn, overfetch, withdrawn_mask
 
 log = logging.getLogger(__name__)
 
@@ -103,11 +104,17 @@ def score_partition(model, task: Task, opt: Options) -> dict:
     t0 = time.perf_counter()
     users = np.asarray(task.users, dtype=np.int64)
     cols: dict[str, list[np.ndarray]] = {"user": [], "rank": [], "item": [], "score": []}
+    # withdrawn products (recogan.catalog): an allow-list already leaves them out; otherwise
+    # fetch n + their number and drop them, which always leaves the n best live ones
+    withdrawn = withdrawn_mask(model) if opt.candidates is None else None
+    m = overfetch(opt.n, withdrawn, model.n_items_)
     for start in range(0, users.size, opt.batch_size):
         u = users[start : start + opt.batch_size]
         items, scores = model.recommend(
-            u, n=opt.n, exclude_seen=opt.exclude_seen, candidates=opt.candidates
+            u, n=m, exclude_seen=opt.exclude_seen, candidates=opt.candidates
         )
+        if withdrawn is not None:
+            items, scores = drop_withdrawn(np.asarray(items), np.asarray(scores), withdrawn, opt.n)
         valid = np.asarray(items) >= 0  # rows are padded with -1 when too few items remain
         counts = valid.sum(axis=1)
         cols["user"].append(np.repeat(u, counts))
