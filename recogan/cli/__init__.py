@@ -18,6 +18,7 @@ COMMANDS = {
     "train": "recogan.cli._train",
     "recommend": "recogan.cli._recommend",
     "batch-score": "recogan.cli._batch",
+    "catalog": "recogan.cli._catalog",
 }
 
 
