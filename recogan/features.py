@@ -204,16 +204,57 @@ class ItemFeatures:
             raise RuntimeError("ItemFeatures is not fitted: call fit() or set_matrix()")
 
     # ------------------------------------------------------------------ new products
-    def transform(self, catalog) -> np.ndarray:
+    def transform(
+        self, catalog, *, neighbours: np.ndarray | None = None, k: int = 20
+    ) -> np.ndarray:
         """Feature rows ``(m, d)`` of products the fit never saw, from their catalog rows.
 
         ``catalog`` is a DataFrame with any of ``title``, ``category``, ``price`` (missing
-        columns count as unknown). Each part is built with the fitted vocabulary, idf, text
-        SVD and price scaling, and weighted and normalised as in :meth:`fit`; the
-        collaborative part is zero (nobody bought the product). This is exactly the row
-        :meth:`fit` gives a catalog product without sales, so new rows compare with the
-        fitted ones. A row with no usable content is a zero row.
+        columns count as unknown). Each content part is built with the fitted vocabulary,
+        idf, text SVD and price scaling, and weighted as in :meth:`fit`.
+
+        The collaborative part: without ``neighbours`` it is zero (nobody bought the product),
+        which is exactly the row :meth:`fit` gives a catalog product without sales. With
+        ``neighbours`` (fitted rows ``F``; those without a collaborative part are skipped) it
+        is imputed from the ``k`` most similar in content (:meth:`content_neighbours`): the
+        mean of their unit collaborative parts weighted by content cosine. The mean of unit
+        vectors is shorter when the neighbours disagree, so an uncertain guess weighs less.
+        A row with no usable content is a zero row.
         """
+        if neighbours is None or "cf" not in self.parts_ or k <= 0:
+            return _unit_rows(self._content_rows(catalog))
+        return self.content_neighbours(catalog, neighbours, k)[0]
+
+    def content_neighbours(self, catalog, F: np.ndarray, k: int = 20):
+        """``(rows, idx, w)``: the rows of :meth:`transform` with the collaborative part
+        imputed, and for each new product the indices ``(m, k)`` of its ``k`` content-nearest
+        rows of ``F`` that have a collaborative part, with their weights ``(m, k)`` (content
+        cosine, negative ones 0; rows of zeros when there is no neighbour)."""
+        Q = self._content_rows(catalog)  # (m, d) before normalisation, cf part zero
+        a, b = self.parts_["cf"]
+        content = np.ones(Q.shape[1], dtype=bool)
+        content[a:b] = False
+        cf = np.asarray(F[:, a:b], dtype=np.float32)
+        pool = np.flatnonzero(np.linalg.norm(cf, axis=1) > 0)
+        C = _unit_rows(np.asarray(F[pool][:, content], dtype=np.float32))
+        U = _unit_rows(cf[pool])
+        q = _unit_rows(Q[:, content])
+        k = min(k, len(pool))
+        idx = np.zeros((len(Q), k), dtype=np.int64)
+        w = np.zeros((len(Q), k), dtype=np.float32)
+        step = max(1, (1 << 24) // max(len(pool), 1))  # bounded (step, n) similarity block
+        for s in range(0, len(q) if k else 0, step):
+            sim = q[s : s + step] @ C.T  # (B, n)
+            top = np.argpartition(-sim, k - 1, axis=1)[:, :k]
+            ws = np.maximum(np.take_along_axis(sim, top, 1), 0.0)  # (B, k)
+            total = ws.sum(1, keepdims=True)
+            est = np.einsum("bk,bkd->bd", ws, U[top])
+            est = np.divide(est, total, out=np.zeros_like(est), where=total > 0)
+            Q[s : s + step, a:b] = self.config.w_cf * est
+            idx[s : s + step], w[s : s + step] = pool[top], ws
+        return _unit_rows(Q), idx, w
+
+    def _content_rows(self, catalog) -> np.ndarray:
         if not hasattr(self, "parts_"):
             raise RuntimeError("ItemFeatures.transform needs a fitted pipeline (fit or load)")
         c = self.config
@@ -232,7 +273,7 @@ class ItemFeatures:
                 block = _price_block(catalog["price"].to_numpy(np.float64), *self.price_stats_)
             if block is not None:
                 out[:, start:end] = weights[name] * _unit_rows(block.astype(np.float32))
-        return _unit_rows(out)
+        return out
 
     def _text_rows(self, titles) -> np.ndarray:
         """Title TF-IDF (fitted vocabulary and idf, sublinear tf, l2 rows) → fitted SVD."""
