@@ -434,24 +434,41 @@ class GANRecommender(Model):
     #: The fitted item-feature pipeline (None in bundles of earlier recogan versions, which
     #: cannot place new products).
     features_ = None
-    #: Share of the least-bought sold products whose median bias a new product gets.
+    #: Content neighbours (trained products) a new product's collaborative part is imputed
+    #: from (0: left at zero, the row ``fit`` gives a product without sales).
+    NEW_ITEM_NEIGHBOURS = 20
+    #: The prior a new product gets: "neighbours" (the content-weighted mean whole prior of
+    #: its content neighbours), "median" bias of the sold products, or "slow" (median bias
+    #: of the least-bought ``NEW_ITEM_QUANTILE`` of them); see :meth:`place_items`. Chosen
+    #: on a validation window of benchmarks/new_items.py (RESULTS.md, issue 14).
+    NEW_ITEM_PRIOR = "neighbours"
     NEW_ITEM_QUANTILE = 0.1
 
     def place_items(self, catalog, prior: float | None = None):
         """Place new products from their catalog rows (see :meth:`Model.place_items`).
 
-        Vector: the row :meth:`ItemFeatures.transform` gives (content parts with the fitted
-        vocabulary, text SVD and price scaling; a zero collaborative part), which is what
-        ``fit`` gives a catalog product without sales. With ``item_lr=0`` (the default) the
-        retrieval vectors are the item features themselves, so it is directly comparable;
-        with ``item_lr > 0`` the trained vectors have drifted from the features and this is
-        the best available estimate. Prior: popularity features of a product without sales
-        (``log1p(0) = 0``) and, unless ``prior`` is given, the bias of a little-sold product:
-        :meth:`new_item_prior`.
+        Vector: the row :meth:`ItemFeatures.transform` gives: the content parts with the
+        fitted vocabulary, text SVD and price scaling, and the collaborative part imputed from
+        the ``NEW_ITEM_NEIGHBOURS`` trained products most similar in content (queries are
+        trained against whole item vectors, most of whose length is collaborative, so a
+        content-only vector would hardly ever be retrieved). With ``item_lr=0`` (the default)
+        the retrieval vectors are the item features themselves, so it is directly
+        comparable; with ``item_lr > 0`` the trained vectors have drifted from the features
+        and this is the best available estimate.
+
+        Prior (unless ``prior`` is given): by default (``NEW_ITEM_PRIOR = "neighbours"``) the
+        mean of the whole priors (learned bias plus popularity part) of the same content
+        neighbours, weighted by content cosine: what the model does not know about a new
+        product, where it sits and how well it sells, is taken from the products it
+        resembles. The rules "median" and "slow" of :meth:`new_item_prior` instead give
+        every new product the bias of a typical or of a slow-selling product with popularity
+        features of zero (no sales); in the model's eyes a product without recent sales
+        hardly sells, so new products then almost never reach a top-10 list. The prior is
+        kept as the product's bias with zero popularity features, so a reload gives the same.
         """
         import torch
 
-        from recogan.catalog import CannotPlaceItemsError
+        from recogan.catalog import CannotPlaceItemsError, changes_of
 
         self._check_fitted()
         feats = self.features_
@@ -463,7 +480,15 @@ class GANRecommender(Model):
                 else "it was trained without catalog content (title, category, price)"
             )
             raise CannotPlaceItemsError(f"this GAN cannot place new products: {why}")
-        F_new = feats.transform(catalog)  # (m, d)
+        n_trained = changes_of(self).n_trained
+        k = int(self.NEW_ITEM_NEIGHBOURS)
+        rule = self.NEW_ITEM_PRIOR
+        if rule == "neighbours" and not k:
+            raise ValueError("the 'neighbours' prior needs NEW_ITEM_NEIGHBOURS > 0")
+        if k and "cf" in feats.parts_:
+            F_new, nb, w = feats.content_neighbours(catalog, self.F_[:n_trained], k)
+        else:
+            F_new, nb, w = feats.transform(catalog), None, None
         empty = ~F_new.any(axis=1)
         if empty.any():
             uses = ", ".join(p for p in feats.parts_ if p != "cf")
@@ -471,11 +496,21 @@ class GANRecommender(Model):
                 f"{int(empty.sum())} new product(s) (rows {np.flatnonzero(empty)[:5].tolist()}) "
                 f"have no content the model uses ({uses})"
             )
-        b = float(self.new_item_prior() if prior is None else prior)
-        if not np.isfinite(b):
-            raise ValueError(f"prior must be a finite number, got {prior!r}")
         m, N = len(F_new), self.n_items_
-        rows = np.hstack([F_new, np.full((m, 1), b, np.float32)]).astype(np.float32)
+        if prior is not None:
+            if not np.isfinite(prior):
+                raise ValueError(f"prior must be a finite number, got {prior!r}")
+            b = np.full(m, float(prior), np.float32)
+        elif rule == "neighbours" and nb is not None:
+            P = self.item_index_[:, -1]  # the priors the index holds (bias + popularity part)
+            total = w.sum(1)
+            est = np.divide((w * P[nb]).sum(1), total, out=np.zeros(m), where=total > 0)
+            if not (total > 0).all():  # no content neighbour at all: a typical product
+                est[total <= 0] = self.new_item_prior("median")
+            b = est.astype(np.float32)
+        else:
+            b = np.full(m, self.new_item_prior(), np.float32)
+        rows = np.hstack([F_new, b[:, None]]).astype(np.float32)
         W = self.logpop_.shape[0]
 
         def commit() -> None:
@@ -483,7 +518,7 @@ class GANRecommender(Model):
             dev = t.emb.device
             with torch.no_grad():
                 emb = torch.cat([t.emb.detach(), torch.as_tensor(F_new, device=dev)])
-                bias = torch.cat([t.bias.detach(), torch.full((m,), b, device=dev)])
+                bias = torch.cat([t.bias.detach(), torch.as_tensor(b, device=dev)])
             t.emb, t.bias = torch.nn.Parameter(emb), torch.nn.Parameter(bias)
             self.F_ = np.vstack([self.F_, F_new])
             self.logpop_ = np.hstack([self.logpop_, np.zeros((W, m), np.float32)])
@@ -492,16 +527,29 @@ class GANRecommender(Model):
 
         return commit
 
-    def new_item_prior(self) -> float:
-        """The default prior of a new product: the median learned bias of the
-        ``NEW_ITEM_QUANTILE`` least-bought products among those sold in training (at least 20
-        of them). Its popularity features are zero (no sales), so this is its whole prior: it
-        starts level with the slow sellers, and its content decides where it ranks."""
+    def new_item_prior(self, rule: str | None = None) -> float:
+        """The prior of a new product by a rule that does not look at its content. Its
+        popularity features are zero (no sales), so the prior is its learned-bias part alone,
+        and the bias of a product nobody has bought is unknown: ``rule`` (default
+        ``NEW_ITEM_PRIOR``) ``"median"`` gives it the median bias of the products sold in
+        training (a typical product's own appeal, beyond its sales); ``"slow"`` the median
+        bias of the ``NEW_ITEM_QUANTILE`` least-bought of them (at least 20): a product
+        presumed to sell like the slow sellers. (The rule ``"neighbours"`` of
+        :meth:`place_items`, per product, gives it the content-weighted mean of the whole
+        priors, popularity part included, of its content neighbours; it falls back to
+        ``"median"`` here.)"""
+        rule = rule or self.NEW_ITEM_PRIOR
+        if rule not in ("median", "slow", "neighbours"):
+            raise ValueError(
+                f"new-item prior rule must be 'median', 'slow' or 'neighbours', not {rule!r}"
+            )
         buyers = np.diff(self.seen_.tocsc().indptr)
         bias = self.nets_.tower.bias.detach().cpu().numpy()[: len(buyers)]
         sold = np.flatnonzero(buyers > 0)
         if not len(sold):
             return float(np.median(bias))
+        if rule in ("median", "neighbours"):
+            return float(np.median(bias[sold]))
         k = max(min(20, len(sold)), int(np.ceil(self.NEW_ITEM_QUANTILE * len(sold))))
         least = sold[np.argsort(buyers[sold], kind="stable")[:k]]
         return float(np.median(bias[least]))
