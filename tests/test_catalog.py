@@ -19,9 +19,7 @@ from recogan.features import ItemFeatures
 from recogan.model import GANRecommender
 from recogan.recommender import Recommender
 
-TINY = dict(
-    epochs=2, g_hidden=32, d_hidden=16, batch_size=128, threads=1, device="cpu", seed=0
-)
+TINY = dict(epochs=2, g_hidden=32, d_hidden=16, batch_size=128, threads=1, device="cpu", seed=0)
 WORDS = ["garden", "kitchen", "party", "vintage"]  # synthetic_clusters' title word per group
 
 
@@ -483,10 +481,8 @@ def test_cli_catalog_add_to_a_model_that_cannot_place(clustered, tmp_path, capsy
 
     EASE().fit(clustered).save(tmp_path / "ease")
     new_products().to_csv(tmp_path / "new.csv", index=False)
-    code = main(
-        ["catalog", "add", "--model", str(tmp_path / "ease"), "--catalog", str(tmp_path / "new.csv")]
-    )
-    assert code == 1
+    model, catalog = str(tmp_path / "ease"), str(tmp_path / "new.csv")
+    assert main(["catalog", "add", "--model", model, "--catalog", catalog]) == 1
     err = capsys.readouterr().err
     assert "EASE cannot place products it was not trained on" in err and "Traceback" not in err
     assert "catalog" not in read_manifest(tmp_path / "ease")
