@@ -18,8 +18,10 @@ from pathlib import Path
 
 import numpy as np
 
+from recogan._threads import n_cores
+from recogan._topk import top_k
 from recogan.index import _faiss
-from recogan.index._ops import RWLock, cpus, pairs, rows_of, top
+from recogan.index._ops import RWLock, pairs, rows_of
 from recogan.index._torch import TorchExact, cuda_available
 
 log = logging.getLogger(__name__)
@@ -105,7 +107,7 @@ class ItemIndex:
         """Index ``vectors`` (``(n, d)``; rows should be unit length) labelled ``ids``."""
         xb, ids = self._check_vectors(vectors, ids, first=True)
         cfg = self.config
-        _faiss.set_threads(cfg.threads or cpus())
+        _faiss.set_threads(cfg.threads or n_cores())
         with self._rw.write():
             self.d_ = xb.shape[1]
             self.backend_ = self._resolve_backend(len(xb))
@@ -292,7 +294,7 @@ class ItemIndex:
         if not isinstance(k, (int, np.integer)) or k <= 0:
             raise ValueError(f"k must be a positive int, got {k!r}")
         _faiss.set_threads(
-            1 if len(xq) < self.config.single_thread_below else self.config.threads or cpus()
+            1 if len(xq) < self.config.single_thread_below else self.config.threads or n_cores()
         )
         with self._rw.read():
             if xq.ndim != 2 or xq.shape[1] != self.d_:
@@ -409,7 +411,8 @@ class ItemIndex:
                 col = np.where(cand_ids[at] == cols, at, -1)
             hit = col >= 0
             scores[rows[hit], col[hit]] = -np.inf
-        return top(scores, cand_ids, k)
+        I, D = top_k(scores, k, cand_ids, ties_by_id=True)
+        return D, I
 
     # ------------------------------------------------------------------ persistence
     def save(self, directory, name: str = "index") -> list[Path]:
