@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 from recogan.baselines import EASE, IALS, ItemKNN, Popularity
-from tests.contract import ModelContract
+from recogan.testing import ModelContract
 
 
 class TestItemKNNContract(ModelContract):
