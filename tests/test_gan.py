@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 from recogan.model import GANRecommender
-from tests.contract import ModelContract
+from recogan.testing import ModelContract
 
 FAST = dict(epochs=3, batch_size=128, g_hidden=64, d_hidden=32, threads=1, device="cpu")
 

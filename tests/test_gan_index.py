@@ -7,7 +7,7 @@ import pytest
 from recogan.artifacts import files_dir, load_model
 from recogan.datasets import synthetic_clusters
 from recogan.model import GANRecommender
-from tests.test_gan import FAST
+from tests.fast_gan import FAST
 
 
 @pytest.fixture(scope="module")
