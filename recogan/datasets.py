@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from recogan.data import Dataset, read_frame
+from recogan.data import Dataset, read_dataset, read_frame
 
 log = logging.getLogger(__name__)
 
@@ -179,8 +179,6 @@ def load(name_or_path: str, **kwargs) -> Dataset:
         return online_retail()
     if name_or_path in ("movielens_1m", "ml-1m", "ml1m"):
         return movielens_1m()
-    from recogan.data import read_dataset
-
     return read_dataset(name_or_path, **kwargs)
 
 

@@ -1,8 +1,8 @@
 """Reading, validating and splitting interaction data.
 
 ``Dataset`` holds interactions in dense index space with id maps, an optional catalog, a CSR
-matrix and per-event times. Splits (`temporal_split`, `split_at_times`, `leave_last_out`) return new Datasets
-over the same id space.
+matrix and per-event times. Splits (`temporal_split`, `split_at_times`, `leave_last_out`)
+return new Datasets over the same id space.
 """
 
 from recogan.data._dataset import Dataset, parse_times, read_dataset, read_frame

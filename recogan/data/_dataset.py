@@ -12,6 +12,7 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
+from recogan._fs import as_path
 from recogan.data._clean import (
     _clean_events,
     _numeric,
@@ -378,8 +379,6 @@ class Dataset:
 # ---------------------------------------------------------------------- readers
 def read_frame(path: str | Path, *, columns: list[str] | None = None) -> pd.DataFrame:
     """Read a parquet or CSV file (by suffix; ``.csv.gz`` etc. work) into a DataFrame."""
-    from recogan._fs import as_path
-
     path = as_path(path, "data file")
     if not path.exists():
         raise FileNotFoundError(f"no such file: {path}")
@@ -407,8 +406,6 @@ def read_dataset(
 ) -> Dataset:
     """Read interactions (and a catalog) from parquet/CSV paths; ``kwargs`` as in
     :meth:`Dataset.from_frames` (column mapping, ``unknown_items``...)."""
-    from recogan._fs import as_path
-
     kwargs.setdefault("name", as_path(interactions, "interactions").stem)
     inter = read_frame(interactions)
     cat = read_frame(catalog) if catalog is not None else None
