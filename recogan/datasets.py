@@ -265,49 +265,13 @@ def synthetic_retail(
     number), the aisle as category and a price.
     """
     rng = np.random.default_rng(seed)
-    cluster = np.arange(n_items) % n_clusters
-    base = np.empty(n_items)
-    aisle_weight = rng.lognormal(0.0, 1.0, n_clusters)
-    for g in range(n_clusters):
-        members = np.flatnonzero(cluster == g)
-        base[members] = aisle_weight[g] * (rng.permutation(members.size) + 2.0) ** -zipf
-    seasonal = rng.random(n_items) < seasonal_share
-    s0, s1 = int(season[0] * days), int(season[1] * days)
-    in_season = np.zeros(days, dtype=bool)
-    in_season[s0:s1] = True
-    members = [np.flatnonzero(cluster == g) for g in range(n_clusters)]
-
-    def weights(pool: np.ndarray, day: int) -> np.ndarray:
-        w = base[pool] * np.where(seasonal[pool], season_boost if in_season[day] else 0.02, 1.0)
-        return w / w.sum()
-
-    rate = visits * rng.lognormal(0.0, 1.0, n_users) / np.exp(0.5)
-    rows_u, rows_i, rows_t = [], [], []
-    for u in range(n_users):
-        fav = rng.choice(n_clusters, 2, replace=False)
-        staples = np.concatenate([rng.choice(members[g], 3, p=weights(members[g], 0)) for g in fav])
-        n_visits = 1 + rng.poisson(rate[u])
-        for day in np.sort(rng.integers(0, days, n_visits)):
-            mission = members[fav[0] if rng.random() < 0.7 else fav[1]]
-            k = 1 + rng.poisson(basket_size - 1)
-            kind = rng.random(k)
-            n_rep = int((kind < repeat_share).sum())
-            n_glob = int(((kind >= repeat_share) & (kind < repeat_share + global_share)).sum())
-            n_own = k - n_rep - n_glob
-            items = [rng.choice(staples, n_rep)]
-            if n_glob:
-                items.append(rng.choice(n_items, n_glob, p=weights(np.arange(n_items), day)))
-            if n_own:
-                items.append(rng.choice(mission, n_own, p=weights(mission, day)))
-            basket = np.unique(np.concatenate(items))
-            rows_u.append(np.full(basket.size, u))
-            rows_i.append(basket)
-            rows_t.append(np.full(basket.size, day))
-    u = np.concatenate(rows_u)
-    i = np.concatenate(rows_i)
-    t = np.concatenate(rows_t)
+    aisles = _Aisles(rng, n_items, n_clusters, days, zipf, seasonal_share, season, season_boost)
+    u, i, t = _retail_baskets(
+        rng, aisles, n_users, days, visits, basket_size, repeat_share, global_share
+    )
     start = pd.Timestamp("2024-01-01").value // 10**9
     words = ["dairy", "bakery", "produce", "snacks", "drinks", "frozen", "pantry", "household"]
+    cluster = aisles.cluster
     catalog = pd.DataFrame(
         {
             "item_id": [f"p{j}" for j in range(n_items)],
@@ -324,3 +288,58 @@ def synthetic_retail(
         }
     )
     return Dataset.from_frames(frame, catalog, name="synthetic_retail")
+
+
+class _Aisles:
+    """The items of :func:`synthetic_retail`: aisles, Zipf popularity, the seasonal ones."""
+
+    def __init__(self, rng, n_items, n_clusters, days, zipf, seasonal_share, season, boost):
+        self.n_items, self.boost = n_items, boost
+        self.cluster = np.arange(n_items) % n_clusters
+        self.base = np.empty(n_items)
+        aisle_weight = rng.lognormal(0.0, 1.0, n_clusters)
+        for g in range(n_clusters):
+            members = np.flatnonzero(self.cluster == g)
+            self.base[members] = aisle_weight[g] * (rng.permutation(members.size) + 2.0) ** -zipf
+        self.seasonal = rng.random(n_items) < seasonal_share
+        s0, s1 = int(season[0] * days), int(season[1] * days)
+        self.in_season = np.zeros(days, dtype=bool)
+        self.in_season[s0:s1] = True
+        self.members = [np.flatnonzero(self.cluster == g) for g in range(n_clusters)]
+
+    def weights(self, pool: np.ndarray, day: int) -> np.ndarray:
+        """Purchase probabilities of the items in ``pool`` on ``day``."""
+        boost = self.boost if self.in_season[day] else 0.02
+        w = self.base[pool] * np.where(self.seasonal[pool], boost, 1.0)
+        return w / w.sum()
+
+
+def _retail_baskets(rng, aisles: _Aisles, n_users, days, visits, basket_size, repeat, glob):
+    """``(users, items, days)`` of every purchase: each customer's visits and baskets."""
+    n_clusters, members = len(aisles.members), aisles.members
+    rate = visits * rng.lognormal(0.0, 1.0, n_users) / np.exp(0.5)
+    rows_u, rows_i, rows_t = [], [], []
+    for u in range(n_users):
+        fav = rng.choice(n_clusters, 2, replace=False)
+        staples = np.concatenate(
+            [rng.choice(members[g], 3, p=aisles.weights(members[g], 0)) for g in fav]
+        )
+        n_visits = 1 + rng.poisson(rate[u])
+        for day in np.sort(rng.integers(0, days, n_visits)):
+            mission = members[fav[0] if rng.random() < 0.7 else fav[1]]
+            k = 1 + rng.poisson(basket_size - 1)
+            kind = rng.random(k)
+            n_rep = int((kind < repeat).sum())
+            n_glob = int(((kind >= repeat) & (kind < repeat + glob)).sum())
+            n_own = k - n_rep - n_glob
+            items = [rng.choice(staples, n_rep)]
+            if n_glob:
+                everything = np.arange(aisles.n_items)
+                items.append(rng.choice(aisles.n_items, n_glob, p=aisles.weights(everything, day)))
+            if n_own:
+                items.append(rng.choice(mission, n_own, p=aisles.weights(mission, day)))
+            basket = np.unique(np.concatenate(items))
+            rows_u.append(np.full(basket.size, u))
+            rows_i.append(basket)
+            rows_t.append(np.full(basket.size, day))
+    return np.concatenate(rows_u), np.concatenate(rows_i), np.concatenate(rows_t)
