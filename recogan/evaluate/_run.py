@@ -216,34 +216,9 @@ def _tradeoff(model, spec, test, proto, seed) -> pd.DataFrame:
 
 
 def _summarise(per_user, rows, names, ks, full, split, proto, tuning, tradeoff, rec_pop, opts):
-    metric_cols = [c for c in per_user.columns if "@" in c and not c.startswith(("head_", "hits"))]
-    seed, n_boot = opts["seed"], opts["n_boot"]
-    table, ci = {}, {}
-    for name in names:
-        f = per_user[per_user["model"] == name]
-        row = {c: float(f[c].mean()) for c in metric_cols}
-        row.update(rows[name]["agg"])
-        hits = f["hits@10"].sum()
-        row["head_hit_share@10"] = float(f["head_hits@10"].sum() / hits) if hits else float("nan")
-        row["head_rec_share@10"] = float(f["head_recs@10"].sum() / (10 * max(len(f), 1)))
-        row["users"] = len(f)
-        row["fit_seconds"] = rows[name]["fit_seconds"]
-        table[name] = row
-        ci[name] = {c: bootstrap_ci(f[c].to_numpy(), n_boot=n_boot, seed=seed) for c in metric_cols}
-    metrics = pd.DataFrame.from_dict(table, orient="index")
-    metrics.index.name = "model"
+    metrics, ci = _metric_table(per_user, rows, names, opts["seed"], opts["n_boot"])
     baselines = [n for n in names if n in BASELINES]
-    best = max(baselines, key=lambda n: table[n]["NDCG@10"]) if baselines else None
-    tests = []
-    if best is not None:
-        ref = per_user[per_user["model"] == best].set_index("user")
-        for name in names:
-            if name == best:
-                continue
-            cur = per_user[per_user["model"] == name].set_index("user").loc[ref.index]
-            for m in ("NDCG@10", "HR@10"):
-                r = paired_test(cur[m].to_numpy(), ref[m].to_numpy(), opts["test"])
-                tests.append({"model": name, "vs": best, "metric": m, **r})
+    best = max(baselines, key=lambda n: metrics.loc[n, "NDCG@10"]) if baselines else None
     activity = (
         per_user.groupby(["model", "activity"], sort=False)
         .agg(users=("user", "size"), **{m: (m, "mean") for m in ("HR@10", "NDCG@10")})
@@ -272,10 +247,46 @@ def _summarise(per_user, rows, names, ks, full, split, proto, tuning, tradeoff, 
         metrics=metrics,
         ci=ci,
         per_user=per_user,
-        tests=pd.DataFrame(tests),
+        tests=_paired_tests(per_user, names, best, opts["test"]),
         activity=activity,
         tuning=tuning,
         params={n: rows[n]["params"] for n in names},
         tradeoff=tradeoff,
         rec_popularity=rec_pop,
     )
+
+
+def _metric_table(per_user, rows, names, seed, n_boot):
+    """One row per model (mean metrics, list metrics, head-item shares, users, fit seconds)
+    and the bootstrap intervals of the per-user metrics."""
+    metric_cols = [c for c in per_user.columns if "@" in c and not c.startswith(("head_", "hits"))]
+    table, ci = {}, {}
+    for name in names:
+        f = per_user[per_user["model"] == name]
+        row = {c: float(f[c].mean()) for c in metric_cols}
+        row.update(rows[name]["agg"])
+        hits = f["hits@10"].sum()
+        row["head_hit_share@10"] = float(f["head_hits@10"].sum() / hits) if hits else float("nan")
+        row["head_rec_share@10"] = float(f["head_recs@10"].sum() / (10 * max(len(f), 1)))
+        row["users"] = len(f)
+        row["fit_seconds"] = rows[name]["fit_seconds"]
+        table[name] = row
+        ci[name] = {c: bootstrap_ci(f[c].to_numpy(), n_boot=n_boot, seed=seed) for c in metric_cols}
+    metrics = pd.DataFrame.from_dict(table, orient="index")
+    metrics.index.name = "model"
+    return metrics, ci
+
+
+def _paired_tests(per_user, names, best, test: str) -> pd.DataFrame:
+    """Every model against the best baseline on NDCG@10 and HR@10, paired by user."""
+    tests = []
+    if best is not None:
+        ref = per_user[per_user["model"] == best].set_index("user")
+        for name in names:
+            if name == best:
+                continue
+            cur = per_user[per_user["model"] == name].set_index("user").loc[ref.index]
+            for m in ("NDCG@10", "HR@10"):
+                r = paired_test(cur[m].to_numpy(), ref[m].to_numpy(), test)
+                tests.append({"model": name, "vs": best, "metric": m, **r})
+    return pd.DataFrame(tests)

@@ -337,6 +337,19 @@ class ItemIndex:
         cap = min(self.ntotal + self.n_dead_, k + self.config.max_overfetch)
         bucket = np.minimum(2 ** np.ceil(np.log2(np.maximum(need, 1))).astype(np.int64), cap)
         keys = np.sort(rows * M + cols) if len(rows) else None
+        Dk, Ik, found = self._fetch(xq, k, bucket, keys, ok, exclude, allowed)
+        short = np.flatnonzero(found < np.minimum(k, n_avail))
+        if len(short):
+            sub_excl = rows_of(exclude, short)
+            D2, I2 = self._exact(xq[short], k, sub_excl, allowed)
+            Dk[short], Ik[short] = D2, I2
+        return Dk, Ik
+
+    def _fetch(self, xq, k, bucket, keys, ok, exclude, allowed):
+        """Search each group of rows with its over-fetch ``bucket`` and keep the first ``k``
+        eligible results: ``(D, I, found)``, ``found`` counting them per row. ``keys``: the
+        sorted ``row * M + id`` exclusion pairs; ``ok``: the eligible-id mask, if any."""
+        B, M = len(xq), len(self._pos)
         Dk = np.full((B, k), -np.inf, dtype=np.float32)
         Ik = np.full((B, k), -1, dtype=np.int64)
         found = np.zeros(B, dtype=np.int64)
@@ -365,12 +378,7 @@ class ItemIndex:
             Dk[r, :w] = np.where(vk, np.take_along_axis(D, order, 1), -np.inf)
             Ik[r, :w] = np.where(vk, np.take_along_axis(I, order, 1), -1)
             found[r] = vk.sum(1)
-        short = np.flatnonzero(found < np.minimum(k, n_avail))
-        if len(short):
-            sub_excl = rows_of(exclude, short)
-            D2, I2 = self._exact(xq[short], k, sub_excl, allowed)
-            Dk[short], Ik[short] = D2, I2
-        return Dk, Ik
+        return Dk, Ik, found
 
     def _raw(self, xq: np.ndarray, k: int):
         if self._torch is not None:
