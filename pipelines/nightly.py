@@ -52,8 +52,8 @@ def run_nightly(
     **options,
 ) -> dict:
     """Score with the latest bundle into ``out_root/date``; return (and write) the summary."""
-    from recogan.batch import batch_score
     from recogan._fs import atomic_write_json
+    from recogan.batch import batch_score
 
     started = _dt.datetime.now(_dt.timezone.utc)
     date = date or started.date().isoformat()
