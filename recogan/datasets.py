@@ -1,9 +1,15 @@
-"""Loaders for real datasets: the bundled UCI Online Retail, and MovieLens-1M (not shipped)."""
+"""Loaders for real datasets: the bundled UCI Online Retail, and MovieLens-1M (not shipped).
+
+The Online Retail parquet ships inside the package (``recogan/_data``, read through
+:mod:`importlib.resources`, so an installed wheel has it too); in a checkout those files are
+links to the top-level ``data/`` folder, which holds the data with its provenance and licence.
+"""
 
 from __future__ import annotations
 
 import logging
 import os
+from importlib import resources
 from pathlib import Path
 
 import numpy as np
@@ -13,8 +19,10 @@ from recogan.data import Dataset, read_dataset, read_frame
 
 log = logging.getLogger(__name__)
 
-#: Where the bundled Online Retail parquet lives (repo checkout or installed tree).
-DATA_DIR = Path(__file__).resolve().parent.parent / "data"
+#: The bundled Online Retail parquet, as package data.
+ONLINE_RETAIL = resources.files("recogan") / "_data" / "online_retail.parquet"
+#: Where MovieLens-1M is looked for by default: ``../shared/data/ml-1m`` beside a checkout.
+ML1M_DIR = Path(__file__).resolve().parent.parent.parent / "shared" / "data" / "ml-1m"
 
 #: StockCodes that are fees, postage or adjustments rather than products.
 NON_PRODUCT_CODES = frozenset(
@@ -54,7 +62,7 @@ NON_PRODUCT_CODES = frozenset(
 def online_retail_path() -> Path:
     """The bundled file; ``RECOGAN_ONLINE_RETAIL`` overrides it."""
     env = os.environ.get("RECOGAN_ONLINE_RETAIL")
-    path = Path(env) if env else DATA_DIR / "online_retail.parquet"
+    path = Path(env) if env else Path(str(ONLINE_RETAIL))
     if not path.exists():
         raise FileNotFoundError(
             f"Online Retail data not found at {path}; set RECOGAN_ONLINE_RETAIL to its parquet"
@@ -137,11 +145,7 @@ def movielens_1m(root: str | Path | None = None, *, min_rating: float = 0.0) -> 
     Every rating is an interaction (implicit feedback); ``min_rating`` keeps only ratings
     at or above it (removed rows counted). Catalog: title, genres as category, no price.
     """
-    root = Path(
-        root
-        or os.environ.get("RECOGAN_ML1M", "")
-        or DATA_DIR.parent.parent / "shared" / "data" / "ml-1m"
-    )
+    root = Path(root or os.environ.get("RECOGAN_ML1M", "") or ML1M_DIR)
     ratings_path = root / "ratings.parquet"
     if not ratings_path.exists():
         raise FileNotFoundError(
