@@ -23,6 +23,8 @@ from dataclasses import dataclass
 
 import numpy as np
 import scipy.sparse as sp
+from sklearn.decomposition import TruncatedSVD
+from sklearn.feature_extraction.text import HashingVectorizer, TfidfVectorizer
 
 from recogan.data import Dataset
 
@@ -118,8 +120,6 @@ class ItemFeatures:
             return None
         deg = np.asarray(X.sum(axis=0)).ravel()
         X = X @ sp.diags(1.0 / np.sqrt(np.maximum(deg, 1.0))).astype(np.float32)
-        from sklearn.decomposition import TruncatedSVD
-
         svd = TruncatedSVD(k, algorithm="randomized", n_iter=5, random_state=self.config.seed)
         return svd.fit_transform(X)
 
@@ -127,9 +127,6 @@ class ItemFeatures:
         k = self.config.dim_text
         if k <= 0:
             return None
-        from sklearn.decomposition import TruncatedSVD
-        from sklearn.feature_extraction.text import TfidfVectorizer
-
         docs = [t if isinstance(t, str) else "" for t in titles.to_numpy(object)]
         if not any(docs):
             return None
@@ -146,8 +143,6 @@ class ItemFeatures:
         return svd.fit_transform(X)
 
     def _category(self, categories) -> np.ndarray:
-        from sklearn.feature_extraction.text import HashingVectorizer
-
         docs = [str(c) if isinstance(c, str) else "" for c in categories.to_numpy(object)]
         hv = HashingVectorizer(
             n_features=self.config.dim_category,

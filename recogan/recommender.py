@@ -26,6 +26,10 @@ from typing import NamedTuple
 import numpy as np
 import pandas as pd
 
+from recogan._fs import as_path
+from recogan._similarity import ItemSimilarity
+from recogan.artifacts import load_model
+from recogan.base import Model
 from recogan.data._idmap import check_id, check_ids
 
 log = logging.getLogger(__name__)
@@ -103,9 +107,9 @@ class Recommender:
         index: dict | None = None,
         batch_size: int = 1024,
     ) -> None:
-        if not hasattr(model, "_check_fitted"):
+        if not isinstance(model, Model):
             raise TypeError(f"Recommender wraps a recogan model, not {type(model).__name__}")
-        model._check_fitted()
+        model.check_fitted()
         self.model = model
         self.strict = strict
         self.device = device
@@ -125,23 +129,18 @@ class Recommender:
 
     @classmethod
     def load(cls, path, device: str = "auto", strict: bool = False, **kwargs) -> Recommender:
-        """Load a bundle (checksums verified, no pickle) and wrap it."""
-        from recogan._fs import as_path
-        from recogan.artifacts import load_model, read_manifest
-
+        """Load a bundle (checksums verified, no pickle) and wrap it. ``device``: where a
+        model that runs torch runs (``auto``: CUDA when present) and where the item-similarity
+        index searches."""
         path = as_path(path, "bundle path")
         if device not in ("auto", "cpu", "cuda"):
             raise ValueError(f"device must be 'auto', 'cpu' or 'cuda', not {device!r}")
-        torch_device = "cpu"
-        if device == "cuda" or (
-            device == "auto" and "weights.pt" in read_manifest(path, verify=False)["files"]
-        ):
-            import torch
+        if device == "cuda":
+            import torch  # torch stays behind the lazy boundary: asked for only with cuda
 
-            torch_device = "cuda" if torch.cuda.is_available() else "cpu"
-            if device == "cuda" and torch_device == "cpu":
+            if not torch.cuda.is_available():
                 raise RuntimeError("device='cuda' but torch sees no CUDA GPU")
-        model = load_model(path, device=torch_device)
+        model = load_model(path, device=device)
         return cls(model, strict=strict, device=device, **kwargs)
 
     def __repr__(self) -> str:
@@ -339,8 +338,6 @@ class Recommender:
     def _similarity(self):
         with self._lock:
             if self._sim is None:
-                from recogan._similarity import ItemSimilarity
-
                 self._sim = ItemSimilarity.of(self.model, self.device, self.index_options)
             return self._sim
 

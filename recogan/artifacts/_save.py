@@ -34,7 +34,7 @@ def save_model(model, path: str | Path, *, force: bool = False) -> Path:
     ``path`` must be absent, empty or a bundle; anything else raises
     :class:`~recogan._fs.OutputDirError` unless ``force`` (then it is replaced).
     """
-    model._check_fitted()
+    model.check_fitted()
     path = _fs.as_path(path, "bundle path")
     what = "a recogan model bundle"
     _fs.check_output_dir(path, recognise=is_bundle, what=what, force=force, allow=is_leftover)
@@ -112,8 +112,7 @@ def _write_payload(model, vdir: Path) -> dict:
         import torch
 
         torch.save(states, vdir / "weights.pt")
-    if hasattr(model, "write_files"):
-        model.write_files(vdir)
+    model.write_files(vdir)
     return {
         p.relative_to(vdir).as_posix(): {"sha256": _fs.sha256_file(p), "bytes": p.stat().st_size}
         for p in sorted(vdir.rglob("*"))
