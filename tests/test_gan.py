@@ -262,3 +262,53 @@ def test_a_users_list_does_not_depend_on_the_batch(drawn, merge):
     together = drawn.recommend(users, n=10)[0]
     alone = np.vstack([drawn.recommend(users[i : i + 1], n=10)[0] for i in range(len(users))])
     np.testing.assert_array_equal(together, alone)
+
+
+def _baskets():
+    from recogan.data import Dataset
+
+    day = 86400
+    frame = pd.DataFrame(
+        {
+            "user_id": ["a"] * 6 + ["b"] * 3,
+            "item_id": ["x", "y", "z", "y", "w", "v", "x", "y", "z"],
+            "timestamp": 1_700_000_000 + day * np.array([1, 1, 1, 2, 2, 3, 5, 5, 5]),
+        }
+    )
+    return Dataset.from_frames(frame)
+
+
+def test_basket_context_pairs_hold_the_rest_of_the_basket():
+    from recogan.train import TrainingPairs
+
+    d = _baskets()
+    ix = {name: int(d.items.lookup(np.array([name]))[0]) for name in "xyzwv"}
+    plain = TrainingPairs(d, max_history=3, skip_repeats=False)
+    ctx = TrainingPairs(d, max_history=3, skip_repeats=False, basket_context=True)
+    # a first basket gives no pair without its context, one pair per item with it
+    assert len(plain) == 3 and len(ctx) == 9
+    hist, _ = ctx.histories(np.arange(len(ctx)))
+    for k in range(len(ctx)):
+        h = set(hist[k][hist[k] >= 0].tolist())
+        assert ctx.target[k] not in h  # never its own target
+        if ctx.user[k] == d.users.lookup(np.array(["b"]))[0]:  # b's only basket: x, y, z
+            assert h == {ix["x"], ix["y"], ix["z"]} - {ctx.target[k]}
+    # the pair (a, w at day 2) sees day 1's basket and y, its basket mate
+    (k,) = np.flatnonzero((ctx.target == ix["w"]))
+    assert ix["y"] in hist[k] and ix["z"] in hist[k]
+    (k,) = np.flatnonzero((plain.target == ix["w"]))
+    assert ix["y"] in plain.histories(np.array([k]))[0][0]  # y of day 1 only
+
+
+def test_all_time_popularity_window():
+    from recogan.train import WindowPopularity
+
+    d = _baskets()
+    pop = WindowPopularity(d, (0, 1))
+    x = int(d.items.lookup(np.array(["x"]))[0])
+    day = pop.day_of(np.array([d.times.max()]))  # day 5: x bought on days 1 and 5
+    assert np.expm1(pop.table[day, 0, x]) == pytest.approx(1.0)  # all time before day 5
+    assert np.expm1(pop.table[day, 1, x]) == pytest.approx(0.0)  # the day before: none
+    assert np.expm1(pop.after(int(d.times.max()))[0, x]) == pytest.approx(2.0)
+    with pytest.raises(ValueError, match="all time"):
+        WindowPopularity(d, (-1,))
