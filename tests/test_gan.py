@@ -294,9 +294,9 @@ def test_basket_context_pairs_hold_the_rest_of_the_basket():
         if ctx.user[k] == d.users.lookup(np.array(["b"]))[0]:  # b's only basket: x, y, z
             assert h == {ix["x"], ix["y"], ix["z"]} - {ctx.target[k]}
     # the pair (a, w at day 2) sees day 1's basket and y, its basket mate
-    (k,) = np.flatnonzero((ctx.target == ix["w"]))
+    (k,) = np.flatnonzero(ctx.target == ix["w"])
     assert ix["y"] in hist[k] and ix["z"] in hist[k]
-    (k,) = np.flatnonzero((plain.target == ix["w"]))
+    (k,) = np.flatnonzero(plain.target == ix["w"])
     assert ix["y"] in plain.histories(np.array([k]))[0][0]  # y of day 1 only
 
 
