@@ -272,7 +272,8 @@ def train_gan(
     stop = _EarlyStopping(nets, c.patience)
     history: list[dict] = []
     for epoch in range(1, c.epochs + 1):
-        row = {"epoch": epoch, **epochs.run(epoch, show_progress)}
+        last = history[-1].get("valid_ndcg") if history else None
+        row = {"epoch": epoch, **epochs.run(epoch, show_progress, last)}
         if evaluate is not None:
             nets.eval()
             stop.update(row, float(evaluate()))
@@ -340,8 +341,9 @@ class _Epochs:
         self.n_epoch = c.pairs_per_epoch or len(pairs)
         self.pop_table = torch.as_tensor(pop.table, device=device) if pop is not None else None
 
-    def run(self, epoch: int, show_progress: bool) -> dict:
-        """Train one epoch; returns its mean losses."""
+    def run(self, epoch: int, show_progress: bool, last_score: float | None = None) -> dict:
+        """Train one epoch; returns its mean losses. The progress bar counts pairs (so its
+        rate is pairs/s) and shows the last validation score."""
         c, pairs = self.c, self.pairs
         self.nets.train()
         if self.p_pairs is None and c.pairs_per_epoch is None:
@@ -349,9 +351,21 @@ class _Epochs:
         else:
             order = self.rng.choice(len(pairs), size=self.n_epoch, replace=True, p=self.p_pairs)
         sums = {"ret": 0.0, "d": 0.0, "g_adv": 0.0}
-        batches = range(0, len(order), c.batch_size)
-        for start in tqdm(batches, desc=f"epoch {epoch}", disable=not show_progress, leave=False):
-            self._step(order[start : start + c.batch_size], sums)
+        bar = tqdm(
+            total=len(order),
+            desc=f"epoch {epoch}/{c.epochs}",
+            unit="pair",
+            unit_scale=True,
+            disable=not show_progress,
+            leave=False,
+        )
+        if last_score is not None:
+            bar.set_postfix(valid_ndcg=f"{last_score:.4f}")
+        with bar:
+            for start in range(0, len(order), c.batch_size):
+                idx = order[start : start + c.batch_size]
+                self._step(idx, sums)
+                bar.update(len(idx))
         return {k: v / len(order) for k, v in sums.items()}
 
     def _batch(self, idx: np.ndarray):

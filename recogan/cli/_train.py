@@ -57,6 +57,12 @@ def register(sub) -> None:
         action="store_true",
         help="replace --out even when it holds something other than a model bundle",
     )
+    p.add_argument(
+        "--no-progress",
+        action="store_true",
+        help="no training progress bar (models with one show epoch, pairs/s and the last "
+        "validation score)",
+    )
     p.set_defaults(func=run)
 
 
@@ -133,6 +139,8 @@ def run(args) -> int:
     if not 0 <= args.valid_frac < 1:
         raise ValueError(f"--valid-frac must be in [0, 1), got {args.valid_frac}")
     cls, params = model_spec(args.model, args.param, args.seed)
+    if not args.no_progress and "show_progress" in {f.name for f in dataclasses.fields(cls.Config)}:
+        params = {"show_progress": True, **params}  # training can take minutes: show it
     check_out(args)
     data = load_data(args)
     t0 = time.perf_counter()
@@ -156,7 +164,9 @@ def run(args) -> int:
     fit_s = time.perf_counter() - t0
     model.save(args.out, force=args.force)
     defaults = cls().params()
-    changed = {k: v for k, v in model.params().items() if defaults.get(k) != v}
+    changed = {
+        k: v for k, v in model.params().items() if defaults.get(k) != v and k != "show_progress"
+    }
     print(
         f"trained {cls.__name__}({changed or 'defaults'}) on {data.name} "
         f"({data.n_users:,} users, {data.n_items:,} items, "
