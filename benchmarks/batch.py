@@ -99,8 +99,8 @@ def one(args) -> dict:
     from recogan.batch._partition import peak_rss_mb
 
     if args.one == "recommend":  # the model alone: recommend() over the same batches, no I/O
+        from recogan._threads import set_threads
         from recogan.artifacts import load_model
-        from recogan.batch._local import set_threads
 
         model = load_model(args.bundle)
         set_threads(1)
@@ -201,7 +201,7 @@ def main(argv=None) -> int:
     cases["synthetic"] = synthetic_bundle(work, args.users, args.items, args.d)
     print(f"bundles ready ({time.perf_counter() - t0:.0f} s)", flush=True)
 
-    from recogan.batch._local import n_cores
+    from recogan._threads import n_cores
 
     rows, ceilings, recommend_only = [], {}, {}
     for case, bundle in cases.items():

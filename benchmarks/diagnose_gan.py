@@ -24,15 +24,18 @@ from pathlib import Path
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-#: The configurations: the defaults before the generalisation work (``old``) and what each
-#: suspected cause changes on its own.
+#: The configurations: the defaults before the generalisation work (``old``: recent-popularity
+#: windows of 7 and 60 days, free item vectors), what each suspected cause changes on its own
+#: (``+basket``: the basket's other items in the history; ``-windows``: no popularity
+#: features; ``+frozen``: item vectors fixed at the features), and the new defaults.
 CONFIGS = {
     "old": {"pop_windows": (7, 60), "item_lr": 1.0},
-    "old, basket context": {"pop_windows": (7, 60), "item_lr": 1.0, "basket_context": True},
-    "old, no popularity windows": {"pop_windows": (), "item_lr": 1.0},
-    "old, frozen item vectors": {"pop_windows": (7, 60), "item_lr": 0.0},
+    "old+basket": {"pop_windows": (7, 60), "item_lr": 1.0, "basket_context": True},
+    "old-windows": {"pop_windows": (), "item_lr": 1.0},
+    "old+frozen": {"pop_windows": (7, 60), "item_lr": 0.0},
     "new": {},
-    "new, no popularity windows": {"pop_windows": ()},
+    "new-windows": {"pop_windows": ()},
+    "new+basket": {"basket_context": True},
 }
 REFERENCES = {
     "pop (all time)": ("pop", {}),

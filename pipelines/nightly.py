@@ -52,8 +52,8 @@ def run_nightly(
     **options,
 ) -> dict:
     """Score with the latest bundle into ``out_root/date``; return (and write) the summary."""
+    from recogan._fs import atomic_write_json
     from recogan.batch import batch_score
-    from recogan.batch._partition import write_json_atomic
 
     started = _dt.datetime.now(_dt.timezone.utc)
     date = date or started.date().isoformat()
@@ -87,7 +87,7 @@ def run_nightly(
         summary["finished_at"] = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
         summary["wall_s"] = round(time.perf_counter() - t0, 3)
         summary_path.parent.mkdir(parents=True, exist_ok=True)
-        write_json_atomic(summary, summary_path)
+        atomic_write_json(summary_path, summary)
         summary["summary_path"] = str(summary_path)
     return summary
 

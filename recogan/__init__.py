@@ -5,6 +5,8 @@ Importing is cheap: heavy parts (torch, faiss, ray) load when first used.
 
 from __future__ import annotations
 
+import importlib
+
 __version__ = "0.1.0"
 
 # Lazily exported names → module that defines them.
@@ -26,8 +28,6 @@ __all__ = ["__version__", *_LAZY]
 
 def __getattr__(name: str):
     if name in _LAZY:
-        import importlib
-
         value = getattr(importlib.import_module(_LAZY[name]), name)
         globals()[name] = value
         return value

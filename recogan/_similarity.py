@@ -9,7 +9,8 @@ import threading
 
 import numpy as np
 
-from recogan.base import topn
+from recogan._topk import topn
+from recogan.index import ItemIndex
 
 
 class ItemSimilarity:
@@ -53,8 +54,6 @@ class VectorSimilarity(ItemSimilarity):
         """Built on first use: evaluation needs only :meth:`matrix`."""
         with self._lock:
             if self._index is None:
-                from recogan.index import ItemIndex
-
                 self._index = ItemIndex(device=self._device, **self._index_options).build(self.v)
         return self._index
 

@@ -1,8 +1,8 @@
-"""The model contract shared by the GAN and every baseline.
+"""The model contract shared by the GAN and every baseline: the abstract class :class:`Model`.
 
 Every model is fitted on a :class:`~recogan.data.Dataset` and answers, batch-first::
 
-    model.fit(train, valid=None) -> model
+    model.fit(train, valid=None, *, scorer=None) -> model
     model.recommend(user_idx, n=10, exclude_seen=True, candidates=None) -> (items, scores)
     model.recommend_history(histories, n=10, ...) -> (items, scores)   # anonymous baskets
     model.save(path);  Model.load(path)  /  recogan.artifacts.load_model(path)
@@ -12,59 +12,74 @@ fewer than ``n`` items are allowed (exclusion, candidates), rows are padded with
 score ``-inf``. ``candidates`` is a 1-D array of allowed item indices (for every user) or a 2-D
 ``(B, C)`` array of per-user candidates (``-1`` entries are padding).
 
-Dense models implement :meth:`Model.score_users` and :meth:`Model.score_histories` (full score
-rows) and inherit everything else; models with their own retrieval (the GAN) override
-``recommend``/``recommend_history``. Evaluation, batch scoring and the service API use only
-this contract.
+A model implements ``_fit`` and either the dense scorers :meth:`Model.score_users` and
+:meth:`Model.score_histories` (full score rows; everything else is inherited) or its own
+``recommend``/``recommend_history`` (the GAN, models that retrieve through an item index).
+Everything else a caller may ask of a model is a hook declared here with a default, so no
+caller probes for optional methods:
+
+==========================  =========================================================
+``search_space()``          hyperparameter grid the tuner samples (default: none)
+``early_stopping_params``   settings ``fit`` chooses by early stopping (default: none)
+``refit_params()``          settings to refit on train + valid without validation
+``recommend_params()``      config fields that change ``recommend`` without a refit
+``noise_draws_param()``     which of those sets the number of noise draws (or None)
+``tradeoff_param()``        the knob of the report's coverage-vs-accuracy curve (or None)
+``item_vectors()``          unit item vectors for similarity (default: None)
+``state_arrays()`` / ...    learned numpy and torch state saved in a bundle
+``write_files(dir)`` / ...  extra files of a bundle (e.g. an item index)
+==========================  =========================================================
+
+Evaluation, batch scoring and the service API use only this contract;
+:mod:`recogan.testing` checks a model against it.
 """
 
 from __future__ import annotations
 
+import abc
 import dataclasses
 import json
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, ClassVar
 
 import numpy as np
 import scipy.sparse as sp
 
+from recogan import artifacts
+from recogan._config import check_config
+from recogan._topk import topn
+from recogan.catalog import CannotPlaceItemsError
 from recogan.data import Dataset, IdMap
+from recogan.metrics import validation_ndcg
+from recogan.registry import MODEL_REGISTRY, model_class
 
 log = logging.getLogger(__name__)
 
-#: Model names (CLI ``--models``) → "module:Class"; imported lazily so `import recogan` is cheap.
-MODEL_REGISTRY: dict[str, str] = {
-    "pop": "recogan.baselines:Popularity",
-    "itemknn": "recogan.baselines:ItemKNN",
-    "ease": "recogan.baselines:EASE",
-    "ials": "recogan.baselines:IALS",
-    "gan": "recogan.model:GANRecommender",
-}
+__all__ = [
+    "MODEL_REGISTRY",
+    "RECENT_DAYS",
+    "Model",
+    "NotFittedError",
+    "Scorer",
+    "model_class",
+    "recent_popularity",
+    "topn",
+]
 
 #: Window (days before the end of training) for the recent-popularity prior every model keeps.
 RECENT_DAYS = 30.0
 
-
-def model_class(name: str) -> type[Model]:
-    """The model class registered under ``name`` (``gan``, ``ease``, ...) or its class name."""
-    import importlib
-
-    key = name.lower()
-    if key not in MODEL_REGISTRY:
-        by_class = {v.split(":")[1].lower(): k for k, v in MODEL_REGISTRY.items()}
-        if key not in by_class:
-            raise ValueError(f"unknown model {name!r} (known: {', '.join(MODEL_REGISTRY)})")
-        key = by_class[key]
-    module, cls = MODEL_REGISTRY[key].split(":")
-    return getattr(importlib.import_module(module), cls)
+#: ``(fitted model, validation data) -> score``, higher is better: how a model that early-stops
+#: judges itself on ``valid`` (default :func:`recogan.metrics.validation_ndcg`).
+Scorer = Callable[[Any, Dataset], float]
 
 
 class NotFittedError(RuntimeError):
     """A model was used before ``fit`` (or ``load``)."""
 
 
-class Model:
+class Model(abc.ABC):
     """Base class of every recommender. Subclasses set ``name`` and ``Config`` (a dataclass);
     hyperparameters are constructor arguments, learned state (attributes ending in ``_``) is
     set by ``fit``.
@@ -72,10 +87,15 @@ class Model:
 
     name: ClassVar[str] = "model"
     Config: ClassVar[type] = type(None)
+    #: The settings ``fit`` chooses by early stopping on ``valid`` (e.g. ``("epochs",)``; empty:
+    #: the model does not early-stop). :meth:`refit_params` returns them for a refit without
+    #: validation, so a model for serving is first fitted with a validation window
+    #: (:func:`recogan.fitting.fit_for_serving`).
+    early_stopping_params: ClassVar[tuple[str, ...]] = ()
+    #: The scorer of the current :meth:`fit` (None: :func:`validation_ndcg`).
+    _scorer: Scorer | None = None
 
     def __init__(self, config: Any = None, **kwargs: Any) -> None:
-        from recogan._config import check_config
-
         if config is None:
             config = self.Config()
         elif isinstance(config, dict):
@@ -108,13 +128,26 @@ class Model:
         return json.loads(json.dumps(dataclasses.asdict(self.config), default=str))
 
     # ------------------------------------------------------------------ fitting
-    def fit(self, train: Dataset, valid: Dataset | None = None) -> Model:
-        """Learn from ``train`` (``valid`` is for early stopping where a model uses it)."""
+    def fit(
+        self, train: Dataset, valid: Dataset | None = None, *, scorer: Scorer | None = None
+    ) -> Model:
+        """Learn from ``train``. ``valid`` is for early stopping where a model uses it, judged
+        by ``scorer(model, valid)`` (default: mean NDCG@10, :func:`validation_ndcg`)."""
         if train.n_interactions == 0:
             raise ValueError(f"cannot fit {self.name} on an empty dataset ({train.name})")
+        self._scorer = scorer
         self._remember(train)
-        self._fit(train, valid)
+        try:
+            self._fit(train, valid)
+        except BaseException:
+            del self.seen_  # a failed fit leaves no model that claims to be fitted
+            raise
         return self
+
+    def validation_score(self, valid: Dataset) -> float:
+        """This model's score on ``valid`` by the scorer given to :meth:`fit` (higher is
+        better): what a model that early-stops calls after each epoch."""
+        return float((self._scorer or validation_ndcg)(self, valid))
 
     def _remember(self, train: Dataset) -> None:
         """What every fitted model knows about its training data."""
@@ -129,25 +162,79 @@ class Model:
         self.train_end_ = int(train.times.max())
         self.popularity_ = recent_popularity(train, RECENT_DAYS)
 
+    @abc.abstractmethod
     def _fit(self, train: Dataset, valid: Dataset | None) -> None:
-        raise NotImplementedError
+        """Learn the model's own state (``_remember`` has run: ``seen_``, ``n_items_``, ...)."""
 
     @property
     def is_fitted(self) -> bool:
         return hasattr(self, "seen_")
 
-    def _check_fitted(self) -> None:
+    def check_fitted(self) -> None:
+        """Raise :class:`NotFittedError` unless the model is fitted (or loaded)."""
         if not self.is_fitted:
             raise NotFittedError(f"{type(self).__name__} is not fitted: call fit() or load()")
 
+    _check_fitted = check_fitted
+
+    # ------------------------------------------------------------------ hooks with defaults
+    @classmethod
+    def search_space(cls) -> dict[str, list]:
+        """Hyperparameters the tuner searches: ``{config field: [values]}`` (default: none, so
+        only the defaults are tried)."""
+        return {}
+
+    def refit_params(self) -> dict:
+        """Settings to refit on train + valid, without a validation split, after a fit that
+        early-stopped on valid (e.g. the epoch count it chose). Default: its own settings."""
+        return {f.name: getattr(self.config, f.name) for f in dataclasses.fields(self.config)}
+
+    @classmethod
+    def recommend_params(cls) -> tuple[str, ...]:
+        """Config fields that change what ``recommend`` returns without refitting
+        (recommend-time knobs; set them with :meth:`set_recommend_params`). Default: the
+        knobs named by :meth:`noise_draws_param` and :meth:`tradeoff_param`."""
+        tradeoff = cls.tradeoff_param()
+        names = (cls.noise_draws_param(), tradeoff[0] if tradeoff else None)
+        return tuple(dict.fromkeys(n for n in names if n is not None))
+
+    @classmethod
+    def noise_draws_param(cls) -> str | None:
+        """The recommend-time knob that sets the number of noise draws per user (None: the
+        model draws no noise; batch scoring's ``noise_draws`` then does not apply)."""
+        return None
+
+    @classmethod
+    def tradeoff_param(cls) -> tuple[str, list] | None:
+        """``(recommend-time knob, values)`` whose coverage-vs-accuracy curve the report draws
+        (None: the model is a point)."""
+        return None
+
+    def set_recommend_params(self, **values: Any) -> None:
+        """Change recommend-time knobs (:meth:`recommend_params`) of a fitted model."""
+        unknown = sorted(set(values) - set(self.recommend_params()))
+        if unknown:
+            known = ", ".join(self.recommend_params()) or "none"
+            raise ValueError(
+                f"{type(self).__name__} has no recommend-time setting(s) {unknown} (has: {known})"
+            )
+        if values:
+            self.config = dataclasses.replace(self.config, **values)
+
     # ------------------------------------------------------------------ scoring (dense models)
     def score_users(self, user_idx: np.ndarray) -> np.ndarray:
-        """Scores of every item for each user: float32 ``(B, n_items)``."""
-        raise NotImplementedError
+        """Scores of every item for each user: float32 ``(B, n_items)``. Dense models implement
+        it; models with their own retrieval override :meth:`recommend` instead."""
+        raise NotImplementedError(
+            f"{type(self).__name__} implements neither score_users nor its own recommend"
+        )
 
     def score_histories(self, X: sp.csr_matrix, times: Sequence | None = None) -> np.ndarray:
         """Scores of every item for histories given as rows of a ``(B, n_items)`` matrix."""
-        raise NotImplementedError
+        raise NotImplementedError(
+            f"{type(self).__name__} implements neither score_histories nor its own "
+            "recommend_history"
+        )
 
     def item_vectors(self) -> np.ndarray | None:
         """Optional: unit-length item vectors ``(n_items, d)`` whose inner products measure
@@ -180,7 +267,7 @@ class Model:
     ) -> tuple[np.ndarray, np.ndarray]:
         """Top-``n`` for purchase histories (lists of item indices, oldest first) of customers
         the model was not fitted on; ``times`` (epoch seconds) per event where known."""
-        self._check_fitted()
+        self.check_fitted()
         X = self.history_matrix(histories)
         n = self.check_n(n, candidates)
         scores = self.score_histories(X, times)
@@ -188,7 +275,7 @@ class Model:
 
     # ------------------------------------------------------------------ input checks
     def check_users(self, user_idx) -> np.ndarray:
-        self._check_fitted()
+        self.check_fitted()
         users = np.atleast_1d(np.asarray(user_idx))
         if users.ndim != 1:
             raise ValueError(f"user_idx must be a scalar or 1-D array, got shape {users.shape}")
@@ -251,27 +338,35 @@ class Model:
 
     def set_state_arrays(self, arrays: dict[str, np.ndarray]) -> None:
         """Restore what :meth:`state_arrays` returned."""
+        return None
 
     def torch_state(self) -> dict[str, dict] | None:
         """torch ``state_dict``s to save (name → state dict), or None."""
         return None
 
     def set_torch_state(self, states: dict[str, dict], device: str = "cpu") -> None:
-        """Restore what :meth:`torch_state` returned."""
+        """Restore what :meth:`torch_state` returned (``device``: ``cpu``, ``cuda`` or
+        ``auto``, the model's choice of where to run)."""
+        return None
+
+    def write_files(self, directory) -> None:
+        """Write extra files of a bundle into ``directory`` (hashed and verified with the
+        rest; e.g. an item index). Default: none."""
+        return None
+
+    def read_files(self, directory) -> None:
+        """Read what :meth:`write_files` wrote (the files are verified before this runs)."""
+        return None
 
     def save(self, path, *, force: bool = False) -> None:
         """Write a verified model bundle (see :mod:`recogan.artifacts`). ``path`` must be
         absent, empty or a bundle; ``force=True`` replaces anything else."""
-        from recogan.artifacts import save_model
-
-        save_model(self, path, force=force)
+        artifacts.save_model(self, path, force=force)
 
     @classmethod
     def load(cls, path, device: str = "cpu") -> Model:
         """Load a bundle written by :meth:`save` (checksums verified, no pickle)."""
-        from recogan.artifacts import load_model
-
-        model = load_model(path, device=device)
+        model = artifacts.load_model(path, device=device)
         if not isinstance(model, cls):
             raise TypeError(f"{path} holds a {type(model).__name__}, not a {cls.__name__}")
         return model
@@ -294,8 +389,6 @@ class Model:
         The default refuses: a model whose scores come only from purchases cannot place a
         product nobody has bought.
         """
-        from recogan.catalog import CannotPlaceItemsError
-
         raise CannotPlaceItemsError(
             f"{type(self).__name__} cannot place products it was not trained on: its scores "
             "come from purchases, and nobody has bought a new product yet. Retrain with the "
@@ -306,9 +399,11 @@ class Model:
     def withdraw_items(self, items: np.ndarray) -> None:
         """The model's part of withdrawing products (e.g. leaving them out of a retrieval
         index); the service API and batch scoring filter withdrawn products for every model."""
+        return None
 
     def restore_items(self, items: np.ndarray) -> None:
         """Undo :meth:`withdraw_items` for these item indices."""
+        return None
 
 
 # ---------------------------------------------------------------------- shared helpers
@@ -319,60 +414,3 @@ def recent_popularity(train: Dataset, days: float) -> np.ndarray:
     recent = train.subset(t >= t.max() - days * 86400.0) if len(t) else train
     all_time = train.item_popularity().astype(np.float64)
     return recent.item_popularity() + all_time / (all_time.max() + 1.0)
-
-
-def topn(
-    scores: np.ndarray,
-    n: int,
-    *,
-    exclude: sp.csr_matrix | None = None,
-    candidates: np.ndarray | None = None,
-) -> tuple[np.ndarray, np.ndarray]:
-    """Top-``n`` of dense score rows, best first, with seen-item exclusion and candidates.
-
-    ``scores`` is ``(B, n_items)``; ``exclude`` a ``(B, n_items)`` sparse matrix whose non-zeros
-    are removed; ``candidates`` a 1-D allow-list or a 2-D ``(B, C)`` per-row candidate array
-    (``-1`` = padding). Results are deterministic for the same input (ties within the top-n are
-    ordered by item index).
-    Returns int64 items and float32 scores, ``(B, n)``, padded with ``-1`` / ``-inf``.
-    """
-    scores = np.array(scores, dtype=np.float32, copy=True)
-    B, n_items = scores.shape
-    if exclude is not None:
-        exclude = sp.csr_matrix(exclude)
-        rows = np.repeat(np.arange(B), np.diff(exclude.indptr))
-        scores[rows, exclude.indices] = -np.inf
-    if candidates is not None:
-        cand = np.asarray(candidates, dtype=np.int64)
-        if cand.ndim == 1:
-            keep = np.full(n_items, -np.inf, dtype=np.float32)
-            keep[cand] = 0.0
-            scores += keep[None, :]
-        else:
-            if cand.shape[0] != B:
-                raise ValueError(f"candidates has {cand.shape[0]} rows for {B} users")
-            valid = cand >= 0
-            sub = np.where(valid, np.take_along_axis(scores, np.maximum(cand, 0), 1), -np.inf)
-            return _topn_of(sub.astype(np.float32), np.where(valid, cand, -1), n)
-    return _topn_of(scores, None, n)
-
-
-def _topn_of(scores: np.ndarray, ids: np.ndarray | None, n: int):
-    B, m = scores.shape
-    k = min(n, m)
-    if k < m:
-        part = np.argpartition(-scores, k - 1, axis=1)[:, :k]
-    else:
-        part = np.broadcast_to(np.arange(m), (B, m)).copy()
-    part_scores = np.take_along_axis(scores, part, 1)
-    # sort by score desc, then index asc (deterministic ties)
-    order = np.lexsort((part, -part_scores), axis=1)
-    top = np.take_along_axis(part, order, 1)
-    top_scores = np.take_along_axis(part_scores, order, 1)
-    items = top if ids is None else np.take_along_axis(ids, top, 1)
-    items = np.where(np.isfinite(top_scores), items, -1).astype(np.int64)
-    top_scores = np.where(items >= 0, top_scores, -np.inf).astype(np.float32)
-    if k < n:
-        items = np.pad(items, ((0, 0), (0, n - k)), constant_values=-1)
-        top_scores = np.pad(top_scores, ((0, 0), (0, n - k)), constant_values=-np.inf)
-    return items, top_scores

@@ -6,9 +6,10 @@ A fitted model knows the products it was trained on (indices ``0..n_trained-1``)
 - :func:`add_items` appends new products after them (indices ``n_trained..``): the id map, the
   seen-items matrix, the popularity prior and the catalog grow by the new rows, and the model
   places each product (:meth:`recogan.base.Model.place_items`). The GAN computes its vector
-  from its content with the fitted feature pipeline and gives it the prior of a product
-  without sales; Popularity ranks it after every sold product; models whose scores come only
-  from purchases (EASE, ItemKNN, iALS) raise :class:`CannotPlaceItemsError`.
+  from its content with the fitted feature pipeline, taking its collaborative part and its
+  prior from the trained products most similar in content; Popularity ranks it after every
+  sold product; models whose scores come only from purchases (EASE, ItemKNN, iALS) raise
+  :class:`CannotPlaceItemsError`.
 - :func:`remove_items` withdraws products: a mask that the service API and batch scoring
   apply to every result (for every model), plus the model's own part
   (:meth:`recogan.base.Model.withdraw_items`: the GAN drops them from its retrieval index).
@@ -37,6 +38,7 @@ import scipy.sparse as sp
 
 from recogan.data import IdMap
 from recogan.data._clean import normalise_ids
+from recogan.data._idmap import check_ids
 
 log = logging.getLogger(__name__)
 
@@ -145,7 +147,7 @@ def add_items(model, catalog: pd.DataFrame, *, id_col: str | None = None, prior=
 
     ``catalog``: one row per new product with its id (column ``id_col``, else ``item_id`` or
     ``id``) and any of ``title``, ``category``, ``price``. Ids the model already knows
-    (withdrawn ones included) are refused. ``prior``: the models's prior for the new products
+    (withdrawn ones included) are refused. ``prior``: the model's prior for the new products
     (None: its documented default; see :meth:`recogan.base.Model.place_items`). Either every
     row is added or, on an error, none.
     """
@@ -206,8 +208,6 @@ def restore_items(model, ids) -> tuple[np.ndarray, int]:
 
 
 def _known(model, ids, what: str) -> tuple[np.ndarray, int]:
-    from recogan.data._idmap import check_ids
-
     values = check_ids(ids, what)
     idx = model.items_.lookup(values, missing="ignore")
     return np.unique(idx[idx >= 0]).astype(np.int64), int((idx < 0).sum())

@@ -1,20 +1,28 @@
-"""Loaders for real datasets: the bundled UCI Online Retail, and MovieLens-1M (not shipped)."""
+"""Loaders for real datasets: the bundled UCI Online Retail, and MovieLens-1M (not shipped).
+
+The Online Retail parquet ships inside the package (``recogan/_data``, read through
+:mod:`importlib.resources`, so an installed wheel has it too); in a checkout those files are
+links to the top-level ``data/`` folder, which holds the data with its provenance and licence.
+"""
 
 from __future__ import annotations
 
 import logging
 import os
+from importlib import resources
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from recogan.data import Dataset, read_frame
+from recogan.data import Dataset, read_dataset, read_frame
 
 log = logging.getLogger(__name__)
 
-#: Where the bundled Online Retail parquet lives (repo checkout or installed tree).
-DATA_DIR = Path(__file__).resolve().parent.parent / "data"
+#: The bundled Online Retail parquet, as package data.
+ONLINE_RETAIL = resources.files("recogan") / "_data" / "online_retail.parquet"
+#: Where MovieLens-1M is looked for by default: ``../shared/data/ml-1m`` beside a checkout.
+ML1M_DIR = Path(__file__).resolve().parent.parent.parent / "shared" / "data" / "ml-1m"
 
 #: StockCodes that are fees, postage or adjustments rather than products.
 NON_PRODUCT_CODES = frozenset(
@@ -54,7 +62,7 @@ NON_PRODUCT_CODES = frozenset(
 def online_retail_path() -> Path:
     """The bundled file; ``RECOGAN_ONLINE_RETAIL`` overrides it."""
     env = os.environ.get("RECOGAN_ONLINE_RETAIL")
-    path = Path(env) if env else DATA_DIR / "online_retail.parquet"
+    path = Path(env) if env else Path(str(ONLINE_RETAIL))
     if not path.exists():
         raise FileNotFoundError(
             f"Online Retail data not found at {path}; set RECOGAN_ONLINE_RETAIL to its parquet"
@@ -137,11 +145,7 @@ def movielens_1m(root: str | Path | None = None, *, min_rating: float = 0.0) -> 
     Every rating is an interaction (implicit feedback); ``min_rating`` keeps only ratings
     at or above it (removed rows counted). Catalog: title, genres as category, no price.
     """
-    root = Path(
-        root
-        or os.environ.get("RECOGAN_ML1M", "")
-        or DATA_DIR.parent.parent / "shared" / "data" / "ml-1m"
-    )
+    root = Path(root or os.environ.get("RECOGAN_ML1M", "") or ML1M_DIR)
     ratings_path = root / "ratings.parquet"
     if not ratings_path.exists():
         raise FileNotFoundError(
@@ -179,8 +183,6 @@ def load(name_or_path: str, **kwargs) -> Dataset:
         return online_retail()
     if name_or_path in ("movielens_1m", "ml-1m", "ml1m"):
         return movielens_1m()
-    from recogan.data import read_dataset
-
     return read_dataset(name_or_path, **kwargs)
 
 
@@ -267,49 +269,13 @@ def synthetic_retail(
     number), the aisle as category and a price.
     """
     rng = np.random.default_rng(seed)
-    cluster = np.arange(n_items) % n_clusters
-    base = np.empty(n_items)
-    aisle_weight = rng.lognormal(0.0, 1.0, n_clusters)
-    for g in range(n_clusters):
-        members = np.flatnonzero(cluster == g)
-        base[members] = aisle_weight[g] * (rng.permutation(members.size) + 2.0) ** -zipf
-    seasonal = rng.random(n_items) < seasonal_share
-    s0, s1 = int(season[0] * days), int(season[1] * days)
-    in_season = np.zeros(days, dtype=bool)
-    in_season[s0:s1] = True
-    members = [np.flatnonzero(cluster == g) for g in range(n_clusters)]
-
-    def weights(pool: np.ndarray, day: int) -> np.ndarray:
-        w = base[pool] * np.where(seasonal[pool], season_boost if in_season[day] else 0.02, 1.0)
-        return w / w.sum()
-
-    rate = visits * rng.lognormal(0.0, 1.0, n_users) / np.exp(0.5)
-    rows_u, rows_i, rows_t = [], [], []
-    for u in range(n_users):
-        fav = rng.choice(n_clusters, 2, replace=False)
-        staples = np.concatenate([rng.choice(members[g], 3, p=weights(members[g], 0)) for g in fav])
-        n_visits = 1 + rng.poisson(rate[u])
-        for day in np.sort(rng.integers(0, days, n_visits)):
-            mission = members[fav[0] if rng.random() < 0.7 else fav[1]]
-            k = 1 + rng.poisson(basket_size - 1)
-            kind = rng.random(k)
-            n_rep = int((kind < repeat_share).sum())
-            n_glob = int(((kind >= repeat_share) & (kind < repeat_share + global_share)).sum())
-            n_own = k - n_rep - n_glob
-            items = [rng.choice(staples, n_rep)]
-            if n_glob:
-                items.append(rng.choice(n_items, n_glob, p=weights(np.arange(n_items), day)))
-            if n_own:
-                items.append(rng.choice(mission, n_own, p=weights(mission, day)))
-            basket = np.unique(np.concatenate(items))
-            rows_u.append(np.full(basket.size, u))
-            rows_i.append(basket)
-            rows_t.append(np.full(basket.size, day))
-    u = np.concatenate(rows_u)
-    i = np.concatenate(rows_i)
-    t = np.concatenate(rows_t)
+    aisles = _Aisles(rng, n_items, n_clusters, days, zipf, seasonal_share, season, season_boost)
+    u, i, t = _retail_baskets(
+        rng, aisles, n_users, days, visits, basket_size, repeat_share, global_share
+    )
     start = pd.Timestamp("2024-01-01").value // 10**9
     words = ["dairy", "bakery", "produce", "snacks", "drinks", "frozen", "pantry", "household"]
+    cluster = aisles.cluster
     catalog = pd.DataFrame(
         {
             "item_id": [f"p{j}" for j in range(n_items)],
@@ -326,3 +292,58 @@ def synthetic_retail(
         }
     )
     return Dataset.from_frames(frame, catalog, name="synthetic_retail")
+
+
+class _Aisles:
+    """The items of :func:`synthetic_retail`: aisles, Zipf popularity, the seasonal ones."""
+
+    def __init__(self, rng, n_items, n_clusters, days, zipf, seasonal_share, season, boost):
+        self.n_items, self.boost = n_items, boost
+        self.cluster = np.arange(n_items) % n_clusters
+        self.base = np.empty(n_items)
+        aisle_weight = rng.lognormal(0.0, 1.0, n_clusters)
+        for g in range(n_clusters):
+            members = np.flatnonzero(self.cluster == g)
+            self.base[members] = aisle_weight[g] * (rng.permutation(members.size) + 2.0) ** -zipf
+        self.seasonal = rng.random(n_items) < seasonal_share
+        s0, s1 = int(season[0] * days), int(season[1] * days)
+        self.in_season = np.zeros(days, dtype=bool)
+        self.in_season[s0:s1] = True
+        self.members = [np.flatnonzero(self.cluster == g) for g in range(n_clusters)]
+
+    def weights(self, pool: np.ndarray, day: int) -> np.ndarray:
+        """Purchase probabilities of the items in ``pool`` on ``day``."""
+        boost = self.boost if self.in_season[day] else 0.02
+        w = self.base[pool] * np.where(self.seasonal[pool], boost, 1.0)
+        return w / w.sum()
+
+
+def _retail_baskets(rng, aisles: _Aisles, n_users, days, visits, basket_size, repeat, glob):
+    """``(users, items, days)`` of every purchase: each customer's visits and baskets."""
+    n_clusters, members = len(aisles.members), aisles.members
+    rate = visits * rng.lognormal(0.0, 1.0, n_users) / np.exp(0.5)
+    rows_u, rows_i, rows_t = [], [], []
+    for u in range(n_users):
+        fav = rng.choice(n_clusters, 2, replace=False)
+        staples = np.concatenate(
+            [rng.choice(members[g], 3, p=aisles.weights(members[g], 0)) for g in fav]
+        )
+        n_visits = 1 + rng.poisson(rate[u])
+        for day in np.sort(rng.integers(0, days, n_visits)):
+            mission = members[fav[0] if rng.random() < 0.7 else fav[1]]
+            k = 1 + rng.poisson(basket_size - 1)
+            kind = rng.random(k)
+            n_rep = int((kind < repeat).sum())
+            n_glob = int(((kind >= repeat) & (kind < repeat + glob)).sum())
+            n_own = k - n_rep - n_glob
+            items = [rng.choice(staples, n_rep)]
+            if n_glob:
+                everything = np.arange(aisles.n_items)
+                items.append(rng.choice(aisles.n_items, n_glob, p=aisles.weights(everything, day)))
+            if n_own:
+                items.append(rng.choice(mission, n_own, p=aisles.weights(mission, day)))
+            basket = np.unique(np.concatenate(items))
+            rows_u.append(np.full(basket.size, u))
+            rows_i.append(basket)
+            rows_t.append(np.full(basket.size, day))
+    return np.concatenate(rows_u), np.concatenate(rows_i), np.concatenate(rows_t)

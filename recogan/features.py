@@ -19,10 +19,13 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 
 import numpy as np
 import scipy.sparse as sp
+from sklearn.decomposition import TruncatedSVD
+from sklearn.feature_extraction.text import CountVectorizer, HashingVectorizer, TfidfVectorizer
+from sklearn.preprocessing import normalize
 
 from recogan.data import Dataset
 
@@ -120,8 +123,6 @@ class ItemFeatures:
             return None
         deg = np.asarray(X.sum(axis=0)).ravel()
         X = X @ sp.diags(1.0 / np.sqrt(np.maximum(deg, 1.0))).astype(np.float32)
-        from sklearn.decomposition import TruncatedSVD
-
         svd = TruncatedSVD(k, algorithm="randomized", n_iter=5, random_state=self.config.seed)
         return svd.fit_transform(X)
 
@@ -129,9 +130,6 @@ class ItemFeatures:
         k = self.config.dim_text
         if k <= 0:
             return None
-        from sklearn.decomposition import TruncatedSVD
-        from sklearn.feature_extraction.text import TfidfVectorizer
-
         docs = [t if isinstance(t, str) else "" for t in titles.to_numpy(object)]
         if not any(docs):
             return None
@@ -154,8 +152,6 @@ class ItemFeatures:
         return out
 
     def _category(self, categories) -> np.ndarray:
-        from sklearn.feature_extraction.text import HashingVectorizer
-
         docs = [str(c) if isinstance(c, str) else "" for c in categories.to_numpy(object)]
         hv = HashingVectorizer(
             n_features=self.config.dim_category,
@@ -277,9 +273,6 @@ class ItemFeatures:
 
     def _text_rows(self, titles) -> np.ndarray:
         """Title TF-IDF (fitted vocabulary and idf, sublinear tf, l2 rows) → fitted SVD."""
-        from sklearn.feature_extraction.text import CountVectorizer
-        from sklearn.preprocessing import normalize
-
         docs = [t if isinstance(t, str) else "" for t in titles.to_numpy(object)]
         X = CountVectorizer(vocabulary=self.text_terms_).transform(docs).astype(np.float64)
         X.data = np.log(X.data) + 1.0  # sublinear tf, as TfidfVectorizer(sublinear_tf=True)
@@ -294,8 +287,6 @@ class ItemFeatures:
         components, and the price scaling."""
         if not hasattr(self, "parts_"):
             raise RuntimeError("ItemFeatures is not fitted: nothing to save")
-        from dataclasses import asdict
-
         meta = {
             "format_version": 1,
             "config": asdict(self.config),

@@ -1,32 +1,49 @@
 """``GANRecommender``: the GAN-augmented model behind the shared contract (recogan.base).
 
 Fit: item features ``F`` → training pairs → G, D and the item tower trained together (see
-:mod:`recogan.train`), early-stopped on validation NDCG@10.
+:mod:`recogan.train`), early-stopped on the validation score (``fit(..., scorer=)``; default
+NDCG@10).
 
 Recommend, per customer: behaviour embedding ``b_u`` of the last ``max_history`` purchases →
 ``S`` query vectors ``G(b_u, z_s)`` (draw 0 uses ``z = 0``; the others noise seeded by
-``(seed, user)``, so a user's list never depends on who else is in the batch) → nearest items
-per query (exact inner product in :meth:`GANRecommender._search`, the one place an index plugs
-in) → merge the draws (``max`` score, ``mean`` score or reciprocal-rank fusion ``rrf``) →
-optional re-rank of the top ``rerank_depth`` adding ``d_weight × D(b_u, item)`` → drop seen
-items → top ``n``.
+``(seed, user)``, so a user's list never depends on who else is in the batch) → the nearest
+eligible items per query (seen items and candidates applied inside the search of the item
+index, :func:`recogan.index.retrieve`) → merge the draws' lists (``max`` score, ``mean`` score
+or reciprocal-rank fusion ``rrf``) → optional re-rank of the top ``rerank_depth`` adding
+``d_weight × D(b_u, item)`` → top ``n``.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import json
 import logging
 import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import scipy.sparse as sp
+import torch
 
-from recogan.base import Model, _topn_of, topn
+from recogan._threads import set_torch_threads
+from recogan._topk import top_k, topn
+from recogan.base import Model
+from recogan.catalog import CannotPlaceItemsError, changes_of
 from recogan.data import Dataset
 from recogan.features import DAY, ItemFeatures, ItemFeaturesConfig, decay_weights
-from recogan.train import TrainConfig
+from recogan.gan import Discriminator, GANConfig, Generator, ItemTower, decay_pool
+from recogan.index import ItemIndex, retrieve
+from recogan.train import (
+    Networks,
+    TrainConfig,
+    TrainingPairs,
+    WindowPopularity,
+    history_window,
+    resolve_device,
+    train_gan,
+)
 
 log = logging.getLogger(__name__)
 
@@ -36,8 +53,7 @@ MERGE_RULES = ("max", "mean", "rrf")
 @dataclass
 class GANRecommenderConfig:
     # Fields shared with ItemFeaturesConfig and TrainConfig take their defaults from there (one
-    # source of truth); GANConfig's live in recogan.gan, which imports torch, so a test keeps
-    # those in step instead.
+    # source of truth); a test keeps GANConfig's (recogan.gan) in step.
     # -- item features (see recogan.features.ItemFeaturesConfig)
     dim_cf: int = ItemFeaturesConfig.dim_cf
     dim_text: int = ItemFeaturesConfig.dim_text
@@ -119,6 +135,7 @@ def _sub(config, cls):
 class GANRecommender(Model):
     name = "gan"
     Config = GANRecommenderConfig
+    early_stopping_params = ("epochs",)
 
     def __init__(self, config=None, **kwargs) -> None:
         super().__init__(config, **kwargs)
@@ -148,18 +165,56 @@ class GANRecommender(Model):
         count that early stopping chose."""
         return {**self.params(), "epochs": int(max(1, self.best_epoch_))}
 
+    @classmethod
+    def recommend_params(cls) -> tuple[str, ...]:
+        """The inference settings: they change ``recommend`` without a refit."""
+        return ("n_draws", "inference_noise", "merge", "d_weight", "prior_weight", "rerank_depth")
+
+    @classmethod
+    def noise_draws_param(cls) -> str:
+        return "n_draws"
+
+    @classmethod
+    def tradeoff_param(cls) -> tuple[str, list]:
+        """The knob of the coverage-vs-accuracy curve: the number of noise draws."""
+        return "n_draws", [1, 2, 4, 8, 16]
+
     # ------------------------------------------------------------------ fitting
     def _fit(self, train: Dataset, valid: Dataset | None) -> None:
-        import torch
-
-        from recogan.gan import GANConfig
-        from recogan.train import TrainingPairs, WindowPopularity, resolve_device, train_gan
-
         c = self.config
-        tc = _sub(c, TrainConfig)
-        torch.set_num_threads(max(1, int(c.threads)))
+        set_torch_threads(c.threads)
         torch.manual_seed(c.seed)
         self.device_ = resolve_device(c.device)
+        self.index_ = None  # searched exactly until the item vectors are final
+        pairs, pop = self._prepare(train)
+        self._build(_sub(c, GANConfig))
+        log.info("gan: %d training pairs, %d items, d=%d", len(pairs), *self.F_.shape)
+        self.history_ = (
+            train_gan(
+                self.nets_,
+                pairs,
+                pop,
+                _sub(c, TrainConfig),
+                half_life_days=c.half_life_days,
+                seed=c.seed,
+                device=self.device_,
+                evaluate=self._stopping_score(valid),
+                show_progress=c.show_progress,
+            )
+            if c.epochs > 0
+            else []
+        )
+        scored = [r for r in self.history_ if "valid_ndcg" in r]
+        self.best_epoch_ = (
+            max(scored, key=lambda r: r["valid_ndcg"])["epoch"] if scored else len(self.history_)
+        )
+        self._refresh()
+        self._build_index()
+
+    def _prepare(self, train: Dataset) -> tuple[TrainingPairs, WindowPopularity | None]:
+        """Item features, training pairs, popularity features and each user's last
+        ``max_history`` purchases (for recommending)."""
+        c = self.config
         feats = ItemFeatures(_sub(c, ItemFeaturesConfig))
         feats.config.seed = c.seed
         self.F_ = feats.fit(train).F_
@@ -177,69 +232,45 @@ class GANRecommender(Model):
             else np.zeros((1, self.n_items_), np.float32)
         )
         indptr, items, times = train.histories()
-        self.user_hist_, self.user_hist_t_ = _windows(indptr, items, times, c.max_history)
-        self._build(_sub(c, GANConfig))
-        evaluate = None
-        if valid is not None and valid.n_interactions and c.epochs > 0:
-            from recogan.evaluate import evaluate_model, mean_metrics
-
-            def score() -> float:
-                return mean_metrics(evaluate_model(self, valid, ks=(10,)))["NDCG@10"]
-
-            def evaluate() -> float:
-                self._refresh()
-                if not c.stop_prior_weights:
-                    return score()
-                # judge each epoch at its best recommend-time prior weight, the knob that is
-                # tuned on validation afterwards anyway (else a model whose personal part
-                # only pays off at another weight is stopped too early)
-                saved, best = self.config, -np.inf
-                try:
-                    for g in c.stop_prior_weights:
-                        self.config = dataclasses.replace(saved, prior_weight=float(g))
-                        best = max(best, score())
-                finally:
-                    self.config = saved
-                return best
-
-        log.info("gan: %d training pairs, %d items, d=%d", len(pairs), *self.F_.shape)
-        self.history_ = (
-            train_gan(
-                self.nets_,
-                pairs,
-                pop,
-                tc,
-                half_life_days=c.half_life_days,
-                seed=c.seed,
-                device=self.device_,
-                evaluate=evaluate,
-                show_progress=c.show_progress,
-            )
-            if c.epochs > 0
-            else []
+        self.user_hist_, self.user_hist_t_ = history_window(
+            items, times, indptr[:-1], indptr[1:], c.max_history
         )
-        scored = [r for r in self.history_ if "valid_ndcg" in r]
-        self.best_epoch_ = (
-            max(scored, key=lambda r: r["valid_ndcg"])["epoch"] if scored else len(self.history_)
-        )
-        self._refresh()
-        self._build_index()
+        return pairs, pop
+
+    def _stopping_score(self, valid: Dataset | None):
+        """The per-epoch validation score ``train_gan`` early-stops on (None: no early
+        stopping): :meth:`validation_score` at the configured prior weight, or the best of
+        ``stop_prior_weights``."""
+        c = self.config
+        if valid is None or not valid.n_interactions or c.epochs <= 0:
+            return None
+
+        def score() -> float:
+            self._refresh()
+            if not c.stop_prior_weights:
+                return self.validation_score(valid)
+            # judge each epoch at its best recommend-time prior weight, the knob that is
+            # tuned on validation afterwards anyway (else a model whose personal part
+            # only pays off at another weight is stopped too early)
+            saved, best = self.config, -np.inf
+            try:
+                for g in c.stop_prior_weights:
+                    self.config = dataclasses.replace(saved, prior_weight=float(g))
+                    best = max(best, self.validation_score(valid))
+            finally:
+                self.config = saved
+            return best
+
+        return score
 
     def _build_index(self) -> None:
         """The retrieval index over ``[e_i, bias_i]`` (validation during training searches
         exactly; the index is built once the item vectors are final)."""
-        from recogan.index import ItemIndex
-
         device = "cpu" if self.device_ == "cpu" else "auto"
         self.index_ = ItemIndex(kind=self.config.index_kind, device=device, seed=self.config.seed)
         self.index_.build(self.item_index_)
 
     def _build(self, gan_config) -> None:
-        import torch
-
-        from recogan.gan import Discriminator, Generator, ItemTower
-        from recogan.train import Networks
-
         d = self.F_.shape[1]
         torch.manual_seed(self.config.seed)
         n_pop = max(1, len(self.config.pop_windows))
@@ -249,8 +280,6 @@ class GANRecommender(Model):
 
     def _refresh(self) -> None:
         """Cache the inference-time item index ``[e_i, bias_i]`` from the networks."""
-        import torch
-
         t = self.nets_.tower
         with torch.no_grad():
             E = t.vectors().cpu().numpy()
@@ -276,7 +305,7 @@ class GANRecommender(Model):
         candidates: np.ndarray | None = None,
         times: Sequence[Sequence[float]] | None = None,
     ):
-        self._check_fitted()
+        self.check_fitted()
         X = self.history_matrix(histories)  # validates indices
         n = self.check_n(n, candidates)
         L = self.config.max_history
@@ -302,10 +331,6 @@ class GANRecommender(Model):
 
     def _queries(self, hist: np.ndarray, w: np.ndarray, keys):
         """Behaviour embeddings ``(B, d)`` and query vectors ``(B, S, d)`` (torch)."""
-        import torch
-
-        from recogan.gan import decay_pool
-
         c = self.config
         nets = self.nets_
         dev = self.device_
@@ -325,10 +350,7 @@ class GANRecommender(Model):
         return b, q, hist_t
 
     def _rank(self, hist, w, keys, n, exclude, candidates):
-        import torch
-
         c = self.config
-        N = self.n_items_
         B = len(keys)
         if B == 0:
             return np.zeros((0, n), np.int64), np.zeros((0, n), np.float32)
@@ -336,21 +358,21 @@ class GANRecommender(Model):
             raise ValueError("history weights contain NaN/inf (bad event times?)")
         b, q, hist_t = self._queries(hist, w, keys)
         S = q.shape[1]
-        depth = max(n, c.rerank_depth) if c.d_weight else n
-        if candidates is not None:
-            k = N  # rank the given candidates exactly
-        else:
-            n_excl = int(np.diff(sp.csr_matrix(exclude).indptr).max()) if exclude is not None else 0
-            k = min(N, depth + n_excl)
+        depth = min(self.n_items_, max(n, c.rerank_depth) if c.d_weight else n)
         qn = q.cpu().numpy().reshape(B * S, -1) * self.scale_
         prior = np.full((B * S, 1), c.prior_weight, np.float32)
         queries = np.hstack([qn, prior])  # [s q, γ] · [e_i, prior_i]
-        ids, sc = self._search(queries, k)
-        ids, sc = ids.reshape(B, S, k), sc.reshape(B, S, k)
-        merged = _merge(ids, sc, N, c.merge)  # (B, N) dense, -inf where never retrieved
+        # every draw of a user searches with the user's exclusions and candidates
+        per_draw = np.repeat(np.arange(B), S)
+        ids, sc = self._search(
+            queries,
+            depth,
+            exclude=None if exclude is None else sp.csr_matrix(exclude)[per_draw],
+            candidates=_rows(candidates, per_draw),
+        )
+        pool, pool_scores = _merge(ids.reshape(B, S, -1), sc.reshape(B, S, -1), depth, c.merge)
         if not c.d_weight:
-            return topn(merged, n, exclude=exclude, candidates=candidates)
-        pool, pool_scores = topn(merged, depth, exclude=exclude, candidates=candidates)
+            return pool[:, :n], pool_scores[:, :n]
         with torch.no_grad():
             nets = self.nets_
             E = nets.tower.vectors()
@@ -358,29 +380,23 @@ class GANRecommender(Model):
             hm = (hist_t >= 0).float()
             logits = nets.D(b, E[p], E[hist_t.clamp(min=0)], hm).cpu().numpy()  # (B, depth)
         final = np.where(pool >= 0, pool_scores + c.d_weight * logits, -np.inf)
-        return _topn_of(final.astype(np.float32), pool, n)
+        return top_k(final.astype(np.float32), n, pool)
 
-    def _search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    def _search(self, queries: np.ndarray, k: int, exclude, candidates):
         """Maximum-inner-product search of ``queries`` ``(Q, d+1)`` over the item vectors
-        ``[e_i, bias_i]``: ``(items, scores)``, each ``(Q, k)``, best first. Through the
-        fitted :class:`~recogan.index.ItemIndex`; exact numpy while training (no index yet)."""
-        index = getattr(self, "index_", None)
-        if index is None:
+        ``[e_i, bias_i]``, eligible items only: ``(items, scores)``, each ``(Q, k)``, best
+        first. Through the fitted :class:`~recogan.index.ItemIndex`; exact numpy while
+        training (no index yet)."""
+        if self.index_ is None:
             scores = queries @ self.item_index_.T  # (Q, N)
-            return _topn_of(scores.astype(np.float32), None, k)
-        D, I = index.search(queries.astype(np.float32), k)  # noqa: E741
-        return I, D
+            return topn(scores, k, exclude=exclude, candidates=candidates)
+        return retrieve(self.index_, queries, k, exclude=exclude, candidates=candidates)
 
     # ------------------------------------------------------------------ extras
     def item_vectors(self) -> np.ndarray:
         """Unit item vectors ``(n_items, d)`` of the retrieval space (for similar items)."""
-        self._check_fitted()
+        self.check_fitted()
         return self.item_index_[:, :-1].copy()
-
-    @staticmethod
-    def tradeoff_param() -> tuple[str, list]:
-        """The knob of the coverage-vs-accuracy curve: the number of noise draws."""
-        return "n_draws", [1, 2, 4, 8, 16]
 
     # ------------------------------------------------------------------ persistence
     def state_arrays(self) -> dict[str, np.ndarray]:
@@ -406,8 +422,6 @@ class GANRecommender(Model):
         _write_features(self.features_, directory)
 
     def read_files(self, directory) -> None:
-        from recogan.index import ItemIndex
-
         device = "cpu" if self.device_ == "cpu" else "auto"
         self.index_ = ItemIndex.load(directory, "index", device=device)
         self.features_ = _read_features(directory)
@@ -420,9 +434,6 @@ class GANRecommender(Model):
         }
 
     def set_torch_state(self, states, device: str = "cpu") -> None:
-        from recogan.gan import GANConfig
-        from recogan.train import resolve_device
-
         self.device_ = resolve_device(device)
         self._build(_sub(self.config, GANConfig))
         for k in ("tower", "G", "D"):
@@ -466,10 +477,6 @@ class GANRecommender(Model):
         hardly sells, so new products then almost never reach a top-10 list. The prior is
         kept as the product's bias with zero popularity features, so a reload gives the same.
         """
-        import torch
-
-        from recogan.catalog import CannotPlaceItemsError, changes_of
-
         self._check_fitted()
         feats = self.features_
         if feats is None or set(feats.parts_) <= {"cf"}:
@@ -563,36 +570,51 @@ class GANRecommender(Model):
         self.index_.add(self.item_index_[items], items)
 
 
-def _windows(indptr, items, times, L):
-    from recogan.train import history_window
+def _rows(candidates, rows: np.ndarray):
+    """Candidates for repeated query rows: a 1-D allow-list applies to every row, 2-D
+    per-user lists are repeated with their users."""
+    if candidates is None or np.ndim(candidates) == 1:
+        return candidates
+    return np.asarray(candidates)[rows]
 
-    return history_window(items, times, indptr[:-1], indptr[1:], L)
 
+def _merge(ids: np.ndarray, sc: np.ndarray, k: int, rule: str):
+    """Merge ``S`` retrieved lists per row (``ids``, ``sc``: ``(B, S, m)``, ``-1`` pads) into
+    the best ``k`` items of each row: ``(items, scores)``, ``(B, k)``, ties by item id.
 
-def _merge(ids: np.ndarray, sc: np.ndarray, N: int, rule: str) -> np.ndarray:
-    """Merge ``S`` retrieved lists per row (``ids``, ``sc``: ``(B, S, k)``) into dense ``(B, N)``
-    scores; items no draw retrieved get ``-inf``."""
-    B, S, k = ids.shape
-    rows = np.broadcast_to(np.arange(B)[:, None, None], ids.shape)
+    ``max``: an item's best score over the draws; ``rrf``: Σ 1 / (60 + its rank in each draw
+    that retrieved it); ``mean``: its mean score over the draws, a draw that missed it
+    counting with its lowest retrieved score."""
+    B, S, m = ids.shape
     valid = ids >= 0
-    r, i = rows[valid], ids[valid]
-    out = np.full((B, N), -np.inf, dtype=np.float32)
+    row = np.broadcast_to(np.arange(B)[:, None, None], ids.shape)[valid]
+    item = ids[valid]
+    # one group per (row, item): keys sorted by row, then item
+    keys, first, group = np.unique(
+        row * (int(item.max(initial=0)) + 1) + item, return_index=True, return_inverse=True
+    )
+    g_row, g_item = row[first], item[first]
     if rule == "max" or S == 1:
-        np.maximum.at(out, (r, i), sc[valid])
-        return out
-    hit = np.zeros((B, N), dtype=bool)
-    hit[r, i] = True
-    acc = np.zeros((B, N), dtype=np.float64)
-    if rule == "rrf":
-        rank = np.broadcast_to(np.arange(k)[None, None, :], ids.shape)[valid]
-        np.add.at(acc, (r, i), 1.0 / (60.0 + rank))
-    else:  # mean; a draw that missed an item contributes its lowest retrieved score
+        merged = np.full(len(keys), -np.inf)
+        np.maximum.at(merged, group, sc[valid])
+    elif rule == "rrf":
+        rank = np.broadcast_to(np.arange(m)[None, None, :], ids.shape)[valid]
+        merged = np.zeros(len(keys))
+        np.add.at(merged, group, 1.0 / (60.0 + rank))
+    else:  # mean
         floor = np.where(valid, sc, np.inf).min(axis=2)  # (B, S)
-        acc += floor.sum(1, keepdims=True)
-        np.add.at(acc, (r, i), (sc - floor[:, :, None])[valid])
-        acc /= S
-    out[hit] = acc[hit]
-    return out
+        merged = floor.sum(1)[g_row].astype(np.float64)
+        np.add.at(merged, group, (sc - floor[:, :, None])[valid])
+        merged /= S
+    # the groups of a row, as one padded row each (in item order)
+    counts = np.bincount(g_row, minlength=B)
+    width = max(int(counts.max(initial=0)), 1)
+    col = np.arange(len(keys)) - np.repeat(np.cumsum(counts) - counts, counts)
+    items = np.full((B, width), -1, dtype=np.int64)
+    scores = np.full((B, width), -np.inf, dtype=np.float32)
+    items[g_row, col] = g_item
+    scores[g_row, col] = merged
+    return top_k(scores, k, items)
 
 
 # ---------------------------------------------------------------------- feature pipeline files
@@ -602,9 +624,6 @@ _FEATURES = "features"
 def _write_features(features, directory) -> None:
     """The fitted feature pipeline as ``features.json`` and ``features.<array>.npy`` (numbers
     and strings only, never pickle)."""
-    import json
-    from pathlib import Path
-
     if features is None:
         return
     meta, arrays = features.content_state()
@@ -616,9 +635,6 @@ def _write_features(features, directory) -> None:
 
 
 def _read_features(directory):
-    import json
-    from pathlib import Path
-
     directory = Path(directory)
     path = directory / f"{_FEATURES}.json"
     if not path.is_file():  # a bundle of an earlier recogan: it cannot place new products

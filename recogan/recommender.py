@@ -13,6 +13,9 @@ the last 30 days of training, ties by all-time popularity), marked ``fallback=Tr
 Every method is safe to call from many threads at once: the model is only read (the contract's
 ``recommend``/``recommend_history`` are pure functions of the fitted state), lazily built
 structures are built once under a lock, and the item index serialises what is not thread-safe.
+Catalogue changes (``add_items``, ``remove_items``, ``restore_items``; see :mod:`recogan.catalog`)
+are the one writer: a read-write lock lets them wait for running calls and makes new calls wait
+for them, so no call sees half of one.
 """
 
 from __future__ import annotations
@@ -27,6 +30,11 @@ from typing import NamedTuple
 import numpy as np
 import pandas as pd
 
+from recogan import catalog
+from recogan._fs import as_path
+from recogan._similarity import ItemSimilarity, VectorSimilarity
+from recogan.artifacts import load_model, save_model
+from recogan.base import Model
 from recogan.catalog import ReadWriteLock, drop_withdrawn, overfetch, withdrawn_mask
 from recogan.data._idmap import check_id, check_ids
 
@@ -117,9 +125,9 @@ class Recommender:
         index: dict | None = None,
         batch_size: int = 1024,
     ) -> None:
-        if not hasattr(model, "_check_fitted"):
+        if not isinstance(model, Model):
             raise TypeError(f"Recommender wraps a recogan model, not {type(model).__name__}")
-        model._check_fitted()
+        model.check_fitted()
         self.model = model
         self.strict = strict
         self.device = device
@@ -143,23 +151,18 @@ class Recommender:
 
     @classmethod
     def load(cls, path, device: str = "auto", strict: bool = False, **kwargs) -> Recommender:
-        """Load a bundle (checksums verified, no pickle) and wrap it."""
-        from recogan._fs import as_path
-        from recogan.artifacts import load_model, read_manifest
-
+        """Load a bundle (checksums verified, no pickle) and wrap it. ``device``: where a
+        model that runs torch runs (``auto``: CUDA when present) and where the item-similarity
+        index searches."""
         path = as_path(path, "bundle path")
         if device not in ("auto", "cpu", "cuda"):
             raise ValueError(f"device must be 'auto', 'cpu' or 'cuda', not {device!r}")
-        torch_device = "cpu"
-        if device == "cuda" or (
-            device == "auto" and "weights.pt" in read_manifest(path, verify=False)["files"]
-        ):
-            import torch
+        if device == "cuda":
+            import torch  # torch stays behind the lazy boundary: asked for only with cuda
 
-            torch_device = "cuda" if torch.cuda.is_available() else "cpu"
-            if device == "cuda" and torch_device == "cpu":
+            if not torch.cuda.is_available():
                 raise RuntimeError("device='cuda' but torch sees no CUDA GPU")
-        model = load_model(path, device=torch_device)
+        model = load_model(path, device=device)
         rec = cls(model, strict=strict, device=device, **kwargs)
         rec._bundle, rec._bundle_version = path, model.manifest_.get("version")
         return rec
@@ -370,8 +373,6 @@ class Recommender:
     def _similarity(self):
         with self._lock:
             if self._sim is None:
-                from recogan._similarity import ItemSimilarity
-
                 self._sim = ItemSimilarity.of(self.model, self.device, self.index_options)
             return self._sim
 
@@ -485,16 +486,14 @@ class Recommender:
 
         ``catalog_rows``: a DataFrame with the product id (``item_id`` or ``id``, or
         ``id_col``) and any of ``title``, ``category``, ``price``. The GAN computes each
-        product's vector from its content with the fitted feature pipeline and gives it the
-        prior of a little-sold product (``prior`` overrides it); Popularity ranks it after
-        every sold product; EASE, ItemKNN and iALS raise
-        :class:`~recogan.catalog.CannotPlaceItemsError`. Ids already in the catalogue are
-        refused. Waits for running calls; calls made meanwhile wait for it, so none sees
-        half an addition. Persist with :meth:`save_catalog_changes`.
+        product's vector from its content with the fitted feature pipeline, and takes its
+        collaborative part and prior from the trained products most similar in content
+        (``prior`` sets the prior instead); Popularity ranks it after every sold product;
+        EASE, ItemKNN and iALS raise :class:`~recogan.catalog.CannotPlaceItemsError`. Ids
+        already in the catalogue are refused. Waits for running calls; calls made meanwhile
+        wait for it, so none sees half an addition. Persist with
+        :meth:`save_catalog_changes`.
         """
-        from recogan import catalog
-        from recogan._similarity import VectorSimilarity
-
         with self._catalog_lock.write():
             idx = catalog.add_items(self.model, catalog_rows, id_col=id_col, prior=prior)
             self._catalog_refresh()
@@ -510,8 +509,6 @@ class Recommender:
         model. They still count as history (a basket naming one, a customer who bought one),
         and may be asked about (``similar_items`` of a withdrawn product lists live ones).
         Unknown ids are ignored and counted in ``n_unknown``; :meth:`restore_items` undoes it."""
-        from recogan import catalog
-
         with self._catalog_lock.write():
             idx, n_unknown = catalog.remove_items(self.model, item_ids)
             self._catalog_refresh()
@@ -519,8 +516,6 @@ class Recommender:
 
     def restore_items(self, item_ids) -> CatalogUpdate:
         """Bring withdrawn products back (e.g. back in stock) as they were."""
-        from recogan import catalog
-
         with self._catalog_lock.write():
             idx, n_unknown = catalog.restore_items(self.model, item_ids)
             self._catalog_refresh()
@@ -530,8 +525,6 @@ class Recommender:
     def catalog_changes(self) -> dict:
         """Products added and withdrawn since training: ``n_trained``, ``added`` and
         ``withdrawn`` ids, and a ``log`` of the changes."""
-        from recogan import catalog
-
         with self._catalog_lock.read():
             return catalog.changes_of(self.model).summary(self.model.items_)
 
@@ -542,9 +535,6 @@ class Recommender:
         loaded from; there the save is refused (``BundleError``) if the bundle was
         re-published since it was loaded (e.g. a retrained model): reload and re-apply.
         Returns the path."""
-        from recogan._fs import as_path
-        from recogan.artifacts import save_model
-
         with self._save_lock, self._catalog_lock.read():
             if path is None and self._bundle is None:
                 raise ValueError(

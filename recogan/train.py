@@ -11,8 +11,9 @@ anything bought in the same basket. Two losses, each switchable:
   bought items (label 0; half sampled from G's own softmax, i.e. hard negatives, half uniform);
   G gets the non-saturating loss ``-log D(G(b, z))``. D is spectrally normalised.
 
-Early stopping watches the validation split's NDCG@10 (through a callback, so this module
-does not depend on the model class) and restores the best epoch.
+Early stopping watches a validation score passed in as a callback (the model's scorer,
+NDCG@10 by default; this module knows neither the model class nor the metrics) and restores
+the best epoch.
 """
 
 from __future__ import annotations
@@ -23,9 +24,14 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
+import torch
+import torch.nn.functional as Fn
+from tqdm.auto import tqdm
 
+from recogan._threads import set_torch_threads
 from recogan.data import Dataset
 from recogan.features import DAY, decay_weights
+from recogan.gan import decay_pool
 
 log = logging.getLogger(__name__)
 
@@ -80,8 +86,6 @@ class TrainConfig:
 
 
 def resolve_device(device: str) -> str:
-    import torch
-
     if device == "auto":
         return "cuda" if torch.cuda.is_available() else "cpu"
     if device not in ("cpu", "cuda") and not device.startswith("cuda:"):
@@ -229,6 +233,17 @@ class Networks:
     G: object
     D: object
 
+    def modules(self) -> tuple:
+        return self.tower, self.G, self.D
+
+    def train(self) -> None:
+        for m in self.modules():
+            m.train()
+
+    def eval(self) -> None:
+        for m in self.modules():
+            m.eval()
+
 
 def train_gan(
     nets: Networks,
@@ -242,146 +257,202 @@ def train_gan(
     evaluate: Callable[[], float] | None = None,
     show_progress: bool = False,
 ) -> list[dict]:
-    """Train ``nets`` in place; returns per-epoch history (losses, validation NDCG@10).
-    With ``evaluate`` the best epoch's weights are restored at the end."""
-    import torch
-    import torch.nn.functional as Fn
-    from tqdm.auto import tqdm
-
+    """Train ``nets`` in place; returns per-epoch history (losses, the validation score as
+    ``valid_ndcg``). With ``evaluate`` (the validation score after an epoch, higher is better)
+    training stops after ``patience`` epochs without improvement and the best epoch's weights
+    are restored at the end."""
     c = config
     if not (c.retrieval or c.adversarial):
         raise ValueError("at least one of the retrieval and adversarial losses must be on")
     if len(pairs) == 0:
         raise ValueError("no training pairs (every user has a single basket?)")
-    torch.set_num_threads(max(1, int(c.threads)))
+    set_torch_threads(c.threads)
     torch.manual_seed(seed)
-    rng = np.random.default_rng(seed)
-    tower, G, D = nets.tower, nets.G, nets.D
-    F0 = tower.emb.detach().clone()
-    N = F0.shape[0]
-    g_params = [p for n_, p in tower.named_parameters() if n_ != "emb"]
-    opt_g = torch.optim.Adam(
-        [
-            {"params": [tower.emb], "weight_decay": 0.0, "lr": c.lr * c.item_lr},
-            # scalars and biases: few, and each sees every batch; a larger step lets the
-            # popularity prior settle within the first epoch
-            {"params": g_params, "weight_decay": 0.0, "lr": c.lr * 5},
-            {"params": G.parameters(), "weight_decay": c.weight_decay},
-        ],
-        lr=c.lr,
-    )
-    opt_d = torch.optim.Adam(D.parameters(), lr=c.d_lr, weight_decay=c.weight_decay)
-    p_pairs = None
-    if c.pair_half_life_days:
-        p_pairs = decay_weights((pairs.time.max() - pairs.time) / DAY, c.pair_half_life_days)
-        p_pairs = p_pairs / p_pairs.sum()
-    n_epoch = c.pairs_per_epoch or len(pairs)
-    pop_table = torch.as_tensor(pop.table, device=device) if pop is not None else None
-
+    epochs = _Epochs(nets, pairs, pop, c, half_life_days, np.random.default_rng(seed), device)
+    stop = _EarlyStopping(nets, c.patience)
     history: list[dict] = []
-    best, best_state, bad = -np.inf, None, 0
     for epoch in range(1, c.epochs + 1):
-        tower.train(), G.train(), D.train()
-        if p_pairs is None and c.pairs_per_epoch is None:
-            order = rng.permutation(len(pairs))
-        else:
-            order = rng.choice(len(pairs), size=n_epoch, replace=True, p=p_pairs)
-        sums = {"ret": 0.0, "d": 0.0, "g_adv": 0.0}
-        batches = range(0, len(order), c.batch_size)
-        for start in tqdm(batches, desc=f"epoch {epoch}", disable=not show_progress, leave=False):
-            idx = order[start : start + c.batch_size]
-            hist_np, ht_np = pairs.histories(idx)
-            if c.history_dropout > 0:
-                drop = rng.random(hist_np.shape) < c.history_dropout
-                hist_np = np.where(drop, -1, hist_np)
-            w_np = decay_weights((pairs.time[idx][:, None] - ht_np) / DAY, half_life_days)
-            hist = torch.as_tensor(hist_np, device=device)  # (B, L)
-            w = torch.as_tensor(w_np, dtype=torch.float32, device=device)  # (B, L)
-            target = torch.as_tensor(pairs.target[idx], device=device)  # (B,)
-            if pop_table is not None:
-                days = torch.as_tensor(pop.day_of(pairs.time[idx]), device=device)
-                logpop = pop_table[days]  # (B, W, N)
-            else:
-                logpop = torch.zeros((), device=device)
-            B = len(idx)
-            E = tower.vectors()  # (N, d)
-            b = decay_pool(E, hist, w)  # (B, d)
-            z = c.noise_std * torch.randn(B, G.noise_dim, device=device)
-            f = G(b, z)  # (B, d)
-
-            # seen items are never recommended: do not spend the softmax on them
-            seen = torch.zeros(B, N, dtype=torch.bool, device=device)
-            seen.scatter_(1, hist.clamp(min=0), hist >= 0)
-            seen[torch.arange(B, device=device), target] = False
-            loss = torch.zeros((), device=device)
-            logits = None
-            if c.retrieval or c.adversarial:
-                if c.n_sampled:
-                    neg = torch.randint(0, N, (c.n_sampled,), device=device)
-                    cand = torch.cat([target, neg])  # (B + S,)
-                    logits = tower.scores(f, logpop, cand)  # (B, B + S)
-                    logits = logits.masked_fill(seen[:, cand], -1e9)
-                    same = cand[None, :] == target[:, None]
-                    same[torch.arange(B), torch.arange(B)] = False
-                    logits = logits.masked_fill(same, -1e9)  # duplicates of the target
-                    ret = Fn.cross_entropy(logits, torch.arange(B, device=device))
-                    full = None
-                else:
-                    full = tower.scores(f, logpop).masked_fill(seen, -1e9)  # (B, N)
-                    ret = Fn.cross_entropy(full, target)
-                if c.retrieval:
-                    loss = loss + ret
-                sums["ret"] += float(ret.detach()) * B
-            if c.anchor > 0:
-                loss = loss + c.anchor * ((tower.emb - F0) ** 2).sum(1).mean()
-
-            if c.adversarial:
-                Ed = E.detach()
-                hv, hm = Ed[hist.clamp(min=0)], (hist >= 0).float()  # (B, L, d), (B, L)
-                bd = b.detach()
-                neg = _negatives(full, seen, target, c.n_negatives, N, device)  # (B, k)
-                real = D(bd, Ed[target], hv, hm)  # (B,)
-                fake = D(bd, f.detach(), hv, hm)  # (B,)
-                negl = D(bd, Ed[neg], hv, hm)  # (B, k)
-                bce = Fn.binary_cross_entropy_with_logits
-                d_loss = bce(real, torch.ones_like(real)) + 0.5 * (
-                    bce(fake, torch.zeros_like(fake)) + bce(negl, torch.zeros_like(negl))
-                )
-                opt_d.zero_grad(set_to_none=True)
-                d_loss.backward()
-                opt_d.step()
-                sums["d"] += float(d_loss.detach()) * B
-                g_adv = bce(D(bd, f, hv, hm), torch.ones_like(real))  # non-saturating
-                loss = loss + c.adv_weight * g_adv
-                sums["g_adv"] += float(g_adv.detach()) * B
-            opt_g.zero_grad(set_to_none=True)
-            loss.backward()
-            opt_g.step()
-        row = {"epoch": epoch, **{k: v / len(order) for k, v in sums.items()}}
+        last = history[-1].get("valid_ndcg") if history else None
+        row = {"epoch": epoch, **epochs.run(epoch, show_progress, last)}
         if evaluate is not None:
-            tower.eval(), G.eval(), D.eval()
-            row["valid_ndcg"] = float(evaluate())
-            if row["valid_ndcg"] > best:
-                best, bad = row["valid_ndcg"], 0
-                best_state = [copy.deepcopy(m.state_dict()) for m in (tower, G, D)]
-                row["best"] = True
-            else:
-                bad += 1
+            nets.eval()
+            stop.update(row, float(evaluate()))
         history.append(row)
         log.info("epoch %s", row)
-        if evaluate is not None and bad >= c.patience:
+        if evaluate is not None and stop.done:
             break
-    if best_state is not None:
-        for m, s in zip((tower, G, D), best_state):
-            m.load_state_dict(s)
-    tower.eval(), G.eval(), D.eval()
+    stop.restore()
+    nets.eval()
     return history
+
+
+class _EarlyStopping:
+    """Tracks the best validation score, its weights, and the epochs since it improved."""
+
+    def __init__(self, nets: Networks, patience: int) -> None:
+        self.nets, self.patience = nets, patience
+        self.best, self.best_state, self.bad = -np.inf, None, 0
+
+    def update(self, row: dict, score: float) -> None:
+        row["valid_ndcg"] = score
+        if score > self.best:
+            self.best, self.bad = score, 0
+            self.best_state = [copy.deepcopy(m.state_dict()) for m in self.nets.modules()]
+            row["best"] = True
+        else:
+            self.bad += 1
+
+    @property
+    def done(self) -> bool:
+        return self.bad >= self.patience
+
+    def restore(self) -> None:
+        if self.best_state is not None:
+            for m, state in zip(self.nets.modules(), self.best_state):
+                m.load_state_dict(state)
+
+
+class _Epochs:
+    """One epoch at a time: batches of pairs, the losses, both optimisers' steps."""
+
+    def __init__(self, nets, pairs, pop, c: TrainConfig, half_life_days, rng, device) -> None:
+        self.nets, self.pairs, self.pop, self.c = nets, pairs, pop, c
+        self.half_life_days, self.rng, self.device = half_life_days, rng, device
+        tower, G, D = nets.tower, nets.G, nets.D
+        self.F0 = tower.emb.detach().clone()
+        self.N = self.F0.shape[0]
+        g_params = [p for n_, p in tower.named_parameters() if n_ != "emb"]
+        self.opt_g = torch.optim.Adam(
+            [
+                {"params": [tower.emb], "weight_decay": 0.0, "lr": c.lr * c.item_lr},
+                # scalars and biases: few, and each sees every batch; a larger step lets the
+                # popularity prior settle within the first epoch
+                {"params": g_params, "weight_decay": 0.0, "lr": c.lr * 5},
+                {"params": G.parameters(), "weight_decay": c.weight_decay},
+            ],
+            lr=c.lr,
+        )
+        self.opt_d = torch.optim.Adam(D.parameters(), lr=c.d_lr, weight_decay=c.weight_decay)
+        self.p_pairs = None
+        if c.pair_half_life_days:
+            age = (pairs.time.max() - pairs.time) / DAY
+            p_pairs = decay_weights(age, c.pair_half_life_days)
+            self.p_pairs = p_pairs / p_pairs.sum()
+        self.n_epoch = c.pairs_per_epoch or len(pairs)
+        self.pop_table = torch.as_tensor(pop.table, device=device) if pop is not None else None
+
+    def run(self, epoch: int, show_progress: bool, last_score: float | None = None) -> dict:
+        """Train one epoch; returns its mean losses. The progress bar counts pairs (so its
+        rate is pairs/s) and shows the last validation score."""
+        c, pairs = self.c, self.pairs
+        self.nets.train()
+        if self.p_pairs is None and c.pairs_per_epoch is None:
+            order = self.rng.permutation(len(pairs))
+        else:
+            order = self.rng.choice(len(pairs), size=self.n_epoch, replace=True, p=self.p_pairs)
+        sums = {"ret": 0.0, "d": 0.0, "g_adv": 0.0}
+        bar = tqdm(
+            total=len(order),
+            desc=f"epoch {epoch}/{c.epochs}",
+            unit="pair",
+            unit_scale=True,
+            disable=not show_progress,
+            leave=False,
+        )
+        if last_score is not None:
+            bar.set_postfix(valid_ndcg=f"{last_score:.4f}")
+        with bar:
+            for start in range(0, len(order), c.batch_size):
+                idx = order[start : start + c.batch_size]
+                self._step(idx, sums)
+                bar.update(len(idx))
+        return {k: v / len(order) for k, v in sums.items()}
+
+    def _batch(self, idx: np.ndarray):
+        """The batch's tensors: histories, their weights, targets, popularity features."""
+        c, pairs, device = self.c, self.pairs, self.device
+        hist_np, ht_np = pairs.histories(idx)
+        if c.history_dropout > 0:
+            drop = self.rng.random(hist_np.shape) < c.history_dropout
+            hist_np = np.where(drop, -1, hist_np)
+        w_np = decay_weights((pairs.time[idx][:, None] - ht_np) / DAY, self.half_life_days)
+        hist = torch.as_tensor(hist_np, device=device)  # (B, L)
+        w = torch.as_tensor(w_np, dtype=torch.float32, device=device)  # (B, L)
+        target = torch.as_tensor(pairs.target[idx], device=device)  # (B,)
+        if self.pop_table is not None:
+            days = torch.as_tensor(self.pop.day_of(pairs.time[idx]), device=device)
+            logpop = self.pop_table[days]  # (B, W, N)
+        else:
+            logpop = torch.zeros((), device=device)
+        return hist, w, target, logpop
+
+    def _step(self, idx: np.ndarray, sums: dict) -> None:
+        c, device, N = self.c, self.device, self.N
+        tower, G = self.nets.tower, self.nets.G
+        hist, w, target, logpop = self._batch(idx)
+        B = len(idx)
+        E = tower.vectors()  # (N, d)
+        b = decay_pool(E, hist, w)  # (B, d)
+        z = c.noise_std * torch.randn(B, G.noise_dim, device=device)
+        f = G(b, z)  # (B, d)
+        # seen items are never recommended: do not spend the softmax on them
+        seen = torch.zeros(B, N, dtype=torch.bool, device=device)
+        seen.scatter_(1, hist.clamp(min=0), hist >= 0)
+        seen[torch.arange(B, device=device), target] = False
+        loss = torch.zeros((), device=device)
+        ret, full = self._retrieval_loss(f, logpop, seen, target)
+        if c.retrieval:
+            loss = loss + ret
+        sums["ret"] += float(ret.detach()) * B
+        if c.anchor > 0:
+            loss = loss + c.anchor * ((tower.emb - self.F0) ** 2).sum(1).mean()
+        if c.adversarial:
+            loss = loss + c.adv_weight * self._adversarial(E, b, f, hist, full, seen, target, sums)
+        self.opt_g.zero_grad(set_to_none=True)
+        loss.backward()
+        self.opt_g.step()
+
+    def _retrieval_loss(self, f, logpop, seen, target):
+        """Cross-entropy of the bought item among the catalog (or sampled negatives); also
+        the full score rows ``(B, N)`` when computed (hard negatives for D)."""
+        c, tower, B = self.c, self.nets.tower, len(target)
+        if c.n_sampled:
+            neg = torch.randint(0, self.N, (c.n_sampled,), device=self.device)
+            cand = torch.cat([target, neg])  # (B + S,)
+            logits = tower.scores(f, logpop, cand)  # (B, B + S)
+            logits = logits.masked_fill(seen[:, cand], -1e9)
+            same = cand[None, :] == target[:, None]
+            same[torch.arange(B), torch.arange(B)] = False
+            logits = logits.masked_fill(same, -1e9)  # duplicates of the target
+            return Fn.cross_entropy(logits, torch.arange(B, device=self.device)), None
+        full = tower.scores(f, logpop).masked_fill(seen, -1e9)  # (B, N)
+        return Fn.cross_entropy(full, target), full
+
+    def _adversarial(self, E, b, f, hist, full, seen, target, sums) -> torch.Tensor:
+        """One discriminator step; returns G's non-saturating adversarial loss."""
+        c, D, B = self.c, self.nets.D, len(target)
+        Ed = E.detach()
+        hv, hm = Ed[hist.clamp(min=0)], (hist >= 0).float()  # (B, L, d), (B, L)
+        bd = b.detach()
+        neg = _negatives(full, seen, target, c.n_negatives, self.N, self.device)  # (B, k)
+        real = D(bd, Ed[target], hv, hm)  # (B,)
+        fake = D(bd, f.detach(), hv, hm)  # (B,)
+        negl = D(bd, Ed[neg], hv, hm)  # (B, k)
+        bce = Fn.binary_cross_entropy_with_logits
+        d_loss = bce(real, torch.ones_like(real)) + 0.5 * (
+            bce(fake, torch.zeros_like(fake)) + bce(negl, torch.zeros_like(negl))
+        )
+        self.opt_d.zero_grad(set_to_none=True)
+        d_loss.backward()
+        self.opt_d.step()
+        sums["d"] += float(d_loss.detach()) * B
+        g_adv = bce(D(bd, f, hv, hm), torch.ones_like(real))  # non-saturating
+        sums["g_adv"] += float(g_adv.detach()) * B
+        return g_adv
 
 
 def _negatives(full, seen, target, k, N, device):
     """Real-but-not-bought items: half drawn from G's softmax (hard), half uniform."""
-    import torch
-
     B = target.shape[0]
     n_hard = k // 2 if full is not None else 0
     parts = []
@@ -393,9 +464,3 @@ def _negatives(full, seen, target, k, N, device):
     uni = torch.where(uni == target[:, None], (uni + 1) % N, uni)
     parts.append(uni)
     return torch.cat(parts, 1)
-
-
-def decay_pool(*args, **kwargs):
-    from recogan.gan import decay_pool as _pool
-
-    return _pool(*args, **kwargs)

@@ -25,6 +25,10 @@ class Cooc(Model):
     name = "cooc"
     Config = CoocConfig
 
+    @classmethod
+    def noise_draws_param(cls):
+        return "n_draws"
+
     def _fit(self, train, valid) -> None:
         X = self.seen_.astype(np.float32)
         C = (X.T @ X).toarray()

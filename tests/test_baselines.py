@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 from recogan.baselines import EASE, IALS, ItemKNN, Popularity
-from tests.contract import ModelContract
+from recogan.testing import ModelContract
 
 
 class TestItemKNNContract(ModelContract):
@@ -90,4 +90,7 @@ def test_bad_hyperparameters(cls, params):
 def test_search_space_values_are_valid(cls, clustered):
     space = cls.search_space()
     params = {name: values[0] for name, values in space.items()}
-    assert cls(**params).fit(clustered).is_fitted
+    model = cls(**params).fit(clustered)
+    # the settings give a working model: real items with finite scores for every user
+    items, scores = model.recommend(np.arange(clustered.n_users), n=5)
+    assert (items >= 0).all() and np.isfinite(scores).all()

@@ -1,7 +1,7 @@
 import numpy as np
 
 from recogan.baselines import Popularity
-from tests.contract import ModelContract
+from recogan.testing import ModelContract
 
 
 class TestPopularityContract(ModelContract):

@@ -118,7 +118,11 @@ def test_train_gan_early_stops_then_refits_on_everything(tmp_path, capsys):
     params = ["epochs=6", "patience=1", "batch_size=128", "g_hidden=32", "d_hidden=16"]
     args = ["train", "--interactions", str(csv), "--model", "gan", "--out", str(out)]
     assert main(args + [x for p in params for x in ("--param", p)]) == 0
-    printed = capsys.readouterr().out
+    captured = capsys.readouterr()
+    printed = captured.out
+    # a progress bar while training: epoch, pairs/s, the last validation score
+    assert "epoch 2/6" in captured.err and "pair/s" in captured.err
+    assert "valid_ndcg=0." in captured.err
     assert "early stopping on the latest 10% of interactions" in printed
     model = load_model(out)
     chosen = model.config.epochs

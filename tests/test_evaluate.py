@@ -208,27 +208,15 @@ def test_sampled_candidates_hold_targets_and_no_seen(rng):
     assert not np.isin(c[0], [0, 2]).any() and 0 not in c[1]
 
 
-def test_unknown_protocol_and_unimportable_model(clustered):
+def test_unknown_protocol_and_unimportable_model(clustered, monkeypatch):
     with pytest.raises(ValueError, match="unknown protocol"):
         Protocol(name="random")
-    with pytest.raises(ValueError, match="cannot be imported"):
-        evaluate(clustered, models=["pop", "gan"], show_progress=False) if _gan_missing() else (
-            _raise_import()
-        )
+    # a registered model whose module cannot be imported is an error, never skipped
+    monkeypatch.setitem(MODEL_REGISTRY, "broken", "recogan_no_such_module:Model")
+    with pytest.raises(ValueError, match="'broken' .* cannot be imported"):
+        evaluate(clustered, models=["pop", "broken"], show_progress=False)
     with pytest.raises(ValueError, match="unknown model"):
         evaluate(clustered, models=["nope"], show_progress=False)
-
-
-def _gan_missing() -> bool:
-    try:
-        import recogan.model  # noqa: F401
-    except ImportError:
-        return True
-    return False
-
-
-def _raise_import():
-    raise ValueError("cannot be imported (the gan exists here; nothing to check)")
 
 
 # ---------------------------------------------------------------------- end to end

@@ -7,9 +7,8 @@ import pandas as pd
 import pytest
 
 from recogan.model import GANRecommender
-from tests.contract import ModelContract
-
-FAST = dict(epochs=3, batch_size=128, g_hidden=64, d_hidden=32, threads=1, device="cpu")
+from recogan.testing import ModelContract
+from tests.fast_gan import FAST
 
 
 class TestGANContract(ModelContract):
@@ -17,6 +16,7 @@ class TestGANContract(ModelContract):
         return GANRecommender(**FAST)
 
 
+@pytest.mark.slow
 class TestGANWithRerankAndDraws(ModelContract):
     """The same contract with S = 4 noise draws, rank fusion and the discriminator re-rank."""
 
@@ -129,7 +129,14 @@ def test_save_load_with_rerank(clustered_split, tmp_path):
 
 def test_ablation_switches(clustered_split):
     adv_only = GANRecommender(**FAST, retrieval=False).fit(clustered_split.train)
-    assert adv_only.recommend(np.arange(3), n=5)[0].shape == (3, 5)
+    ret_only = GANRecommender(**FAST, adversarial=False).fit(clustered_split.train)
+    # the switch changes what is trained: only the adversarial model has a G loss from D
+    assert all(r["g_adv"] > 0 for r in adv_only.history_)
+    assert all(r["g_adv"] == 0 and r["d"] == 0 for r in ret_only.history_)
+    users = np.arange(20)
+    items, _ = adv_only.recommend(users, n=5)
+    assert (items >= 0).all()
+    assert not np.array_equal(items, ret_only.recommend(users, n=5)[0])
     with pytest.raises(ValueError, match="at least one"):
         GANRecommender(**FAST, retrieval=False, adversarial=False).fit(clustered_split.train)
 
@@ -207,6 +214,7 @@ def test_refit_params_and_prior_knob(clustered_split):
     assert (items == np.argsort(-prior, kind="stable")[:5]).all(axis=1).all()
 
 
+@pytest.mark.slow
 def test_early_stopping_scores_the_best_prior_weight(clustered_split):
     """With ``stop_prior_weights`` each epoch is judged at its best prior weight: the training
     itself is unchanged (same seed), so every epoch's score is >= the plain one, and equals
@@ -220,3 +228,87 @@ def test_early_stopping_scores_the_best_prior_weight(clustered_split):
     for p, b, s in zip(plain.history_, big.history_, both.history_):
         assert s["valid_ndcg"] == pytest.approx(max(p["valid_ndcg"], b["valid_ndcg"]))
     assert both.config.prior_weight == 1.0  # the knob is restored after scoring
+
+
+# ---------------------------------------------------------------------- merging draws
+def test_max_merge_equals_the_dense_merge(rng):
+    from recogan._topk import topn
+    from recogan.model import _merge
+
+    B, S, m, N = 6, 4, 12, 40
+    ids = np.stack([[rng.permutation(N)[:m] for _ in range(S)] for _ in range(B)])
+    ids[0, 1, -3:] = -1  # a draw that came up short
+    sc = rng.standard_normal((B, S, m)).astype(np.float32)
+    sc[ids < 0] = -np.inf
+    dense = np.full((B, N), -np.inf, np.float32)
+    rows = np.broadcast_to(np.arange(B)[:, None, None], ids.shape)
+    np.maximum.at(dense, (rows[ids >= 0], ids[ids >= 0]), sc[ids >= 0])
+    for k in (5, 30):
+        items, scores = _merge(ids, sc, k, "max")
+        expect_items, expect_scores = topn(dense, k)
+        np.testing.assert_array_equal(items, expect_items)
+        np.testing.assert_array_equal(scores, expect_scores)
+
+
+@pytest.fixture(scope="module")
+def drawn(clustered_split):
+    return GANRecommender(**FAST, n_draws=4).fit(clustered_split.train)
+
+
+@pytest.mark.parametrize("merge", ["max", "mean", "rrf"])
+def test_a_users_list_does_not_depend_on_the_batch(drawn, merge):
+    drawn.set_recommend_params(merge=merge)
+    users = np.arange(60)
+    together = drawn.recommend(users, n=10)[0]
+    alone = np.vstack([drawn.recommend(users[i : i + 1], n=10)[0] for i in range(len(users))])
+    np.testing.assert_array_equal(together, alone)
+
+
+def _baskets():
+    from recogan.data import Dataset
+
+    day = 86400
+    frame = pd.DataFrame(
+        {
+            "user_id": ["a"] * 6 + ["b"] * 3,
+            "item_id": ["x", "y", "z", "y", "w", "v", "x", "y", "z"],
+            "timestamp": 1_700_000_000 + day * np.array([1, 1, 1, 2, 2, 3, 5, 5, 5]),
+        }
+    )
+    return Dataset.from_frames(frame)
+
+
+def test_basket_context_pairs_hold_the_rest_of_the_basket():
+    from recogan.train import TrainingPairs
+
+    d = _baskets()
+    ix = {name: int(d.items.lookup(np.array([name]))[0]) for name in "xyzwv"}
+    plain = TrainingPairs(d, max_history=3, skip_repeats=False)
+    ctx = TrainingPairs(d, max_history=3, skip_repeats=False, basket_context=True)
+    # a first basket gives no pair without its context, one pair per item with it
+    assert len(plain) == 3 and len(ctx) == 9
+    hist, _ = ctx.histories(np.arange(len(ctx)))
+    for k in range(len(ctx)):
+        h = set(hist[k][hist[k] >= 0].tolist())
+        assert ctx.target[k] not in h  # never its own target
+        if ctx.user[k] == d.users.lookup(np.array(["b"]))[0]:  # b's only basket: x, y, z
+            assert h == {ix["x"], ix["y"], ix["z"]} - {ctx.target[k]}
+    # the pair (a, w at day 2) sees day 1's basket and y, its basket mate
+    (k,) = np.flatnonzero(ctx.target == ix["w"])
+    assert ix["y"] in hist[k] and ix["z"] in hist[k]
+    (k,) = np.flatnonzero(plain.target == ix["w"])
+    assert ix["y"] in plain.histories(np.array([k]))[0][0]  # y of day 1 only
+
+
+def test_all_time_popularity_window():
+    from recogan.train import WindowPopularity
+
+    d = _baskets()
+    pop = WindowPopularity(d, (0, 1))
+    x = int(d.items.lookup(np.array(["x"]))[0])
+    day = pop.day_of(np.array([d.times.max()]))  # day 5: x bought on days 1 and 5
+    assert np.expm1(pop.table[day, 0, x]) == pytest.approx(1.0)  # all time before day 5
+    assert np.expm1(pop.table[day, 1, x]) == pytest.approx(0.0)  # the day before: none
+    assert np.expm1(pop.after(int(d.times.max()))[0, x]) == pytest.approx(2.0)
+    with pytest.raises(ValueError, match="all time"):
+        WindowPopularity(d, (-1,))

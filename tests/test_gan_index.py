@@ -1,5 +1,5 @@
 """The GAN retrieves through the FAISS ItemIndex: approximate kinds agree with exact search,
-and the index travels in the bundle."""
+and the index travels in the bundle. Four GAN fits on a larger catalog: slow."""
 
 import numpy as np
 import pytest
@@ -7,7 +7,9 @@ import pytest
 from recogan.artifacts import files_dir, load_model
 from recogan.datasets import synthetic_clusters
 from recogan.model import GANRecommender
-from tests.test_gan import FAST
+from tests.fast_gan import FAST
+
+pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")

@@ -1,7 +1,7 @@
 """The test-only VectorModel passes the model contract (so the service tests built on it mean
 something)."""
 
-from tests.contract import ModelContract
+from recogan.testing import ModelContract
 from tests.vector_model import VectorModel, vector_model_registered  # noqa: F401
 
 

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from recogan.base import MODEL_REGISTRY, Model
-from recogan.index import ItemIndex
+from recogan.index import ItemIndex, retrieve
 
 
 @dataclass
@@ -49,13 +49,10 @@ class VectorModel(Model):
     def recommend(self, user_idx, n=10, exclude_seen=True, candidates=None):
         users = self.check_users(user_idx)
         n = self.check_n(n, candidates)
-        if candidates is not None and np.ndim(candidates) == 2:
-            return super().recommend(users, n, exclude_seen, candidates)
         exclude = self.seen_[users] if exclude_seen else None
-        scores, items = self.index_.search(
-            self.user_vecs_[users], n, exclude=exclude, allowed=candidates
+        return retrieve(
+            self.index_, self.user_vecs_[users], n, exclude=exclude, candidates=candidates
         )
-        return items, scores
 
     def state_arrays(self):
         return {"item_vecs": self.item_vecs_, "user_vecs": self.user_vecs_}

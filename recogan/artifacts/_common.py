@@ -6,7 +6,7 @@ import json
 import re
 from pathlib import Path
 
-from recogan import _fs
+from recogan import __version__, _fs
 
 FORMAT = "recogan-bundle"
 FORMAT_VERSION = 2
@@ -35,8 +35,6 @@ class _Changed(Exception):
 
 
 def _version() -> str:
-    from recogan import __version__
-
     return __version__
 
 

@@ -29,8 +29,9 @@ from recogan.artifacts._common import (
     manifest_digest,
 )
 from recogan.artifacts._save import recover_bundle
-from recogan.catalog import CHANGES_FILE
+from recogan.catalog import CHANGES_FILE, CatalogChanges
 from recogan.data import IdMap
+from recogan.registry import MODEL_REGISTRY, model_class
 
 log = logging.getLogger(__name__)
 
@@ -275,74 +276,17 @@ def load_model(
 
 
 def _build(b: Bundle, device: str, verify: bool):
-    from recogan.base import MODEL_REGISTRY, model_class
-
     if verify:
         _check_listing(b)
-    m, mpath = b.manifest, b.path / MANIFEST
-    spec, ds = m["model"], m["dataset"]
+    model = _new_model(b)
+    reader = _Reader(b, verify)
     try:
-        cls = model_class(str(spec.get("class")))
-    except ValueError:
-        raise BundleError(
-            f"{mpath}: names model class {spec.get('class')!r}, which this recogan does not "
-            f"know (known: {', '.join(MODEL_REGISTRY)})"
-        ) from None
-    try:
-        model = cls(spec.get("config") or {})
-    except (TypeError, ValueError) as e:
-        raise BundleError(f"{mpath}: its settings do not fit {cls.__name__}: {e}") from e
-
-    done = set()
-
-    def read(rel, how):
-        done.add(rel)
-        return _parse(b, rel, _read_file(b, rel, verify=verify), how)
-
-    files = m["files"]
-    model.users_ = read("users.parquet", _ids)
-    model.items_ = read("items.parquet", _ids)
-    model.n_users_, model.n_items_ = len(model.users_), len(model.items_)
-    if (model.n_users_, model.n_items_) != (ds.get("n_users"), ds.get("n_items")):
-        raise BundleError(f"{b.path}: id files disagree with the manifest's dataset sizes")
-    model.catalog_ = (
-        read("catalog.parquet", pd.read_parquet) if "catalog.parquet" in files else None
-    )
-    arrays = {
-        PurePosixPath(rel).stem: read(rel, _npy)
-        for rel in sorted(files)
-        if rel.startswith("arrays/") and rel.endswith(".npy")
-    }
-    try:
-        indices = arrays.pop("seen_indices")
-        model.seen_ = sp.csr_matrix(
-            (np.ones(indices.size, np.float32), indices, arrays.pop("seen_indptr")),
-            shape=(model.n_users_, model.n_items_),
-        )
-        model.popularity_ = arrays.pop("popularity")
-        model.fingerprint_ = ds["fingerprint"]
-        model.dataset_name_ = ds["name"]
-        model.train_end_ = ds["train_end"]
-        model.set_state_arrays({k.removeprefix("model."): v for k, v in arrays.items()})
-        if "weights.pt" in files:
-            import torch
-
-            states = read(
-                "weights.pt",
-                lambda f: torch.load(f, map_location="cpu", weights_only=True),
-            )
-            model.set_torch_state(states, device=device)
-        if CHANGES_FILE in files:
-            from recogan.catalog import CatalogChanges
-
-            model.catalog_changes_ = read(
-                CHANGES_FILE, lambda f: CatalogChanges.from_bytes(f.read(), model.items_)
-            )
-        if hasattr(model, "read_files"):
-            if verify:  # files the model reads itself (an index) are checked before it does
-                for rel in sorted(set(files) - done):
-                    _read_file(b, rel, verify=True)
-            model.read_files(b.files_dir)
+        arrays = _read_common(model, reader, b.manifest["dataset"])
+        _read_state(model, reader, arrays, device)
+        if verify:  # files the model reads itself (an index) are checked before it does
+            for rel in sorted(set(b.manifest["files"]) - reader.done):
+                _read_file(b, rel, verify=True)
+        model.read_files(b.files_dir)
     except BundleError:
         raise
     except (
@@ -356,9 +300,84 @@ def _build(b: Bundle, device: str, verify: bool):
     ) as e:
         what = f"missing {e}" if isinstance(e, KeyError) else str(e)
         raise BundleError(
-            f"{b.path}: its files do not fit model class {cls.__name__} ({what}); the bundle "
-            "is damaged or its manifest names the wrong class"
+            f"{b.path}: its files do not fit model class {type(model).__name__} ({what}); the "
+            "bundle is damaged or its manifest names the wrong class"
         ) from e
-    model.manifest_ = m
+    model.manifest_ = b.manifest
     model.manifest_sha256_ = b.manifest_sha256
     return model
+
+
+def _new_model(b: Bundle):
+    """An unfitted instance of the class and settings the manifest names."""
+    mpath = b.path / MANIFEST
+    spec = b.manifest["model"]
+    try:
+        cls = model_class(str(spec.get("class")))
+    except ValueError:
+        raise BundleError(
+            f"{mpath}: names model class {spec.get('class')!r}, which this recogan does not "
+            f"know (known: {', '.join(MODEL_REGISTRY)})"
+        ) from None
+    try:
+        return cls(spec.get("config") or {})
+    except (TypeError, ValueError) as e:
+        raise BundleError(f"{mpath}: its settings do not fit {cls.__name__}: {e}") from e
+
+
+class _Reader:
+    """Reads listed files of one bundle, each once and checked, remembering which."""
+
+    def __init__(self, b: Bundle, verify: bool) -> None:
+        self.b, self.verify, self.done = b, verify, set()
+
+    def __call__(self, rel: str, how):
+        self.done.add(rel)
+        return _parse(self.b, rel, _read_file(self.b, rel, verify=self.verify), how)
+
+    def has(self, rel: str) -> bool:
+        return rel in self.b.manifest["files"]
+
+
+def _read_common(model, read: _Reader, ds: dict) -> dict[str, np.ndarray]:
+    """What every model keeps (``Model._remember``): ids, catalog, seen items, popularity.
+    Returns the model's own arrays (the other ``arrays/*.npy``)."""
+    model.users_ = read("users.parquet", _ids)
+    model.items_ = read("items.parquet", _ids)
+    model.n_users_, model.n_items_ = len(model.users_), len(model.items_)
+    if (model.n_users_, model.n_items_) != (ds.get("n_users"), ds.get("n_items")):
+        raise BundleError(f"{read.b.path}: id files disagree with the manifest's dataset sizes")
+    has_catalog = read.has("catalog.parquet")
+    model.catalog_ = read("catalog.parquet", pd.read_parquet) if has_catalog else None
+    arrays = {
+        PurePosixPath(rel).stem: read(rel, _npy)
+        for rel in sorted(read.b.manifest["files"])
+        if rel.startswith("arrays/") and rel.endswith(".npy")
+    }
+    indices = arrays.pop("seen_indices")
+    model.seen_ = sp.csr_matrix(
+        (np.ones(indices.size, np.float32), indices, arrays.pop("seen_indptr")),
+        shape=(model.n_users_, model.n_items_),
+    )
+    model.popularity_ = arrays.pop("popularity")
+    if read.has(CHANGES_FILE):  # catalogue changes since training (recogan.catalog)
+        model.catalog_changes_ = read(
+            CHANGES_FILE, lambda f: CatalogChanges.from_bytes(f.read(), model.items_)
+        )
+    model.fingerprint_ = ds["fingerprint"]
+    model.dataset_name_ = ds["name"]
+    model.train_end_ = ds["train_end"]
+    return {k.removeprefix("model."): v for k, v in arrays.items()}
+
+
+def _read_state(model, read: _Reader, arrays: dict[str, np.ndarray], device: str) -> None:
+    """The model's own numpy arrays and torch state dicts."""
+    model.set_state_arrays(arrays)
+    if read.has("weights.pt"):
+        import torch  # torch stays behind the lazy boundary: only torch models need it
+
+        states = read(
+            "weights.pt",
+            lambda f: torch.load(f, map_location="cpu", weights_only=True),
+        )
+        model.set_torch_state(states, device=device)

@@ -25,6 +25,7 @@ from recogan.artifacts._common import (
     is_leftover,
     manifest_digest,
 )
+from recogan.catalog import CHANGES_FILE
 from recogan.data import IdMap
 
 
@@ -41,7 +42,7 @@ def save_model(
     not replace a model that was re-trained and published meanwhile.
     On success ``model.manifest_`` is the manifest written.
     """
-    model._check_fitted()
+    model.check_fitted()
     path = _fs.as_path(path, "bundle path")
     what = "a recogan model bundle"
     _fs.check_output_dir(path, recognise=is_bundle, what=what, force=force, allow=is_leftover)
@@ -129,8 +130,7 @@ def _write_payload(model, vdir: Path) -> dict:
         import torch
 
         torch.save(states, vdir / "weights.pt")
-    if hasattr(model, "write_files"):
-        model.write_files(vdir)
+    model.write_files(vdir)
     _write_catalog_changes(model, vdir)
     return {
         p.relative_to(vdir).as_posix(): {"sha256": _fs.sha256_file(p), "bytes": p.stat().st_size}
@@ -153,8 +153,6 @@ def _catalog_summary(model) -> dict | None:
 
 
 def _write_catalog_changes(model, vdir: Path) -> None:
-    from recogan.catalog import CHANGES_FILE
-
     if _catalog_summary(model) is None:
         return
     path = vdir / CHANGES_FILE

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-import hashlib
 import logging
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 
+from recogan import _fs
 from recogan.catalog import withdrawn_mask
 from recogan.data._idmap import check_ids
 
@@ -17,8 +18,6 @@ log = logging.getLogger(__name__)
 def read_id_file(path: str | Path, column: str, idmap) -> np.ndarray:
     """External ids from a text file (one per line), CSV or parquet (column ``column`` or
     the only column), converted to the id type of ``idmap``."""
-    import pandas as pd
-
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no such file")
@@ -45,8 +44,6 @@ def read_id_file(path: str | Path, column: str, idmap) -> np.ndarray:
 
 
 def _as_id_type(values, idmap, source: str) -> np.ndarray:
-    import pandas as pd
-
     values = pd.Series(values)
     if np.issubdtype(np.asarray(idmap.ids[:1]).dtype, np.integer):
         num = pd.to_numeric(values, errors="coerce")
@@ -106,5 +103,5 @@ def resolve_filter(model, item_filter) -> tuple[np.ndarray | None, dict | None]:
         allowed = allowed[~withdrawn[allowed]]
         if allowed.size == 0:
             raise ValueError(f"{source}: every filter item id is a withdrawn product")
-    digest = hashlib.sha256(allowed.astype("<i8").tobytes()).hexdigest()
+    digest = _fs.sha256_bytes(allowed.astype("<i8").tobytes())
     return allowed, {"source": source, "items": int(allowed.size), "sha256": digest}

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as _dt
-import hashlib
 import json
 import logging
 import shutil
@@ -12,7 +11,14 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
+from tqdm.auto import tqdm
+
+from recogan import _fs
+from recogan._threads import n_cores
+from recogan.artifacts import Bundle, load_model, open_bundle
 from recogan.batch._inputs import resolve_filter, resolve_users
+from recogan.batch._local import run_local
 from recogan.batch._partition import (
     Options,
     Task,
@@ -34,6 +40,7 @@ from recogan.batch._publish import (
     staging_dir,
     verified_partitions,
 )
+from recogan.batch._ray import require_ray, run_ray
 
 log = logging.getLogger(__name__)
 
@@ -134,13 +141,9 @@ def batch_score(
     sha256 and kept on disk for the job's duration), even if the bundle is re-published while
     the job runs.
     """
-    from recogan.artifacts import open_bundle
-
     cfg = dataclasses.replace(config or BatchConfig(), **options)
     _check_config(cfg)
-    from recogan._fs import as_path
-
-    model_path, out = as_path(model_path, "model_path"), as_path(out, "out")
+    model_path, out = _fs.as_path(model_path, "model_path"), _fs.as_path(out, "out")
     _check_paths(model_path, out, cfg.force)
     with open_bundle(model_path) as bundle:
         return _batch_score(bundle, model_path, out, users, item_filter, cfg)
@@ -156,16 +159,35 @@ def _check_paths(model_path: Path, out: Path, force: bool) -> None:
     check_output(out, force=force)
 
 
-def _batch_score(bundle, model_path, out, users, item_filter, cfg) -> BatchResult:
-    from recogan.artifacts import load_model
+@dataclass
+class _Plan:
+    """One job, decided before anything is written: the model, its users cut into
+    partitions, the options, and the job's identity (``job``, ``job_key``)."""
 
-    t_start = time.perf_counter()
+    model: object
+    model_path: Path
+    bundle: Bundle
+    user_idx: np.ndarray
+    users_source: str
+    bounds: list
+    tasks: list
+    override: dict
+    candidates: np.ndarray | None
+    n: int
+    batch_size: int
+    job: dict
+    job_key: str
+
+    @property
+    def model_version(self) -> str:
+        return self.job["model_version"]
+
+
+def _plan(bundle: Bundle, model_path: Path, users, item_filter, cfg: BatchConfig) -> _Plan:
     model = load_model(model_path, manifest=bundle.manifest_bytes)
     manifest_sha = bundle.manifest_sha256
-    model_version = f"{model.manifest_['created_at']}/{manifest_sha[:12]}"
     override = noise_override(model, cfg.noise_draws)
     apply_override(model, override)
-
     user_idx, users_source = resolve_users(model, users)
     candidates, filter_info = resolve_filter(model, item_filter)
     n = model.check_n(cfg.n, candidates)
@@ -178,7 +200,7 @@ def _batch_score(bundle, model_path, out, users, item_filter, cfg) -> BatchResul
     job = {
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
-        "model_version": model_version,
+        "model_version": f"{model.manifest_['created_at']}/{manifest_sha[:12]}",
         "manifest_sha256": manifest_sha,
         "n": n,
         "exclude_seen": bool(cfg.exclude_seen),
@@ -187,103 +209,40 @@ def _batch_score(bundle, model_path, out, users, item_filter, cfg) -> BatchResul
         "threads": cfg.threads,
         "noise_draws": cfg.noise_draws,
         "config_override": override,
-        "users_sha256": hashlib.sha256(user_idx.astype("<i8").tobytes()).hexdigest(),
+        "users_sha256": _fs.sha256_bytes(user_idx.astype("<i8").tobytes()),
         "filter": filter_info,
         "partitions": len(tasks),
     }
-    job_key = hashlib.sha256(json.dumps(job, sort_keys=True).encode()).hexdigest()
-    t_loaded = time.perf_counter()
+    job_key = _fs.sha256_bytes(json.dumps(job, sort_keys=True).encode())
+    return _Plan(
+        model, model_path, bundle, user_idx, users_source, bounds, tasks, override,
+        candidates, n, batch_size, job, job_key,
+    )  # fmt: skip
 
+
+def _batch_score(bundle, model_path, out, users, item_filter, cfg) -> BatchResult:
+    t_start = time.perf_counter()
+    plan = _plan(bundle, model_path, users, item_filter, cfg)
+    seconds = {"load": round(time.perf_counter() - t_start, 3)}
     staging = staging_dir(out)
     lock = StagingLock(staging, out)  # refuses while another job writes this output
     try:
         try:
             recover(out)
-            if cfg.resume and not staging.exists() and _published_key(out) == job_key:
+            if cfg.resume and not staging.exists() and _published_key(out) == plan.job_key:
                 log.info("%s already holds this job's result: nothing to do", out)
                 return _result_from(out, cfg, t_start)
-            done: dict[int, dict] = {}
-            if cfg.resume and (staging / "_job.json").is_file():
-                done = verified_partitions(staging, job_key)
-                generated_at = json.loads((staging / "_job.json").read_text())["generated_at"]
-                log.info("resuming: %d of %d partitions verified", len(done), len(tasks))
-            else:
-                generated_at = _now()
-                lock.start({**job, "job_key": job_key, "generated_at": generated_at})
-                _warn_disk(staging, user_idx.size * n)
+            done, generated_at = _start_or_resume(plan, staging, lock, cfg)
         except OSError as e:
             raise _write_error(e, staging, out, 0) from e
-
         reused = len(done)
-        todo = [t for t in tasks if t.index not in done]
-        opt = Options(
-            staging=str(staging),
-            n=n,
-            exclude_seen=bool(cfg.exclude_seen),
-            candidates=candidates,
-            batch_size=batch_size,
-            model_version=model_version,
-            generated_at=generated_at,
-        )
-        workers = _workers(cfg, len(todo))
-        bar = _progress(cfg.show_progress, user_idx.size, sum(r["users"] for r in done.values()))
         t_score = time.perf_counter()
-        try:
-            for record in _engine(
-                cfg, model, model_path, bundle.manifest_bytes, todo, user_idx, bounds, opt, workers,
-                override,
-            ):  # fmt: skip
-                done[record["partition"]] = record
-                record_partitions(staging, done)
-                if bar is not None:
-                    bar.update(record["users"])
-        except OSError as e:
-            raise _write_error(e, staging, out, len(done)) from e
-        except (BatchError, ImportError):
-            raise
-        except Exception as e:
-            # a model's own errors keep their type; engine failures (a dead worker, a Ray error)
-            # become a BatchError that says what is kept
-            if cfg.engine == "local" and not isinstance(e, RuntimeError):
-                raise
-            raise BatchError(
-                f"{cfg.engine} engine failed: {e} (the published result at {out} is untouched; "
-                f"{len(done)} finished partition(s) are kept for --resume)"
-            ) from e
-        finally:
-            if bar is not None:
-                bar.close()
-        t_scored = time.perf_counter()
-
+        workers = _score_all(plan, cfg, staging, out, done, generated_at)
+        seconds["score"] = round(time.perf_counter() - t_score, 3)
         records = [done[i] for i in sorted(done)]
-        if len(records) != len(tasks):  # pragma: no cover - an engine lost a partition
-            raise BatchError(f"only {len(records)} of {len(tasks)} partitions were scored")
-        seconds = {
-            "load": round(t_loaded - t_start, 3),
-            "score": round(t_scored - t_score, 3),
-        }
-        success = {
-            **job,
-            "generated_at": generated_at,
-            "published_at": _now(),
-            "job_key": job_key,
-            "model": {
-                "path": str(model_path),
-                "class": model.manifest_["model"]["class"],
-                "created_at": model.manifest_["created_at"],
-                "dataset": model.manifest_["dataset"]["name"],
-                "catalog": model.manifest_.get("catalog"),
-            },
-            "users_source": users_source,
-            "users": int(user_idx.size),
-            "rows": int(sum(r["rows"] for r in records)),
-            "rows_sha256": combined_digest(records),
-            "partitions": records,
-            "partitions_reused": reused,
-            "engine": cfg.engine,
-            "workers": workers,
-            "seconds": seconds,
-        }
+        if len(records) != len(plan.tasks):  # pragma: no cover - an engine lost a partition
+            raise BatchError(f"only {len(records)} of {len(plan.tasks)} partitions were scored")
+        success = _success(plan, cfg, records, reused, workers, generated_at, seconds)
         t_pub = time.perf_counter()
         try:
             publish(staging, out, success, force=cfg.force)
@@ -293,7 +252,7 @@ def _batch_score(bundle, model_path, out, users, item_filter, cfg) -> BatchResul
         seconds["total"] = round(time.perf_counter() - t_start, 3)
         return BatchResult(
             out=str(out),
-            model_version=model_version,
+            model_version=plan.model_version,
             users=success["users"],
             rows=success["rows"],
             partitions=len(records),
@@ -305,6 +264,86 @@ def _batch_score(bundle, model_path, out, users, item_filter, cfg) -> BatchResul
         )
     finally:
         lock.release()
+
+
+def _start_or_resume(plan: _Plan, staging: Path, lock, cfg: BatchConfig):
+    """The partitions already done (verified, when resuming) and the job's generated-at."""
+    if cfg.resume and (staging / "_job.json").is_file():
+        done = verified_partitions(staging, plan.job_key)
+        generated_at = json.loads((staging / "_job.json").read_text())["generated_at"]
+        log.info("resuming: %d of %d partitions verified", len(done), len(plan.tasks))
+        return done, generated_at
+    generated_at = _now()
+    lock.start({**plan.job, "job_key": plan.job_key, "generated_at": generated_at})
+    _warn_disk(staging, plan.user_idx.size * plan.n)
+    return {}, generated_at
+
+
+def _score_all(plan: _Plan, cfg: BatchConfig, staging, out, done: dict, generated_at) -> int:
+    """Score the partitions not in ``done`` on the engine, recording each as it finishes;
+    returns the number of workers."""
+    todo = [t for t in plan.tasks if t.index not in done]
+    opt = Options(
+        staging=str(staging),
+        n=plan.n,
+        exclude_seen=bool(cfg.exclude_seen),
+        candidates=plan.candidates,
+        batch_size=plan.batch_size,
+        model_version=plan.model_version,
+        generated_at=generated_at,
+    )
+    workers = _workers(cfg, len(todo))
+    bar = _progress(cfg.show_progress, plan.user_idx.size, sum(r["users"] for r in done.values()))
+    try:
+        for record in _engine(cfg, plan, todo, opt, workers):
+            done[record["partition"]] = record
+            record_partitions(staging, done)
+            if bar is not None:
+                bar.update(record["users"])
+    except OSError as e:
+        raise _write_error(e, staging, out, len(done)) from e
+    except (BatchError, ImportError):
+        raise
+    except Exception as e:
+        # a model's own errors keep their type; engine failures (a dead worker, a Ray error)
+        # become a BatchError that says what is kept
+        if cfg.engine == "local" and not isinstance(e, RuntimeError):
+            raise
+        raise BatchError(
+            f"{cfg.engine} engine failed: {e} (the published result at {out} is untouched; "
+            f"{len(done)} finished partition(s) are kept for --resume)"
+        ) from e
+    finally:
+        if bar is not None:
+            bar.close()
+    return workers
+
+
+def _success(plan: _Plan, cfg, records, reused, workers, generated_at, seconds) -> dict:
+    """The ``_SUCCESS`` manifest of a finished job."""
+    manifest = plan.model.manifest_
+    return {
+        **plan.job,
+        "generated_at": generated_at,
+        "published_at": _now(),
+        "job_key": plan.job_key,
+        "model": {
+            "path": str(plan.model_path),
+            "class": manifest["model"]["class"],
+            "created_at": manifest["created_at"],
+            "dataset": manifest["dataset"]["name"],
+            "catalog": manifest.get("catalog"),
+        },
+        "users_source": plan.users_source,
+        "users": int(plan.user_idx.size),
+        "rows": int(sum(r["rows"] for r in records)),
+        "rows_sha256": combined_digest(records),
+        "partitions": records,
+        "partitions_reused": reused,
+        "engine": cfg.engine,
+        "workers": workers,
+        "seconds": seconds,
+    }
 
 
 # ---------------------------------------------------------------------- pieces
@@ -320,54 +359,45 @@ def _check_config(cfg: BatchConfig) -> None:
     if cfg.batch_size is not None and cfg.batch_size <= 0:
         raise ValueError(f"batch_size must be positive, got {cfg.batch_size}")
     if cfg.engine == "ray":
-        from recogan.batch._ray import require_ray
-
         require_ray()
 
 
 def _workers(cfg: BatchConfig, n_tasks: int) -> int:
-    from recogan.batch._local import n_cores
-
     wanted = cfg.workers or max(1, n_cores() // cfg.threads)
     return max(1, min(wanted, max(n_tasks, 1)))
 
 
-def _engine(cfg, model, model_path, manifest, todo, user_idx, bounds, opt, workers, override):
+def _engine(cfg: BatchConfig, plan: _Plan, todo, opt, workers: int):
+    manifest = plan.bundle.manifest_bytes
     if cfg.engine == "ray":
-        from recogan.batch._ray import run_ray
-
         return run_ray(
-            str(model_path),
+            str(plan.model_path),
             manifest,
             todo,
-            user_idx,
-            [bounds[t.index] for t in todo],
+            plan.user_idx,
+            [plan.bounds[t.index] for t in todo],
             opt,
             workers=workers,
             threads=cfg.threads,
-            override=override,
+            override=plan.override,
             address=cfg.ray_address,
             cpus_per_actor=cfg.ray_cpus_per_actor,
         )
-    from recogan.batch._local import run_local
-
     return run_local(
-        model,
-        str(model_path),
+        plan.model,
+        str(plan.model_path),
         manifest,
         todo,
         opt,
         workers=workers,
         threads=cfg.threads,
-        override=override,
+        override=plan.override,
     )
 
 
 def _progress(show: bool, total: int, initial: int):
     if not show:
         return None
-    from tqdm.auto import tqdm
-
     return tqdm(total=total, initial=initial, unit="users", unit_scale=True, desc="batch-score")
 
 

@@ -11,58 +11,26 @@ dense float math can differ in the last bit with the thread count, so fixing it 
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import logging
+import multiprocessing as mp
 import os
+import signal
 import sys
 from collections.abc import Iterator
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
 
+from recogan._threads import THREAD_VARS, n_cores, set_threads
+from recogan.artifacts import load_model
 from recogan.batch._partition import Options, Task, apply_override, score_partition
+from recogan.registry import MODEL_REGISTRY
 
 log = logging.getLogger(__name__)
-
-_THREAD_VARS = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
 
 # the model of this worker process, loaded once by ``init_worker`` (or why it could not be)
 _MODEL = None
 _INIT_ERROR: BaseException | None = None
-
-
-def n_cores() -> int:
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # pragma: no cover - not Linux
-        return os.cpu_count() or 1
-
-
-def set_threads(threads: int):
-    """Pin BLAS/OpenMP (threadpoolctl), torch and faiss (where loaded) to ``threads``.
-
-    Returns a function that restores the previous settings.
-    """
-    undo = []
-    if "torch" in sys.modules:
-        torch = sys.modules["torch"]
-        before = torch.get_num_threads()
-        torch.set_num_threads(threads)
-        undo.append(lambda: torch.set_num_threads(before))
-    if "faiss" in sys.modules:
-        faiss = sys.modules["faiss"]
-        before_f = faiss.omp_get_max_threads()
-        faiss.omp_set_num_threads(threads)
-        undo.append(lambda: faiss.omp_set_num_threads(before_f))
-    try:  # installed with scikit-learn; numpy's BLAS reads its env only at import
-        from threadpoolctl import threadpool_limits
-
-        limits = threadpool_limits(limits=threads)
-        undo.append(limits.restore_original_limits)
-    except ImportError:  # pragma: no cover
-        log.debug("threadpoolctl missing: BLAS threads follow OMP_NUM_THREADS")
-
-    def restore() -> None:
-        for f in reversed(undo):
-            f()
-
-    return restore
 
 
 def init_worker(
@@ -90,11 +58,8 @@ def _init_worker(bundle, override, threads, registry, sys_path, manifest) -> Non
     for p in sys_path:
         if p not in sys.path:
             sys.path.append(p)
-    from recogan.artifacts import load_model
-    from recogan.base import MODEL_REGISTRY
-
     MODEL_REGISTRY.update(registry)
-    for var in _THREAD_VARS:
+    for var in THREAD_VARS:
         os.environ[var] = str(threads)
     _MODEL = load_model(bundle, manifest=manifest)
     apply_override(_MODEL, override)
@@ -107,9 +72,6 @@ def _die_with_parent() -> None:
     if not sys.platform.startswith("linux"):
         return
     try:
-        import ctypes
-        import signal
-
         libc = ctypes.CDLL(None, use_errno=True)
         PR_SET_PDEATHSIG = 1
         libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
@@ -130,8 +92,8 @@ def run_task(task: Task, opt: Options) -> dict:
 @contextlib.contextmanager
 def _thread_env(threads: int):
     """Environment for spawned workers: BLAS reads its thread count at import."""
-    saved = {v: os.environ.get(v) for v in _THREAD_VARS}
-    os.environ.update({v: str(threads) for v in _THREAD_VARS})
+    saved = {v: os.environ.get(v) for v in THREAD_VARS}
+    os.environ.update({v: str(threads) for v in THREAD_VARS})
     try:
         yield
     finally:
@@ -175,12 +137,6 @@ def run_local(
 
 
 def _run_pool(bundle, manifest, tasks, opt, workers, threads, override):
-    import multiprocessing as mp
-    from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
-    from concurrent.futures.process import BrokenProcessPool
-
-    from recogan.base import MODEL_REGISTRY
-
     pool = ProcessPoolExecutor(
         max_workers=workers,
         mp_context=mp.get_context("spawn"),

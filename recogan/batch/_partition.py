@@ -7,7 +7,6 @@ never on the engine or the number of workers.
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import logging
 import time
@@ -15,6 +14,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
 
 from recogan import _fs
 from recogan.catalog import drop_withdrawn, overfetch, withdrawn_mask
@@ -24,9 +25,6 @@ log = logging.getLogger(__name__)
 #: Scores held at once per recommend call (floats): bounds a worker's memory whatever the
 #: catalog size (dense models build a ``(batch, n_items)`` score block).
 SCORE_BLOCK = 1 << 23
-
-#: Names of the model config field that sets the number of noise draws, tried in order.
-NOISE_FIELDS = ("n_draws", "noise_draws", "draws")
 
 
 @dataclass(frozen=True)
@@ -69,7 +67,8 @@ def auto_batch_size(n_items: int, partition_size: int) -> int:
 
 
 def noise_override(model, noise_draws: int | None) -> dict:
-    """The config override that sets ``noise_draws`` on ``model`` ({} where it has no such knob).
+    """The recommend-time override that sets ``noise_draws`` on ``model`` (through its
+    ``noise_draws_param()``; {} for a model without noise draws).
 
     Models without noise (every baseline) ignore the option; a warning says so.
     """
@@ -77,30 +76,23 @@ def noise_override(model, noise_draws: int | None) -> dict:
         return {}
     if int(noise_draws) <= 0:
         raise ValueError(f"noise draws must be positive, got {noise_draws}")
-    config = getattr(model, "config", None)
-    if dataclasses.is_dataclass(config):
-        names = {f.name for f in dataclasses.fields(config)}
-        for name in NOISE_FIELDS:
-            if name in names:
-                return {name: int(noise_draws)}
+    name = model.noise_draws_param()
+    if name is not None:
+        return {name: int(noise_draws)}
     log.warning(
-        "%s has no noise-draws setting (%s): noise_draws=%s is ignored",
+        "%s has no noise-draws setting: noise_draws=%s is ignored",
         type(model).__name__,
-        "/".join(NOISE_FIELDS),
         noise_draws,
     )
     return {}
 
 
 def apply_override(model, override: dict) -> None:
-    if override:
-        model.config = dataclasses.replace(model.config, **override)
+    model.set_recommend_params(**override)
 
 
 def score_partition(model, task: Task, opt: Options) -> dict:
     """Score ``task``'s users, write ``part-NNNNN.parquet`` atomically, return its record."""
-    import pyarrow as pa
-
     t0 = time.perf_counter()
     users = np.asarray(task.users, dtype=np.int64)
     cols: dict[str, list[np.ndarray]] = {"user": [], "rank": [], "item": [], "score": []}
@@ -175,8 +167,6 @@ def _cat(parts: list[np.ndarray], dtype) -> np.ndarray:
 
 
 def _id_array(idmap, idx: np.ndarray):
-    import pyarrow as pa
-
     ids = idmap.to_ids(idx)
     if np.issubdtype(np.asarray(idmap.ids[:1]).dtype, np.integer):
         return pa.array(np.asarray(ids, dtype=np.int64), pa.int64())
@@ -195,17 +185,7 @@ def rows_digest(user, rank, item, score) -> str:
 def write_parquet(table, path: Path) -> tuple[str, int]:
     """Write ``table`` to ``path`` atomically (temporary file + fsync + rename), so ``path`` is
     either absent or complete. Returns the file's sha256 and size."""
-    import pyarrow.parquet as pq
-
     with _fs.atomic_path(path) as tmp:
         pq.write_table(table, tmp, compression="zstd")
         sha, size = _fs.sha256_file(tmp), tmp.stat().st_size
     return sha, size
-
-
-def write_json_atomic(obj, path: Path) -> None:
-    """Write JSON atomically: readers see the old or the new file."""
-    _fs.atomic_write_json(path, obj)
-
-
-fsync_dir = _fs.fsync_dir

@@ -22,8 +22,10 @@ import os
 import shutil
 from pathlib import Path
 
+import pandas as pd
+import pyarrow.parquet as pq
+
 from recogan import _fs
-from recogan.batch._partition import write_json_atomic
 
 log = logging.getLogger(__name__)
 
@@ -40,9 +42,6 @@ class BatchError(RuntimeError):
 
 def staging_dir(out: Path) -> Path:
     return out.parent / f".{out.name}.staging"
-
-
-sha256_file = _fs.sha256_file
 
 
 def is_batch_result(path: str | Path) -> bool:
@@ -105,7 +104,7 @@ def verified_partitions(staging: Path, job_key: str) -> dict[int, dict]:
     good = {}
     for index, rec in recorded.items():
         f = staging / rec["file"]
-        if f.is_file() and f.stat().st_size == rec["bytes"] and sha256_file(f) == rec["sha256"]:
+        if f.is_file() and f.stat().st_size == rec["bytes"] and _fs.sha256_file(f) == rec["sha256"]:
             good[index] = rec
         else:
             log.warning("%s: partition %d is missing or corrupt; redoing it", staging, index)
@@ -145,8 +144,8 @@ class StagingLock:
         tmp.mkdir()
         fd = _fs.try_lock(tmp)
         try:
-            write_json_atomic(job, tmp / JOB)
-            write_json_atomic({}, tmp / PARTITIONS)
+            _fs.atomic_write_json(tmp / JOB, job)
+            _fs.atomic_write_json(tmp / PARTITIONS, {})
             os.rename(tmp, staging)
         except OSError as e:
             _fs.release(fd)
@@ -163,12 +162,12 @@ class StagingLock:
 
 
 def record_partitions(staging: Path, done: dict[int, dict]) -> None:
-    write_json_atomic({str(k): v for k, v in sorted(done.items())}, staging / PARTITIONS)
+    _fs.atomic_write_json(staging / PARTITIONS, {str(k): v for k, v in sorted(done.items())})
 
 
 def publish(staging: Path, out: Path, success: dict, *, force: bool = False) -> None:
     """Write ``_SUCCESS`` into ``staging`` and swap it in as ``out``."""
-    write_json_atomic(success, staging / SUCCESS)
+    _fs.atomic_write_json(staging / SUCCESS, success)
     with _fs.locked(out.parent):
         _fs.recover_dir(out)
         check_output(out, force=force)  # again, under the lock: it may have changed meanwhile
@@ -203,7 +202,7 @@ def verify_output(out: str | Path) -> dict:
         f = out / rec["file"]
         if not f.is_file():
             raise BatchError(f"{out}: partition file {rec['file']} is missing")
-        if f.stat().st_size != rec["bytes"] or sha256_file(f) != rec["sha256"]:
+        if f.stat().st_size != rec["bytes"] or _fs.sha256_file(f) != rec["sha256"]:
             raise BatchError(f"{out}: partition file {rec['file']} fails its checksum")
     return success
 
@@ -211,9 +210,6 @@ def verify_output(out: str | Path) -> dict:
 def read_recommendations(out: str | Path, *, verify: bool = True):
     """All rows of a published result as one DataFrame (``user_id, rank, item_id, score``),
     in partition order (users by model index, then rank)."""
-    import pandas as pd
-    import pyarrow.parquet as pq
-
     out = Path(out)
     success = verify_output(out) if verify else read_success(out)
     frames = [pq.read_table(out / r["file"]).to_pandas() for r in success["partitions"]]

@@ -17,7 +17,10 @@ from collections.abc import Iterator
 
 import numpy as np
 
+from recogan._threads import THREAD_VARS, n_cores
+from recogan.batch import _local
 from recogan.batch._partition import Options, Task
+from recogan.registry import MODEL_REGISTRY
 
 log = logging.getLogger(__name__)
 
@@ -44,17 +47,13 @@ class _Scorer:
     """A Ray Data actor: loads the bundle once, then scores one partition per row."""
 
     def __init__(self, bundle, manifest, override, threads, registry, sys_path, users_ref, opt):
-        import ray
-
-        from recogan.batch import _local
+        import ray  # optional dependency: the ray extra
 
         _local.init_worker(bundle, override, threads, registry, sys_path, manifest)
         self.users = ray.get(users_ref[0])
         self.opt = opt
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        from recogan.batch import _local
-
         out = []
         for index, start, stop in zip(batch["partition"], batch["start"], batch["stop"]):
             task = Task(int(index), self.users[int(start) : int(stop)])
@@ -81,34 +80,7 @@ def run_ray(
     if not tasks:
         return
     ray = require_ray()
-    from recogan.base import MODEL_REGISTRY
-    from recogan.batch._local import n_cores
-
-    cores = n_cores()
-    started = False
-    if not ray.is_initialized():
-        sys_path = [p for p in sys.path if p and os.path.isdir(p)]
-        env = {
-            "OMP_NUM_THREADS": str(threads),
-            "MKL_NUM_THREADS": str(threads),
-            "OPENBLAS_NUM_THREADS": str(threads),
-        }
-        kwargs = {
-            "include_dashboard": False,
-            "log_to_driver": False,
-            "runtime_env": {"env_vars": env},
-        }
-        if address is None:
-            # local workers import what this process imports (a checkout, test helpers);
-            # cluster nodes have recogan installed and keep their own path
-            env["PYTHONPATH"] = os.pathsep.join(sys_path)
-            kwargs.update(num_cpus=cores, object_store_memory=OBJECT_STORE_BYTES)
-        else:
-            kwargs["address"] = address
-            del kwargs["include_dashboard"]
-        log.info("starting Ray (%s)", address or "local")
-        ray.init(**kwargs)
-        started = True
+    started = _start_ray(ray, threads, address)
     try:
         ctx = ray.data.DataContext.get_current()
         ctx.enable_progress_bars = False
@@ -140,3 +112,26 @@ def run_ray(
     finally:
         if started:
             ray.shutdown()
+
+
+def _start_ray(ray, threads: int, address: str | None) -> bool:
+    """Start (or join, with ``address``) Ray unless it runs already; whether it was started."""
+    if ray.is_initialized():
+        return False
+    env = {var: str(threads) for var in THREAD_VARS}
+    kwargs = {
+        "include_dashboard": False,
+        "log_to_driver": False,
+        "runtime_env": {"env_vars": env},
+    }
+    if address is None:
+        # local workers import what this process imports (a checkout, test helpers);
+        # cluster nodes have recogan installed and keep their own path
+        env["PYTHONPATH"] = os.pathsep.join(p for p in sys.path if p and os.path.isdir(p))
+        kwargs.update(num_cpus=n_cores(), object_store_memory=OBJECT_STORE_BYTES)
+    else:
+        kwargs["address"] = address
+        del kwargs["include_dashboard"]
+    log.info("starting Ray (%s)", address or "local")
+    ray.init(**kwargs)
+    return True

@@ -1,24 +1,27 @@
 """The ``recogan`` command line: ``recogan <command> --help`` for each command.
 
 Each command lives in its own module with a ``register(subparsers)`` function; add new ones
-to ``COMMANDS``. Modules are imported only when the CLI runs.
+to ``COMMANDS``. This package is the top layer: it imports every other one (``import recogan``
+itself stays cheap).
 """
 
 from __future__ import annotations
 
 import argparse
-import importlib
 import logging
 import sys
 
+from recogan import __version__
+from recogan.cli import _batch, _catalog, _evaluate, _info, _recommend, _train
+
 #: command name → module defining ``register(subparsers)``.
 COMMANDS = {
-    "info": "recogan.cli._info",
-    "evaluate": "recogan.cli._evaluate",
-    "train": "recogan.cli._train",
-    "recommend": "recogan.cli._recommend",
-    "batch-score": "recogan.cli._batch",
-    "catalog": "recogan.cli._catalog",
+    "info": _info,
+    "evaluate": _evaluate,
+    "train": _train,
+    "recommend": _recommend,
+    "batch-score": _batch,
+    "catalog": _catalog,
 }
 
 
@@ -28,8 +31,6 @@ USER_ERRORS = (ValueError, KeyError, IndexError, TypeError, OSError, RuntimeErro
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from recogan import __version__
-
     parser = argparse.ArgumentParser(
         prog="recogan", description="GAN-augmented product recommendation engine."
     )
@@ -37,7 +38,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-v", "--verbose", action="store_true", help="log at INFO level")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for module in COMMANDS.values():
-        importlib.import_module(module).register(sub)
+        module.register(sub)
     return parser
 
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import sys
 
+from recogan.batch import BatchError, batch_score
+
 
 def register(sub) -> None:
     p = sub.add_parser(
@@ -62,7 +64,6 @@ def register(sub) -> None:
 
 
 def run(args) -> int:
-    from recogan.batch import BatchError, batch_score
 
     try:
         result = batch_score(

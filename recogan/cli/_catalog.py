@@ -12,6 +12,13 @@ import json
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
+
+from recogan.artifacts import load_model
+from recogan.batch import read_id_file
+from recogan.catalog import ID_COLUMNS, changes_of
+from recogan.data import read_frame
+from recogan.recommender import Recommender
 
 
 def register(sub) -> None:
@@ -70,19 +77,12 @@ def _model_arg(p) -> None:
 
 
 def _load(args):
-    from recogan.recommender import Recommender
-
     return Recommender.load(args.model, device="cpu")
 
 
 def read_new_products(args):
     """The catalog rows of ``--catalog`` with the attribute columns renamed to title,
     category, price (ids read as text, so codes such as ``022423`` keep their zeros)."""
-    import pandas as pd
-
-    from recogan.catalog import ID_COLUMNS
-    from recogan.data import read_frame
-
     path = Path(args.catalog)
     id_cols = [args.id_col] if args.id_col else list(ID_COLUMNS)
     if ".csv" in "".join(path.suffixes).lower() and path.is_file():
@@ -107,16 +107,12 @@ def run_add(args) -> int:
 
 
 def run_remove(args) -> int:
-    from recogan.batch import read_id_file
-
     rec = _load(args)
     update = rec.remove_items(read_id_file(args.items, "item_id", rec.model.items_))
     return _report(args, rec, "withdrew", update)
 
 
 def run_restore(args) -> int:
-    from recogan.batch import read_id_file
-
     rec = _load(args)
     update = rec.restore_items(read_id_file(args.items, "item_id", rec.model.items_))
     return _report(args, rec, "restored", update)
@@ -151,9 +147,6 @@ def _report(args, rec, verb: str, update) -> int:
 
 
 def run_show(args) -> int:
-    from recogan.artifacts import load_model
-    from recogan.catalog import changes_of
-
     model = load_model(args.model)
     changes = changes_of(model).summary(model.items_)
     if args.json:

@@ -5,6 +5,9 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from recogan import datasets
+from recogan.data import read_dataset
+
 
 def add_data_args(p: argparse.ArgumentParser, *, required: bool = True) -> None:
     """``--data online_retail|PATH`` or ``--interactions PATH [--catalog PATH]`` + column names."""
@@ -37,8 +40,6 @@ def add_data_args(p: argparse.ArgumentParser, *, required: bool = True) -> None:
 
 def load_data(args: argparse.Namespace):
     """The Dataset the data options name."""
-    from recogan import datasets
-    from recogan.data import read_dataset
 
     cols = {
         "user_col": args.user_col,

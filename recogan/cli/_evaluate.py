@@ -7,7 +7,11 @@ import json
 import logging
 from pathlib import Path
 
+from recogan._fs import OutputDirError
+from recogan.artifacts import is_bundle
+from recogan.batch._publish import is_batch_result
 from recogan.cli._common import add_data_args, load_data
+from recogan.evaluate import DEFAULT_MODELS, evaluate
 
 log = logging.getLogger(__name__)
 
@@ -23,7 +27,6 @@ def _int_list(text: str) -> list[int]:
 
 
 def register(sub) -> None:
-    from recogan.evaluate._run import DEFAULT_MODELS
 
     p = sub.add_parser(
         "evaluate",
@@ -95,9 +98,6 @@ def _is_report(out: Path) -> bool:
 def check_report_out(out, force: bool = False) -> None:
     """A report goes into a new folder, a folder of an earlier report, or a folder whose
     files it does not replace; never into a model bundle or batch result (unless ``force``)."""
-    from recogan._fs import OutputDirError
-    from recogan.artifacts import is_bundle
-    from recogan.batch._publish import is_batch_result
 
     out = Path(out)
     problem = None
@@ -124,7 +124,6 @@ def check_report_out(out, force: bool = False) -> None:
 
 
 def run(args) -> int:
-    from recogan.evaluate import evaluate
 
     models = [m.strip() for m in args.models.split(",") if m.strip()]
     if not models:

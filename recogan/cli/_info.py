@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 from recogan.cli._common import add_data_args, load_data
+from recogan.data import temporal_split
 
 
 def register(sub) -> None:
@@ -22,15 +23,11 @@ def run(args) -> int:
     if args.json:
         out = data.summary()
         if args.split:
-            from recogan.data import temporal_split
-
             out["split"] = temporal_split(data).summary()
         print(json.dumps(out, indent=2))
         return 0
     print(data.describe())
     if args.split:
-        from recogan.data import temporal_split
-
         s = temporal_split(data).summary()
         print(f"temporal split {s['protocol']}:")
         for part in ("train", "valid", "test"):

@@ -6,6 +6,8 @@ import json
 
 import numpy as np
 
+from recogan.recommender import Recommender
+
 
 def register(sub) -> None:
     p = sub.add_parser("recommend", help="recommend items from a model bundle")
@@ -43,7 +45,6 @@ def parse_id(text: str, known: np.ndarray):
 
 
 def run(args) -> int:
-    from recogan.recommender import Recommender
 
     rec = Recommender.load(args.model, device=args.device, strict=args.strict)
     exclude = not args.include_seen

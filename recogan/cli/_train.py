@@ -6,8 +6,15 @@ import dataclasses
 import json
 import logging
 import time
+from pathlib import Path
 
+from recogan._config import parse_params as typed_params
+from recogan._fs import check_output_dir
+from recogan.artifacts import is_bundle, is_leftover
 from recogan.cli._common import add_data_args, load_data
+from recogan.evaluate._check import validation_check
+from recogan.fitting import FoldFits, fit_for_serving, holdout
+from recogan.registry import model_class
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +57,12 @@ def register(sub) -> None:
         action="store_true",
         help="replace --out even when it holds something other than a model bundle",
     )
+    p.add_argument(
+        "--no-progress",
+        action="store_true",
+        help="no training progress bar (models with one show epoch, pairs/s and the last "
+        "validation score)",
+    )
     p.set_defaults(func=run)
 
 
@@ -59,9 +72,7 @@ def parse_params(pairs: list[str], config_cls=None) -> dict:
     they are JSON where they parse, Python spellings ``True``/``False``/``None`` too, else
     strings."""
     if config_cls is not None:
-        from recogan._config import parse_params as typed
-
-        return typed(config_cls, pairs)
+        return typed_params(config_cls, pairs)
     out = {}
     words = {"True": True, "False": False, "None": None}
     for pair in pairs:
@@ -79,10 +90,9 @@ def parse_params(pairs: list[str], config_cls=None) -> dict:
     return out
 
 
-def build_model(name: str, params: dict | list[str], seed: int):
-    """The model ``name`` with ``params`` (a dict, or ``KEY=VALUE`` strings read by type)."""
-    from recogan.base import model_class
-
+def model_spec(name: str, params: dict | list[str], seed: int) -> tuple[type, dict]:
+    """The class of model ``name`` and its settings: ``params`` (a dict, or ``KEY=VALUE``
+    strings read by type) with ``seed``, checked by building the model once."""
     cls = model_class(name)
     if not isinstance(params, dict):
         params = parse_params(list(params), cls.Config)
@@ -92,19 +102,21 @@ def build_model(name: str, params: dict | list[str], seed: int):
             raise ValueError(f"--seed must be >= 0, got {seed}")
         params = {"seed": seed, **params}
     try:
-        return cls(**params)
+        cls(**params)
     except TypeError as e:  # unknown or mistyped hyperparameter: a user error, not a crash
         raise ValueError(str(e)) from e
+    return cls, params
+
+
+def build_model(name: str, params: dict | list[str], seed: int):
+    """The model ``name`` with ``params`` (a dict, or ``KEY=VALUE`` strings read by type)."""
+    cls, params = model_spec(name, params, seed)
+    return cls(**params)
 
 
 def check_out(args) -> None:
     """Refuse, before any training, an --out that is not ours to replace or that holds the
     data being read."""
-    from pathlib import Path
-
-    from recogan._fs import check_output_dir
-    from recogan.artifacts import is_bundle, is_leftover
-
     out = Path(args.out).resolve()
     for given in (args.interactions, args.catalog, args.data):
         if given and Path(given).exists():
@@ -126,33 +138,37 @@ def check_out(args) -> None:
 def run(args) -> int:
     if not 0 <= args.valid_frac < 1:
         raise ValueError(f"--valid-frac must be in [0, 1), got {args.valid_frac}")
-    model = build_model(args.model, args.param, args.seed)
+    cls, params = model_spec(args.model, args.param, args.seed)
+    if not args.no_progress and "show_progress" in {f.name for f in dataclasses.fields(cls.Config)}:
+        params = {"show_progress": True, **params}  # training can take minutes: show it
     check_out(args)
     data = load_data(args)
     t0 = time.perf_counter()
-    if hasattr(model, "refit_params") and args.valid_frac > 0:
-        # without a held-out period an early-stopping model would train blind: learn the
-        # epoch count on the latest interactions first, then refit on all of them
-        from recogan.data import temporal_split
-        from recogan.evaluate._check import validation_check
+    # without a held-out period a model that early-stops would train blind: learn what early
+    # stopping chooses on the latest interactions first, then refit on all of them
+    early = cls.early_stopping_params and args.valid_frac > 0
+    folds = holdout(data, args.valid_frac) if early else []
 
-        split = temporal_split(data, test_frac=args.valid_frac, valid_frac=0.0)
-        params = model.fit(split.train, split.test).refit_params()
+    def report(fits: FoldFits) -> None:
+        learned = {k: fits.refit[k] for k in cls.early_stopping_params if k in fits.refit}
         print(
             f"early stopping on the latest {args.valid_frac:.0%} of interactions: "
-            f"{json.dumps({k: params[k] for k in ('epochs',) if k in params})}"
+            f"{json.dumps(learned)}"
         )
         # never hand over a model that loses to the obvious references without a word
-        for line in validation_check(model, args.model, split.train, split.test).lines():
+        train, valid = folds[0]
+        for line in validation_check(fits.models[0], args.model, train, valid).lines():
             print(line)
-        model = type(model)(**params)
-    model.fit(data)
+
+    model, _ = fit_for_serving(cls, params, data, folds, on_folds=report)
     fit_s = time.perf_counter() - t0
     model.save(args.out, force=args.force)
-    defaults = type(model)().params()
-    changed = {k: v for k, v in model.params().items() if defaults.get(k) != v}
+    defaults = cls().params()
+    changed = {
+        k: v for k, v in model.params().items() if defaults.get(k) != v and k != "show_progress"
+    }
     print(
-        f"trained {type(model).__name__}({changed or 'defaults'}) on {data.name} "
+        f"trained {cls.__name__}({changed or 'defaults'}) on {data.name} "
         f"({data.n_users:,} users, {data.n_items:,} items, "
         f"{data.n_interactions:,} interactions) in {fit_s:.1f}s -> {args.out}"
     )

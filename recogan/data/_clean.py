@@ -296,3 +296,117 @@ def _clean_events(events: pd.DataFrame, cleaning: dict, duplicates: str, source:
             cleaning["duplicate_rows (kept)"] = n_dup
             log.info("%s: %d exact duplicate row(s) kept (e.g. %s)", source, n_dup, example)
     return events.reset_index(drop=True)
+
+
+# ---------------------------------------------------------------------- the steps of from_frames
+def read_events(
+    interactions: pd.DataFrame,
+    columns: dict,
+    source: str,
+    cleaning: dict,
+    *,
+    time_unit: str,
+    check: bool,
+) -> pd.DataFrame:
+    """``user_id, item_id, time[, quantity, price]`` from the interactions' ``columns`` (role
+    → column name; quantity and price may be None), each checked."""
+    user_col, item_col, time_col = columns["user"], columns["item"], columns["time"]
+    _require_columns(interactions, [user_col, item_col, time_col], source)
+    if len(interactions) == 0:
+        raise ValueError(f"{source} is empty: no interactions to build a dataset from")
+    for col in (user_col, item_col):
+        _reject_nulls(interactions[col], col, source)
+    times = parse_times(interactions[time_col], time_col, source, unit=time_unit, check=check)
+    user_ids, n_mixed = normalise_ids(interactions[user_col], user_col, source)
+    if n_mixed:
+        cleaning["mixed_type_user_ids (kept as strings)"] = n_mixed
+    item_ids, n_mixed = normalise_ids(interactions[item_col], item_col, source)
+    if n_mixed:
+        cleaning["mixed_type_item_ids (kept as strings)"] = n_mixed
+    events = pd.DataFrame({"user_id": user_ids, "item_id": item_ids})
+    events["time"] = times
+    for out in ("quantity", "price"):
+        col = columns.get(out)
+        if col is not None:
+            _require_columns(interactions, [col], source)
+            events[out] = _numeric(interactions[col], col, source)
+    return events
+
+
+def read_catalog(
+    catalog: pd.DataFrame,
+    item_col: str,
+    attrs: dict,
+    events: pd.DataFrame,
+    cleaning: dict,
+    *,
+    source: str,
+    catalog_source: str,
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """``item_id`` and the attributes ``attrs`` names (``title``, ``category``, ``price`` →
+    column or None) of each catalog item, checked; and the events, with item ids turned into
+    strings where the catalog's and the events' id types differ."""
+    _require_columns(catalog, [item_col], catalog_source)
+    _reject_nulls(catalog[item_col], item_col, catalog_source)
+    cat_ids, _ = normalise_ids(catalog[item_col], item_col, catalog_source)
+    cat_ids, converted = _one_id_type(cat_ids, events["item_id"].to_numpy())
+    if converted is not None:
+        log.warning(
+            "item ids of %s and %s differ in type: all are kept as strings",
+            source,
+            catalog_source,
+        )
+        events["item_id"] = converted
+    dup = pd.Series(cat_ids)[pd.Series(cat_ids).duplicated()]
+    if len(dup):
+        raise ValueError(
+            f"{catalog_source} has {len(dup)} duplicate item id(s) in column "
+            f"{item_col!r}, e.g. {dup.unique()[:5].tolist()}; each item must appear once"
+        )
+    cat = pd.DataFrame({"item_id": cat_ids})
+    for attr, col in attrs.items():
+        if col is not None and col in catalog.columns:
+            cat[attr] = (
+                _numeric(catalog[col], col, catalog_source)
+                if attr == "price"
+                else catalog[col].to_numpy()
+            )
+    if "price" in cat:
+        bad = ~(cat["price"].to_numpy() > 0)  # missing, zero or negative
+        if bad.any():  # item features treat these prices as unknown
+            cleaning["catalog_price_missing_or_non_positive (kept as unknown)"] = int(bad.sum())
+            cat.loc[bad, "price"] = np.nan
+    return cat, events
+
+
+def keep_known_items(
+    events: pd.DataFrame,
+    cat: pd.DataFrame,
+    policy: str,
+    cleaning: dict,
+    *,
+    source: str,
+    catalog_source: str,
+) -> pd.DataFrame:
+    """Apply ``policy`` (``keep``, ``drop`` or ``raise``) to events whose item is absent from
+    the catalog."""
+    unknown = ~pd.Index(events["item_id"]).isin(pd.Index(cat["item_id"]))
+    n_unknown = int(unknown.sum())
+    if not n_unknown:
+        return events
+    example = events.loc[unknown, "item_id"].unique()[:5].tolist()
+    msg = (
+        f"{n_unknown} interaction(s) in {source} name items absent from "
+        f"{catalog_source} (e.g. {example})"
+    )
+    if policy == "raise":
+        raise ValueError(msg + "; pass unknown_items='keep' or 'drop'")
+    if policy == "drop":
+        events = events.loc[~unknown]
+        cleaning["items_not_in_catalog"] = n_unknown
+        if len(events) == 0:
+            raise ValueError(msg + ": no interactions left after dropping them")
+    else:
+        cleaning["items_not_in_catalog (kept)"] = n_unknown
+    log.info(msg + " (policy: %s)", policy)
+    return events

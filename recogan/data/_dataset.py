@@ -12,14 +12,12 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
+from recogan._fs import as_path
 from recogan.data._clean import (
     _clean_events,
-    _numeric,
-    _one_id_type,
-    _reject_nulls,
-    _require_columns,
-    normalise_ids,
-    parse_times,
+    keep_known_items,
+    read_catalog,
+    read_events,
 )
 from recogan.data._idmap import IdMap
 
@@ -121,111 +119,20 @@ class Dataset:
         cleaning = dict(cleaning or {})
         if quantity_col == "auto":
             quantity_col = "quantity" if "quantity" in interactions.columns else None
-        _require_columns(interactions, [user_col, item_col, time_col], source)
-        if len(interactions) == 0:
-            raise ValueError(f"{source} is empty: no interactions to build a dataset from")
-        for col in (user_col, item_col):
-            _reject_nulls(interactions[col], col, source)
-        times = parse_times(
-            interactions[time_col], time_col, source, unit=time_unit, check=check_times
+        columns = {"user": user_col, "item": item_col, "time": time_col}
+        columns.update(quantity=quantity_col, price=price_col)
+        events = read_events(
+            interactions, columns, source, cleaning, time_unit=time_unit, check=check_times
         )
-        user_ids, n_mixed = normalise_ids(interactions[user_col], user_col, source)
-        if n_mixed:
-            cleaning["mixed_type_user_ids (kept as strings)"] = n_mixed
-        item_ids, n_mixed = normalise_ids(interactions[item_col], item_col, source)
-        if n_mixed:
-            cleaning["mixed_type_item_ids (kept as strings)"] = n_mixed
-
-        events = pd.DataFrame({"user_id": user_ids, "item_id": item_ids})
-        events["time"] = times
-        for col, out in ((quantity_col, "quantity"), (price_col, "price")):
-            if col is not None:
-                _require_columns(interactions, [col], source)
-                events[out] = _numeric(interactions[col], col, source)
         events = _clean_events(events, cleaning, duplicates, source)
-
         cat = None
         if catalog is not None:
+            attrs = {"title": title_col, "category": category_col, "price": catalog_price_col}
             cat_item = catalog_item_col or item_col
-            _require_columns(catalog, [cat_item], catalog_source)
-            _reject_nulls(catalog[cat_item], cat_item, catalog_source)
-            cat_ids, _ = normalise_ids(catalog[cat_item], cat_item, catalog_source)
-            cat_ids, converted = _one_id_type(cat_ids, events["item_id"].to_numpy())
-            if converted is not None:
-                log.warning(
-                    "item ids of %s and %s differ in type: all are kept as strings",
-                    source,
-                    catalog_source,
-                )
-                events["item_id"] = converted
-            dup = pd.Series(cat_ids)[pd.Series(cat_ids).duplicated()]
-            if len(dup):
-                raise ValueError(
-                    f"{catalog_source} has {len(dup)} duplicate item id(s) in column "
-                    f"{cat_item!r}, e.g. {dup.unique()[:5].tolist()}; each item must appear once"
-                )
-            cat = pd.DataFrame({"item_id": cat_ids})
-            for attr, col in (
-                ("title", title_col),
-                ("category", category_col),
-                ("price", catalog_price_col),
-            ):
-                if col is not None and col in catalog.columns:
-                    cat[attr] = (
-                        _numeric(catalog[col], col, catalog_source)
-                        if attr == "price"
-                        else catalog[col].to_numpy()
-                    )
-            if "price" in cat:
-                bad = ~(cat["price"].to_numpy() > 0)  # missing, zero or negative
-                if bad.any():  # item features treat these prices as unknown
-                    cleaning["catalog_price_missing_or_non_positive (kept as unknown)"] = int(
-                        bad.sum()
-                    )
-                    cat.loc[bad, "price"] = np.nan
-            known = pd.Index(cat["item_id"])
-            unknown = ~pd.Index(events["item_id"]).isin(known)
-            n_unknown = int(unknown.sum())
-            if n_unknown:
-                example = events.loc[unknown, "item_id"].unique()[:5].tolist()
-                msg = (
-                    f"{n_unknown} interaction(s) in {source} name items absent from "
-                    f"{catalog_source} (e.g. {example})"
-                )
-                if unknown_items == "raise":
-                    raise ValueError(msg + "; pass unknown_items='keep' or 'drop'")
-                if unknown_items == "drop":
-                    events = events.loc[~unknown]
-                    cleaning["items_not_in_catalog"] = n_unknown
-                    if len(events) == 0:
-                        raise ValueError(msg + ": no interactions left after dropping them")
-                else:
-                    cleaning["items_not_in_catalog (kept)"] = n_unknown
-                log.info(msg + " (policy: %s)", unknown_items)
-
-        users = IdMap.from_values(events["user_id"].to_numpy())
-        item_ids = events["item_id"].to_numpy()
-        if cat is not None:
-            item_ids = np.concatenate([cat["item_id"].to_numpy(), item_ids])
-        items = IdMap.from_values(item_ids)
-        frame = pd.DataFrame(
-            {
-                "user": users.lookup(events["user_id"].to_numpy()).astype(np.int32),
-                "item": items.lookup(events["item_id"].to_numpy()).astype(np.int32),
-                "time": events["time"].to_numpy(np.int64),
-            }
-        )
-        for extra in ("quantity", "price"):
-            if extra in events:
-                frame[extra] = events[extra].to_numpy(np.float64)
-        if cat is not None:
-            cat = (
-                cat.set_index(pd.Index(items.lookup(cat["item_id"].to_numpy())))
-                .reindex(np.arange(len(items)))
-                .drop(columns="item_id")
-                .reset_index(drop=True)
-            )
-        return cls(_sorted(frame), users, items, cat, cleaning, name)
+            where = {"source": source, "catalog_source": catalog_source}
+            cat, events = read_catalog(catalog, cat_item, attrs, events, cleaning, **where)
+            events = keep_known_items(events, cat, unknown_items, cleaning, **where)
+        return cls(*_indexed(events, cat), cleaning, name)
 
     # ------------------------------------------------------------------ basic facts
     @property
@@ -378,8 +285,6 @@ class Dataset:
 # ---------------------------------------------------------------------- readers
 def read_frame(path: str | Path, *, columns: list[str] | None = None) -> pd.DataFrame:
     """Read a parquet or CSV file (by suffix; ``.csv.gz`` etc. work) into a DataFrame."""
-    from recogan._fs import as_path
-
     path = as_path(path, "data file")
     if not path.exists():
         raise FileNotFoundError(f"no such file: {path}")
@@ -407,8 +312,6 @@ def read_dataset(
 ) -> Dataset:
     """Read interactions (and a catalog) from parquet/CSV paths; ``kwargs`` as in
     :meth:`Dataset.from_frames` (column mapping, ``unknown_items``...)."""
-    from recogan._fs import as_path
-
     kwargs.setdefault("name", as_path(interactions, "interactions").stem)
     inter = read_frame(interactions)
     cat = read_frame(catalog) if catalog is not None else None
@@ -419,6 +322,34 @@ def read_dataset(
         catalog_source=str(catalog) if catalog is not None else "catalog",
         **kwargs,
     )
+
+
+def _indexed(events: pd.DataFrame, cat: pd.DataFrame | None):
+    """Events and catalog in dense index space: ``(interactions, users, items, catalog)``;
+    catalog items without events keep their index."""
+    users = IdMap.from_values(events["user_id"].to_numpy())
+    item_ids = events["item_id"].to_numpy()
+    if cat is not None:
+        item_ids = np.concatenate([cat["item_id"].to_numpy(), item_ids])
+    items = IdMap.from_values(item_ids)
+    frame = pd.DataFrame(
+        {
+            "user": users.lookup(events["user_id"].to_numpy()).astype(np.int32),
+            "item": items.lookup(events["item_id"].to_numpy()).astype(np.int32),
+            "time": events["time"].to_numpy(np.int64),
+        }
+    )
+    for extra in ("quantity", "price"):
+        if extra in events:
+            frame[extra] = events[extra].to_numpy(np.float64)
+    if cat is not None:
+        cat = (
+            cat.set_index(pd.Index(items.lookup(cat["item_id"].to_numpy())))
+            .reindex(np.arange(len(items)))
+            .drop(columns="item_id")
+            .reset_index(drop=True)
+        )
+    return _sorted(frame), users, items, cat
 
 
 def _sorted(frame: pd.DataFrame) -> pd.DataFrame:

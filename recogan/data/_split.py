@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+import pandas as pd
 
 from recogan.data._dataset import Dataset
 
@@ -124,7 +125,6 @@ def split_at_times(data: Dataset, test_start, valid_starts, *, name: str = "") -
     ``end_0 = test_start`` and ``end_j = valid_starts[j - 1]`` (latest first, each strictly
     earlier), trained on everything before its start. For splits a fraction cannot express,
     such as a validation period that is a known seasonal peak."""
-    import pandas as pd
 
     def secs(x) -> int:
         return int(x) if isinstance(x, (int, np.integer)) else pd.Timestamp(x).value // 10**9
@@ -154,12 +154,12 @@ def split_at_times(data: Dataset, test_start, valid_starts, *, name: str = "") -
     )
     if test.n_interactions == 0:
         raise ValueError(f"{data.name}: no test events at or after test_start={test_start}")
+    label = f"split_at_times(test_start={test_start}, valid_starts={list(valid_starts)})"
     return Split(
         folds[0][0],
         folds[0][1],
         test,
-        protocol=name
-        or f"split_at_times(test_start={test_start}, valid_starts={list(valid_starts)})",
+        protocol=name or label,
         dropped={"valid": folds[0][2], "test": n_test_drop},
         train_valid=history,
         folds=tuple((tr, va) for tr, va, _ in folds),

@@ -14,18 +14,18 @@ from recogan.evaluate._beyond import (
     self_information,
     vector_similarity,
 )
-from recogan.evaluate._metrics import (
+from recogan.evaluate._protocol import PROTOCOLS, Protocol, sampled_candidates, score_model
+from recogan.evaluate._report import Report
+from recogan.evaluate._run import BASELINES, DEFAULT_MODELS, activity_bucket, evaluate
+from recogan.evaluate._stats import bootstrap_ci, paired_test, significance_mark
+from recogan.evaluate._tune import TuneResult, candidate_params, search_space, tune
+from recogan.metrics import (
     ACCURACY_METRICS,
     evaluate_model,
     mean_metrics,
     ranking_metrics,
     target_matrix,
 )
-from recogan.evaluate._protocol import PROTOCOLS, Protocol, sampled_candidates, score_model
-from recogan.evaluate._report import Report
-from recogan.evaluate._run import BASELINES, DEFAULT_MODELS, activity_bucket, evaluate
-from recogan.evaluate._stats import bootstrap_ci, paired_test, significance_mark
-from recogan.evaluate._tune import TuneResult, candidate_params, search_space, tune
 
 __all__ = [
     "ACCURACY_METRICS",

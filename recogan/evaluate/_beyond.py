@@ -25,6 +25,8 @@ import pandas as pd
 import scipy.sparse as sp
 from scipy.stats import rankdata
 
+from recogan._similarity import CoPurchase, VectorSimilarity
+
 
 def coverage(recs: np.ndarray, n_items: int) -> float:
     """Distinct recommended items / catalog size (``-1`` padding ignored)."""
@@ -77,16 +79,12 @@ def intra_list_diversity(recs: np.ndarray, similarity) -> np.ndarray:
 
 def vector_similarity(vectors: np.ndarray):
     """``similarity(items) -> (m, m)``: cosine among items from their vectors ``(n_items, d)``."""
-    from recogan._similarity import VectorSimilarity
-
     return VectorSimilarity(vectors, "cpu", {}).matrix
 
 
 def copurchase_similarity(train_csr: sp.csr_matrix):
     """``similarity(items) -> (m, m)``: cosine of item columns of the binary training matrix,
     co-buyers / sqrt(n_i n_j)."""
-    from recogan._similarity import CoPurchase
-
     X = sp.csr_matrix(train_csr, dtype=np.float32, copy=True)
     X.data[:] = 1.0
     return CoPurchase(X).matrix

@@ -7,8 +7,9 @@ import logging
 from dataclasses import dataclass, field
 
 from recogan.base import RECENT_DAYS
+from recogan.baselines import EASE, Popularity
 from recogan.data import Dataset
-from recogan.evaluate._metrics import evaluate_model, mean_metrics
+from recogan.metrics import validation_ndcg
 
 log = logging.getLogger(__name__)
 
@@ -47,10 +48,9 @@ class ValidationCheck:
 def validation_check(model, name: str, train: Dataset, valid: Dataset) -> ValidationCheck:
     """Score ``model`` (fitted on ``train``) on ``valid`` next to recent popularity (the last
     ``RECENT_DAYS`` days) and EASE (default settings), both fitted on ``train``."""
-    from recogan.baselines import EASE, Popularity
 
     def ndcg(m) -> float:
-        return float(mean_metrics(evaluate_model(m, valid, (10,))).get("NDCG@10", 0.0))
+        return float(validation_ndcg(m, valid))
 
     scores = {name: ndcg(model)}
     skipped = {}

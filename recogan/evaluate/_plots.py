@@ -1,42 +1,46 @@
-"""The report's figures, rendered with matplotlib's Agg backend to base64 PNG strings."""
+"""The report's figures, rendered to base64 PNG strings.
+
+Figures are drawn with matplotlib's object-oriented API (``Figure``, Agg rendering), without
+pyplot: no global backend or figure registry is touched.
+"""
 
 from __future__ import annotations
 
 import base64
 import io
 
+import matplotlib
 import numpy as np
-
-
-def _png(fig) -> str:
-    import matplotlib.pyplot as plt
-
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=100, bbox_inches="tight")
-    plt.close(fig)
-    return base64.b64encode(buf.getvalue()).decode("ascii")
-
-
-def _colors(models):
-    import matplotlib.pyplot as plt
-
-    cycle = plt.get_cmap("tab10")
-    return {m: cycle(i % 10) for i, m in enumerate(models)}
+from matplotlib.figure import Figure
 
 
 def figures(report) -> dict[str, str]:
     """``{"curves", "activity", "tradeoff", "popularity"}`` → base64 PNG."""
-    import matplotlib
+    col = _colors(report.models)
+    return {
+        "curves": _png(_curves(report, col)),
+        "activity": _png(_activity(report, col)),
+        "tradeoff": _png(_tradeoff(report, col)),
+        "popularity": _png(_popularity(report, col)),
+    }
 
-    matplotlib.use("Agg", force=True)
-    import matplotlib.pyplot as plt
 
+def _png(fig: Figure) -> str:
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=100, bbox_inches="tight")
+    return base64.b64encode(buf.getvalue()).decode("ascii")
+
+
+def _colors(models):
+    cycle = matplotlib.colormaps["tab10"]
+    return {m: cycle(i % 10) for i, m in enumerate(models)}
+
+
+def _curves(report, col) -> Figure:
+    """HR@K and NDCG@K over K."""
     models = report.models
-    col = _colors(models)
-    out = {}
-
-    # HR@K and NDCG@K over K
-    fig, axes = plt.subplots(1, 2, figsize=(11, 3.8))
+    fig = Figure(figsize=(11, 3.8))
+    axes = fig.subplots(1, 2)
     for ax, metric in zip(axes, ("HR", "NDCG")):
         curve = report.curves(metric)
         for m in models:
@@ -54,11 +58,15 @@ def figures(report) -> dict[str, str]:
         frameon=False,
         bbox_to_anchor=(0.5, 1.06),
     )
-    out["curves"] = _png(fig)
+    return fig
 
-    # NDCG@10 by activity bucket
+
+def _activity(report, col) -> Figure:
+    """NDCG@10 by activity bucket."""
+    models = report.models
     table = report.activity_table("NDCG@10")
-    fig, ax = plt.subplots(figsize=(11, 3.8))
+    fig = Figure(figsize=(11, 3.8))
+    ax = fig.subplots()
     width = 0.8 / len(models)
     x = np.arange(len(table))
     for j, m in enumerate(models):
@@ -68,11 +76,14 @@ def figures(report) -> dict[str, str]:
     ax.set_ylabel("NDCG@10")
     ax.legend(frameon=False, ncol=len(models))
     ax.grid(axis="y", alpha=0.3)
-    out["activity"] = _png(fig)
+    return fig
 
-    # coverage vs accuracy; a model with a knob draws a curve over its values
-    fig, ax = plt.subplots(figsize=(7.5, 4.5))
-    for m in models:
+
+def _tradeoff(report, col) -> Figure:
+    """Coverage vs accuracy; a model with a knob draws a curve over its values."""
+    fig = Figure(figsize=(7.5, 4.5))
+    ax = fig.subplots()
+    for m in report.models:
         row = report.metrics.loc[m]
         t = report.tradeoff.get(m)
         if t is not None and len(t):
@@ -97,11 +108,14 @@ def figures(report) -> dict[str, str]:
     ax.set_ylabel("NDCG@10")
     ax.grid(alpha=0.3)
     ax.legend(frameon=False)
-    out["tradeoff"] = _png(fig)
+    return fig
 
-    # popularity of recommended items: ECDF of the training popularity of listed items
-    fig, ax = plt.subplots(figsize=(7.5, 4.5))
-    for m in models:
+
+def _popularity(report, col) -> Figure:
+    """Popularity of recommended items: ECDF of the training popularity of listed items."""
+    fig = Figure(figsize=(7.5, 4.5))
+    ax = fig.subplots()
+    for m in report.models:
         p = np.sort(np.asarray(report.rec_popularity.get(m, []), dtype=np.float64))
         if p.size:
             ax.step(
@@ -118,5 +132,4 @@ def figures(report) -> dict[str, str]:
     ax.set_ylabel("share of top-10 slots (cumulative)")
     ax.grid(alpha=0.3)
     ax.legend(frameon=False)
-    out["popularity"] = _png(fig)
-    return out
+    return fig

@@ -18,8 +18,8 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
+from recogan import metrics
 from recogan.data import Dataset, Split, leave_last_out, temporal_split
-from recogan.evaluate._metrics import ranking_metrics, target_matrix
 
 log = logging.getLogger(__name__)
 
@@ -116,26 +116,20 @@ def score_model(
     seed: int = 0,
     batch_size: int = 1024,
 ) -> tuple[pd.DataFrame, np.ndarray]:
-    """Per-user accuracy metrics of a fitted ``model`` on ``test`` and its ``(B, max K)`` lists.
-
-    The frame has ``user``, ``n_targets`` and ``<metric>@<K>`` columns; targets are the test
-    items each user had not bought before (see :func:`target_matrix`)."""
+    """Per-user accuracy metrics of a fitted ``model`` on ``test`` and its ``(B, max K)`` lists,
+    ranked as ``protocol`` says (:func:`recogan.metrics.score` with its options)."""
     protocol = protocol or Protocol()
-    users, T = target_matrix(test, model.seen_)
-    kmax = max(ks)
-    recs = np.full((len(users), kmax), -1, dtype=np.int64)
-    cands = None
+    sampler = None
     if protocol.ranking == "sampled":
-        cands = sampled_candidates(users, T, model.seen_, protocol.n_negatives, seed)
-    for start in range(0, len(users), batch_size):
-        sl = slice(start, start + batch_size)
-        recs[sl] = model.recommend(
-            users[sl],
-            n=kmax,
-            exclude_seen=protocol.exclude_seen,
-            candidates=None if cands is None else cands[sl],
-        )[0]
-    frame = ranking_metrics(recs, T, ks)
-    frame.insert(0, "n_targets", np.diff(T.indptr))
-    frame.insert(0, "user", users)
-    return frame, recs
+
+        def sampler(users, targets, seen):
+            return sampled_candidates(users, targets, seen, protocol.n_negatives, seed)
+
+    return metrics.score(
+        model,
+        test,
+        ks,
+        exclude_seen=protocol.exclude_seen,
+        candidates=sampler,
+        batch_size=batch_size,
+    )

@@ -12,6 +12,8 @@ import numpy as np
 import pandas as pd
 
 from recogan._fs import atomic_path, locked
+from recogan.evaluate._plots import figures
+from recogan.evaluate._stats import significance_mark
 
 #: Accuracy metrics of the summary (K = 10), then what the lists look like.
 ACCURACY_SUMMARY = ("HR@10", "NDCG@10", "Recall@10", "Precision@10", "MRR@10", "MAP@10")
@@ -82,8 +84,6 @@ class Report:
 
     # ------------------------------------------------------------------ tables
     def _mark(self, name: str, metric: str = "NDCG@10") -> str:
-        from recogan.evaluate._stats import significance_mark
-
         if self.tests.empty:
             return ""
         t = self.tests[(self.tests["model"] == name) & (self.tests["metric"] == metric)]
@@ -263,16 +263,15 @@ class Report:
 
     # ------------------------------------------------------------------ HTML
     def to_html(self, path) -> Path:
-        from recogan.evaluate._plots import figures
-
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
-        imgs = figures(self)
+        body = self._html_body(figures(self))
+        page = _PAGE.format(title="recogan offline evaluation", body="\n".join(body))
+        path.write_text(page, encoding="utf-8")
+        return path
 
-        def table(frame: pd.DataFrame) -> str:
-            return frame.to_html(
-                classes="t", border=0, index_names=False, float_format=lambda x: f"{x:.4f}"
-            )
+    def _html_body(self, imgs: dict[str, str]) -> list[str]:
+        table = _html_table
 
         def img(key: str, alt: str) -> str:
             return f'<img alt="{html.escape(alt)}" src="data:image/png;base64,{imgs[key]}">'
@@ -318,9 +317,7 @@ class Report:
                 "validation and test is flagged above.</p>",
                 table(valid),
             ]
-        page = _PAGE.format(title="recogan offline evaluation", body="\n".join(body))
-        path.write_text(page, encoding="utf-8")
-        return path
+        return body
 
     def save(self, out_dir) -> dict[str, Path]:
         """metrics.json, report.md, report.html and per_user.parquet in ``out_dir``.
@@ -343,6 +340,12 @@ class Report:
                     write(tmp)
                 paths[kind] = out / name
         return paths
+
+
+def _html_table(frame: pd.DataFrame) -> str:
+    return frame.to_html(
+        classes="t", border=0, index_names=False, float_format=lambda x: f"{x:.4f}"
+    )
 
 
 def _md_table(frame: pd.DataFrame, index: bool = True) -> str:

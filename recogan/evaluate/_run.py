@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-import dataclasses
 import itertools
 import logging
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
+from tqdm.auto import tqdm
 
 from recogan._similarity import ItemSimilarity
 from recogan.data import Dataset, Split
@@ -17,8 +18,11 @@ from recogan.evaluate import _beyond as beyond
 from recogan.evaluate._protocol import Protocol, score_model
 from recogan.evaluate._report import Report
 from recogan.evaluate._stats import bootstrap_ci, paired_test
-from recogan.evaluate._tune import TUNE_METRIC, _with_seed, resolve_model
+from recogan.evaluate._tune import TUNE_METRIC, _with_seed
 from recogan.evaluate._tune import tune as tune_search
+from recogan.fitting import fit_for_serving
+from recogan.metrics import target_matrix
+from recogan.registry import resolve_model
 
 log = logging.getLogger(__name__)
 
@@ -38,11 +42,24 @@ def activity_bucket(n_history: np.ndarray, edges=ACTIVITY_EDGES) -> np.ndarray:
 
 
 def _progress(iterable, show: bool, **kw):
-    if not show:
-        return iterable
-    from tqdm.auto import tqdm
+    return tqdm(iterable, **kw) if show else iterable
 
-    return tqdm(iterable, **kw)
+
+@dataclass
+class _Period:
+    """What every model's test scores are read against: the history before the test."""
+
+    split: Split
+    proto: Protocol
+    ks: tuple
+    seed: int
+
+    def __post_init__(self) -> None:
+        history = self.split.train_valid
+        self.pop = history.item_popularity()
+        self.n_hist_users = len(history.active_users())
+        self.n_history = np.diff(history.csr().indptr)
+        self.head = beyond.head_items(self.pop)
 
 
 def evaluate(
@@ -70,6 +87,62 @@ def evaluate(
     """
     if not isinstance(data_or_split, (Dataset, Split)):
         raise TypeError(f"evaluate takes a Dataset or a Split, not {type(data_or_split).__name__}")
+    names, ks, proto = _check_args(models, protocol, ks, budget, ranking, n_negatives, valid_folds)
+    classes = {n: resolve_model(n) for n in names}  # fail before any fitting
+    params = params or {}
+    split = data_or_split if isinstance(data_or_split, Split) else proto.split(data_or_split)
+    full = data_or_split if isinstance(data_or_split, Dataset) else None
+    if full is None:
+        full = split.train_valid.concat(split.test)
+    if split.test.n_interactions == 0:
+        raise ValueError(f"{full.name}: the {proto.name} split has an empty test set")
+
+    period = _Period(split, proto, ks, seed)
+    per_user, rows, tuning, tradeoff, rec_pop = [], {}, {}, {}, {}
+    for name in _progress(names, show_progress, desc="models"):
+        cls = classes[name]
+        # untuned: the given settings are scored on the validation folds the same way, so
+        # every model has a validation estimate to compare with its test score
+        fixed = None if tune else [_with_seed(cls, dict(params.get(name, {})), seed)]
+        result = tune_search(
+            name, split, budget, seed, candidates=fixed, show_progress=show_progress
+        )
+        tuning[name] = {
+            "params": result.best_params,
+            "valid_" + TUNE_METRIC: result.best_score,
+            "fold_scores": result.fold_scores,
+            "trials": len(result.trials),
+            "table": result.trials,
+        }
+        t0 = time.perf_counter()
+        model, _ = fit_for_serving(cls, result.best_params, split.train_valid, fitted=result.folds)
+        fit_s = time.perf_counter() - t0
+        frame, recs, agg = _score(model, name, period)
+        per_user.append(frame)
+        rows[name] = {"agg": agg, "fit_seconds": fit_s, "params": model.params()}
+        k10 = recs[:, :10]
+        rec_pop[name] = period.pop[k10[k10 >= 0]]
+        spec = cls.tradeoff_param()
+        if spec is not None:
+            tradeoff[name] = _tradeoff(model, spec, split.test, proto, seed)
+    per_user_frame = pd.concat(per_user, ignore_index=True)
+    return _summarise(
+        per_user_frame,
+        rows,
+        names,
+        ks,
+        full,
+        split,
+        proto,
+        tuning,
+        tradeoff,
+        rec_pop,
+        dict(seed=seed, tuned=tune, budget=budget if tune else None, n_boot=n_boot, test=test),
+    )
+
+
+def _check_args(models, protocol, ks, budget, ranking, n_negatives, valid_folds):
+    """The model names, the K values (10 always among them) and the protocol, checked."""
     if isinstance(models, str):  # "ease,pop" (a bare string is not a list of one-letter names)
         models = models.split(",")
     if isinstance(ks, (int, np.integer)):
@@ -91,76 +164,27 @@ def evaluate(
         raise ValueError("no models to evaluate")
     if len(set(names)) != len(names):
         raise ValueError(f"models listed twice: {names}")
-    classes = {n: resolve_model(n) for n in names}  # fail before any fitting
-    params = params or {}
-    split = data_or_split if isinstance(data_or_split, Split) else proto.split(data_or_split)
-    full = data_or_split if isinstance(data_or_split, Dataset) else None
-    if full is None:
-        full = split.train_valid.concat(split.test)
-    if split.test.n_interactions == 0:
-        raise ValueError(f"{full.name}: the {proto.name} split has an empty test set")
+    return names, ks, proto
 
-    history = split.train_valid
-    pop = history.item_popularity()
-    n_hist_users = len(history.active_users())
-    n_history = np.diff(history.csr().indptr)
-    head = beyond.head_items(pop)
 
-    per_user, rows, tuning, tradeoff, rec_pop = [], {}, {}, {}, {}
-    for name in _progress(names, show_progress, desc="models"):
-        cls = classes[name]
-        # untuned: the given settings are scored on the validation folds the same way, so
-        # every model has a validation estimate to compare with its test score
-        fixed = None if tune else [_with_seed(cls, dict(params.get(name, {})), seed)]
-        result = tune_search(
-            name, split, budget, seed, candidates=fixed, show_progress=show_progress
-        )
-        refit = result.refit_params
-        tuning[name] = {
-            "params": result.best_params,
-            "valid_" + TUNE_METRIC: result.best_score,
-            "fold_scores": result.fold_scores,
-            "trials": len(result.trials),
-            "table": result.trials,
-        }
-        t0 = time.perf_counter()
-        model = cls(**refit).fit(history, None)
-        fit_s = time.perf_counter() - t0
-        frame, recs = score_model(model, split.test, ks, proto, seed=seed)
-        sim = ItemSimilarity.of(model, device="cpu").matrix
-        lists, agg = beyond.list_metrics(recs, ks, pop, n_hist_users, sim)
-        frame = pd.concat([frame, lists], axis=1)
-        k10 = recs[:, :10]
-        frame["head_recs@10"] = (head[np.maximum(k10, 0)] & (k10 >= 0)).sum(1)
-        frame.insert(0, "model", name)
-        frame.insert(2, "n_history", n_history[frame["user"].to_numpy()])
-        frame.insert(3, "activity", activity_bucket(frame["n_history"].to_numpy()))
-        frame["head_hits@10"], frame["hits@10"] = _head_hits(k10, split.test, model, head)
-        per_user.append(frame)
-        rows[name] = {"agg": agg, "fit_seconds": fit_s, "params": model.params()}
-        rec_pop[name] = pop[k10[k10 >= 0]]
-        tp = getattr(cls, "tradeoff_param", None)
-        if callable(tp):
-            tradeoff[name] = _tradeoff(model, tp(), split.test, proto, seed)
-    per_user_frame = pd.concat(per_user, ignore_index=True)
-    return _summarise(
-        per_user_frame,
-        rows,
-        names,
-        ks,
-        full,
-        split,
-        proto,
-        tuning,
-        tradeoff,
-        rec_pop,
-        dict(seed=seed, tuned=tune, budget=budget if tune else None, n_boot=n_boot, test=test),
-    )
+def _score(model, name: str, period: _Period):
+    """The model's per-user frame on the test period (accuracy, list metrics, activity,
+    head-item hits), its lists and its aggregate list metrics."""
+    frame, recs = score_model(model, period.split.test, period.ks, period.proto, seed=period.seed)
+    sim = ItemSimilarity.of(model, device="cpu").matrix
+    lists, agg = beyond.list_metrics(recs, period.ks, period.pop, period.n_hist_users, sim)
+    frame = pd.concat([frame, lists], axis=1)
+    k10 = recs[:, :10]
+    head = period.head
+    frame["head_recs@10"] = (head[np.maximum(k10, 0)] & (k10 >= 0)).sum(1)
+    frame.insert(0, "model", name)
+    frame.insert(2, "n_history", period.n_history[frame["user"].to_numpy()])
+    frame.insert(3, "activity", activity_bucket(frame["n_history"].to_numpy()))
+    frame["head_hits@10"], frame["hits@10"] = _head_hits(k10, period.split.test, model, head)
+    return frame, recs, agg
 
 
 def _head_hits(k10, test, model, head):
-    from recogan.evaluate._metrics import target_matrix
-
     _, T = target_matrix(test, model.seen_)
     safe = np.maximum(k10, 0)
     rows = np.repeat(np.arange(len(k10)), k10.shape[1])
@@ -175,7 +199,7 @@ def _tradeoff(model, spec, test, proto, seed) -> pd.DataFrame:
     out = []
     try:
         for v in values:
-            model.config = dataclasses.replace(original, **{pname: v})
+            model.set_recommend_params(**{pname: v})
             frame, recs = score_model(model, test, (10,), proto, seed=seed)
             out.append(
                 {
@@ -192,34 +216,9 @@ def _tradeoff(model, spec, test, proto, seed) -> pd.DataFrame:
 
 
 def _summarise(per_user, rows, names, ks, full, split, proto, tuning, tradeoff, rec_pop, opts):
-    metric_cols = [c for c in per_user.columns if "@" in c and not c.startswith(("head_", "hits"))]
-    seed, n_boot = opts["seed"], opts["n_boot"]
-    table, ci = {}, {}
-    for name in names:
-        f = per_user[per_user["model"] == name]
-        row = {c: float(f[c].mean()) for c in metric_cols}
-        row.update(rows[name]["agg"])
-        hits = f["hits@10"].sum()
-        row["head_hit_share@10"] = float(f["head_hits@10"].sum() / hits) if hits else float("nan")
-        row["head_rec_share@10"] = float(f["head_recs@10"].sum() / (10 * max(len(f), 1)))
-        row["users"] = len(f)
-        row["fit_seconds"] = rows[name]["fit_seconds"]
-        table[name] = row
-        ci[name] = {c: bootstrap_ci(f[c].to_numpy(), n_boot=n_boot, seed=seed) for c in metric_cols}
-    metrics = pd.DataFrame.from_dict(table, orient="index")
-    metrics.index.name = "model"
+    metrics, ci = _metric_table(per_user, rows, names, opts["seed"], opts["n_boot"])
     baselines = [n for n in names if n in BASELINES]
-    best = max(baselines, key=lambda n: table[n]["NDCG@10"]) if baselines else None
-    tests = []
-    if best is not None:
-        ref = per_user[per_user["model"] == best].set_index("user")
-        for name in names:
-            if name == best:
-                continue
-            cur = per_user[per_user["model"] == name].set_index("user").loc[ref.index]
-            for m in ("NDCG@10", "HR@10"):
-                r = paired_test(cur[m].to_numpy(), ref[m].to_numpy(), opts["test"])
-                tests.append({"model": name, "vs": best, "metric": m, **r})
+    best = max(baselines, key=lambda n: metrics.loc[n, "NDCG@10"]) if baselines else None
     activity = (
         per_user.groupby(["model", "activity"], sort=False)
         .agg(users=("user", "size"), **{m: (m, "mean") for m in ("HR@10", "NDCG@10")})
@@ -248,10 +247,46 @@ def _summarise(per_user, rows, names, ks, full, split, proto, tuning, tradeoff, 
         metrics=metrics,
         ci=ci,
         per_user=per_user,
-        tests=pd.DataFrame(tests),
+        tests=_paired_tests(per_user, names, best, opts["test"]),
         activity=activity,
         tuning=tuning,
         params={n: rows[n]["params"] for n in names},
         tradeoff=tradeoff,
         rec_popularity=rec_pop,
     )
+
+
+def _metric_table(per_user, rows, names, seed, n_boot):
+    """One row per model (mean metrics, list metrics, head-item shares, users, fit seconds)
+    and the bootstrap intervals of the per-user metrics."""
+    metric_cols = [c for c in per_user.columns if "@" in c and not c.startswith(("head_", "hits"))]
+    table, ci = {}, {}
+    for name in names:
+        f = per_user[per_user["model"] == name]
+        row = {c: float(f[c].mean()) for c in metric_cols}
+        row.update(rows[name]["agg"])
+        hits = f["hits@10"].sum()
+        row["head_hit_share@10"] = float(f["head_hits@10"].sum() / hits) if hits else float("nan")
+        row["head_rec_share@10"] = float(f["head_recs@10"].sum() / (10 * max(len(f), 1)))
+        row["users"] = len(f)
+        row["fit_seconds"] = rows[name]["fit_seconds"]
+        table[name] = row
+        ci[name] = {c: bootstrap_ci(f[c].to_numpy(), n_boot=n_boot, seed=seed) for c in metric_cols}
+    metrics = pd.DataFrame.from_dict(table, orient="index")
+    metrics.index.name = "model"
+    return metrics, ci
+
+
+def _paired_tests(per_user, names, best, test: str) -> pd.DataFrame:
+    """Every model against the best baseline on NDCG@10 and HR@10, paired by user."""
+    tests = []
+    if best is not None:
+        ref = per_user[per_user["model"] == best].set_index("user")
+        for name in names:
+            if name == best:
+                continue
+            cur = per_user[per_user["model"] == name].set_index("user").loc[ref.index]
+            for m in ("NDCG@10", "HR@10"):
+                r = paired_test(cur[m].to_numpy(), ref[m].to_numpy(), test)
+                tests.append({"model": name, "vs": best, "metric": m, **r})
+    return pd.DataFrame(tests)

@@ -9,7 +9,7 @@ points for rolling-origin validation), ``valid_k`` passed for early stopping, an
 candidates is by the median over the folds of each one's score relative to the fold's best
 (:func:`relative_scores`), so one odd window cannot decide alone. The best is refitted on
 ``split.train_valid`` (``valid=None``) for the test, with what early stopping learned combined
-over the folds (the median epoch count).
+over the folds (the median epoch count): the fitting procedure of :mod:`recogan.fitting`.
 """
 
 from __future__ import annotations
@@ -17,20 +17,21 @@ from __future__ import annotations
 import dataclasses
 import itertools
 import logging
-import time
 from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
+from tqdm.auto import tqdm
 
-from recogan.base import MODEL_REGISTRY, model_class
 from recogan.data import Split
-from recogan.evaluate._metrics import evaluate_model, mean_metrics
+from recogan.fitting import FoldFits, fit_folds
+from recogan.metrics import VALIDATION_METRIC
+from recogan.registry import resolve_model
 
 log = logging.getLogger(__name__)
 
 #: The metric every model is tuned on.
-TUNE_METRIC = "NDCG@10"
+TUNE_METRIC = VALIDATION_METRIC
 
 
 @dataclass
@@ -45,30 +46,20 @@ class TuneResult:
     #: One row per trial: the parameters, the validation score, fit seconds.
     trials: pd.DataFrame = field(repr=False)
     #: What to refit on train + valid (no validation split left for early stopping): the best
-    #: trial's ``refit_params()`` where the model has it (e.g. its early-stopped epoch count),
-    #: else ``best_params``.
+    #: trial's ``refit_params()`` combined over the folds (e.g. its early-stopped epoch count).
     refit_params: dict | None = None
     #: The best trial's validation score on each fold (latest fold first).
     fold_scores: list = field(default_factory=list)
 
-
-def resolve_model(name: str):
-    """The model class for ``name``; a model whose module cannot be imported is an error
-    (never silently skipped: a report missing a model would mislead)."""
-    key = name.strip().lower()
-    try:
-        return model_class(key)
-    except (ImportError, AttributeError) as e:
-        raise ValueError(
-            f"model {name!r} ({MODEL_REGISTRY.get(key, '?')}) cannot be imported: {e}. "
-            f"Leave it out of --models or install the part that provides it."
-        ) from e
+    @property
+    def folds(self) -> FoldFits:
+        """The best trial's fold fits, as :func:`recogan.fitting.fit_for_serving` takes them."""
+        return FoldFits(list(self.fold_scores), dict(self.refit_params or self.best_params))
 
 
 def search_space(cls) -> dict[str, list]:
-    """The class's ``search_space()`` (empty when it has none: only its defaults are tried)."""
-    fn = getattr(cls, "search_space", None)
-    return dict(fn()) if callable(fn) else {}
+    """The class's ``search_space()`` (empty: only its defaults are tried)."""
+    return dict(cls.search_space())
 
 
 def _same(a: dict, b: dict) -> bool:
@@ -97,40 +88,6 @@ def candidate_params(cls, budget: int, seed: int = 0) -> list[dict]:
 def _with_seed(cls, params: dict, seed: int) -> dict:
     names = {f.name for f in dataclasses.fields(cls.Config)}
     return {**params, "seed": seed} if "seed" in names and "seed" not in params else params
-
-
-def refit_params(model, params: dict) -> dict:
-    """The settings to refit a model fitted with ``params`` (on train, early-stopped on valid)
-    on train + valid: ``model.refit_params()`` where defined, else ``params``."""
-    return model.refit_params() if hasattr(model, "refit_params") else params
-
-
-def combine_refit(params: list[dict]) -> dict:
-    """One refit setting from several folds' ``refit_params``: values the folds agree on are
-    kept; numbers that differ take their median (an int stays an int)."""
-    out = dict(params[0])
-    for key in out:
-        values = [p.get(key) for p in params]
-        if all(v == values[0] for v in values):
-            continue
-        if all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values):
-            med = float(np.median(values))
-            out[key] = round(med) if all(isinstance(v, int) for v in values) else med
-    return out
-
-
-def fit_folds(cls, params: dict, split: Split) -> tuple[list[float], dict, float]:
-    """Fit ``cls(**params)`` on every validation fold of ``split`` and score its validation
-    window: ``(scores per fold, refit settings combined over the folds, fit seconds)``."""
-    scores, refits, fit_s = [], [], 0.0
-    for train, valid in split.folds:
-        t0 = time.perf_counter()
-        model = cls(**params).fit(train, valid)
-        fit_s += time.perf_counter() - t0
-        score = mean_metrics(evaluate_model(model, valid, (10,))).get(TUNE_METRIC)
-        scores.append(float("nan") if score is None else float(score))
-        refits.append(refit_params(model, params))
-    return scores, combine_refit(refits), fit_s
 
 
 def relative_scores(scores: np.ndarray) -> np.ndarray:
@@ -164,14 +121,11 @@ def tune(
     trials = candidate_params(cls, budget, seed) if candidates is None else list(candidates)
     if not trials:
         raise ValueError("tune needs at least one candidate")
-    it = trials
-    if show_progress:
-        from tqdm.auto import tqdm
-
-        it = tqdm(trials, desc=f"tune {model_name}", leave=False)
+    it = tqdm(trials, desc=f"tune {model_name}", leave=False) if show_progress else trials
     for params in it:
         full = _with_seed(cls, params, seed)
-        folds, refit, fit_s = fit_folds(cls, full, split)
+        fits = fit_folds(cls, full, split.folds)
+        folds, refit, fit_s = fits.scores, fits.refit, fits.seconds
         score = float(np.nanmean(folds)) if not np.isnan(folds).all() else float("nan")
         log.info(
             "tune %s %s: valid %s=%.4f %s (%.1fs)",

@@ -18,8 +18,10 @@ from pathlib import Path
 
 import numpy as np
 
+from recogan._threads import n_cores
+from recogan._topk import top_k
 from recogan.index import _faiss
-from recogan.index._ops import RWLock, cpus, pairs, rows_of, top
+from recogan.index._ops import RWLock, pairs, rows_of
 from recogan.index._torch import TorchExact, cuda_available
 
 log = logging.getLogger(__name__)
@@ -105,7 +107,7 @@ class ItemIndex:
         """Index ``vectors`` (``(n, d)``; rows should be unit length) labelled ``ids``."""
         xb, ids = self._check_vectors(vectors, ids, first=True)
         cfg = self.config
-        _faiss.set_threads(cfg.threads or cpus())
+        _faiss.set_threads(cfg.threads or n_cores())
         with self._rw.write():
             self.d_ = xb.shape[1]
             self.backend_ = self._resolve_backend(len(xb))
@@ -292,7 +294,7 @@ class ItemIndex:
         if not isinstance(k, (int, np.integer)) or k <= 0:
             raise ValueError(f"k must be a positive int, got {k!r}")
         _faiss.set_threads(
-            1 if len(xq) < self.config.single_thread_below else self.config.threads or cpus()
+            1 if len(xq) < self.config.single_thread_below else self.config.threads or n_cores()
         )
         with self._rw.read():
             if xq.ndim != 2 or xq.shape[1] != self.d_:
@@ -335,6 +337,19 @@ class ItemIndex:
         cap = min(self.ntotal + self.n_dead_, k + self.config.max_overfetch)
         bucket = np.minimum(2 ** np.ceil(np.log2(np.maximum(need, 1))).astype(np.int64), cap)
         keys = np.sort(rows * M + cols) if len(rows) else None
+        Dk, Ik, found = self._fetch(xq, k, bucket, keys, ok, exclude, allowed)
+        short = np.flatnonzero(found < np.minimum(k, n_avail))
+        if len(short):
+            sub_excl = rows_of(exclude, short)
+            D2, I2 = self._exact(xq[short], k, sub_excl, allowed)
+            Dk[short], Ik[short] = D2, I2
+        return Dk, Ik
+
+    def _fetch(self, xq, k, bucket, keys, ok, exclude, allowed):
+        """Search each group of rows with its over-fetch ``bucket`` and keep the first ``k``
+        eligible results: ``(D, I, found)``, ``found`` counting them per row. ``keys``: the
+        sorted ``row * M + id`` exclusion pairs; ``ok``: the eligible-id mask, if any."""
+        B, M = len(xq), len(self._pos)
         Dk = np.full((B, k), -np.inf, dtype=np.float32)
         Ik = np.full((B, k), -1, dtype=np.int64)
         found = np.zeros(B, dtype=np.int64)
@@ -363,12 +378,7 @@ class ItemIndex:
             Dk[r, :w] = np.where(vk, np.take_along_axis(D, order, 1), -np.inf)
             Ik[r, :w] = np.where(vk, np.take_along_axis(I, order, 1), -1)
             found[r] = vk.sum(1)
-        short = np.flatnonzero(found < np.minimum(k, n_avail))
-        if len(short):
-            sub_excl = rows_of(exclude, short)
-            D2, I2 = self._exact(xq[short], k, sub_excl, allowed)
-            Dk[short], Ik[short] = D2, I2
-        return Dk, Ik
+        return Dk, Ik, found
 
     def _raw(self, xq: np.ndarray, k: int):
         if self._torch is not None:
@@ -409,7 +419,8 @@ class ItemIndex:
                 col = np.where(cand_ids[at] == cols, at, -1)
             hit = col >= 0
             scores[rows[hit], col[hit]] = -np.inf
-        return top(scores, cand_ids, k)
+        I, D = top_k(scores, k, cand_ids, ties_by_id=True)
+        return D, I
 
     # ------------------------------------------------------------------ persistence
     def save(self, directory, name: str = "index") -> list[Path]:

@@ -1,10 +1,7 @@
-# ruff: noqa: E741  (D, I: faiss's names for scores and ids)
-"""Helpers of :class:`~recogan.index.ItemIndex`: a readers-writer lock, exclusion pairs,
-exact top-k."""
+"""Helpers of :class:`~recogan.index.ItemIndex`: a readers-writer lock, exclusion pairs."""
 
 from __future__ import annotations
 
-import os
 import threading
 
 import numpy as np
@@ -51,10 +48,6 @@ class _Held:
         return False
 
 
-def cpus() -> int:
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-
-
 def pairs(exclude, B: int) -> tuple[np.ndarray, np.ndarray]:
     """(query row, id) pairs of an exclusion given as sparse rows or per-query id arrays."""
     if exclude is None:
@@ -79,24 +72,3 @@ def rows_of(exclude, rows: np.ndarray):
     if sp.issparse(exclude):
         return sp.csr_matrix(exclude)[rows]
     return [exclude[r] for r in rows]
-
-
-def top(scores: np.ndarray, ids: np.ndarray, k: int):
-    """Best ``k`` columns per row (score desc, id asc), mapped to ``ids``, padded."""
-    B, C = scores.shape
-    kk = min(k, C)
-    part = (
-        np.argpartition(-scores, kk - 1, axis=1)[:, :kk]
-        if kk < C
-        else np.tile(np.arange(C), (B, 1))
-    )
-    ps = np.take_along_axis(scores, part, 1)
-    order = np.lexsort((ids[part], -ps), axis=1)
-    top = np.take_along_axis(part, order, 1)
-    D = np.take_along_axis(ps, order, 1).astype(np.float32)
-    I = np.where(np.isfinite(D), ids[top], -1).astype(np.int64)
-    D = np.where(I >= 0, D, -np.inf).astype(np.float32)
-    if kk < k:
-        D = np.pad(D, ((0, 0), (0, k - kk)), constant_values=-np.inf)
-        I = np.pad(I, ((0, 0), (0, k - kk)), constant_values=-1)
-    return D, I

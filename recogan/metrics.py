@@ -1,4 +1,8 @@
-"""Ranking metrics per user, from a model's top-K lists and the items each user bought next.
+"""Ranking metrics per user, from a model's top-K lists and the items each user bought next,
+and the one scorer of a fitted model on a period (:func:`score`).
+
+This module sits just above :mod:`recogan.data`: models use it to early-stop
+(:func:`validation_ndcg`, the default validation scorer), the tuner and the evaluation to score.
 
 Targets of a user are the test items they had not bought before (the model's ``seen_`` row):
 with seen items excluded from the ranking, re-purchases could never be hit. Users with no such
@@ -16,6 +20,8 @@ Definitions for one user with target set T and ranked list r_1..r_K (hits h_i = 
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 import pandas as pd
 import scipy.sparse as sp
@@ -24,6 +30,11 @@ from recogan.data import Dataset
 
 #: The per-user accuracy metrics, in report order.
 ACCURACY_METRICS = ("HR", "NDCG", "Recall", "Precision", "MRR", "MAP")
+#: The metric models early-stop on and every model is tuned on.
+VALIDATION_METRIC = "NDCG@10"
+
+#: ``(users, targets, seen) -> (B, C)`` candidate items per scored user (``-1`` pads).
+CandidateSampler = Callable[[np.ndarray, sp.csr_matrix, sp.csr_matrix], np.ndarray]
 
 
 def target_matrix(
@@ -78,6 +89,42 @@ def ranking_metrics(recs: np.ndarray, targets: sp.csr_matrix, ks=(10,)) -> pd.Da
     return pd.DataFrame(out)
 
 
+def score(
+    model,
+    test: Dataset,
+    ks=(10,),
+    *,
+    users: np.ndarray | None = None,
+    exclude_seen: bool = True,
+    candidates: CandidateSampler | None = None,
+    batch_size: int = 2048,
+) -> tuple[pd.DataFrame, np.ndarray]:
+    """Score ``model`` (fitted on the history before ``test``) on ``test``: per-user metrics and
+    the ``(users, max K)`` recommendation lists.
+
+    Full-catalog ranking (seen items excluded unless ``exclude_seen=False``), or ranking of the
+    per-user lists ``candidates(users, targets, model.seen_)`` returns. The frame has ``user``,
+    ``n_targets`` and the metrics of :func:`ranking_metrics`; targets are the test items each
+    user had not bought before (see :func:`target_matrix`).
+    """
+    users, T = target_matrix(test, model.seen_, users)
+    kmax = max(ks)
+    cands = None if candidates is None else candidates(users, T, model.seen_)
+    recs = np.full((len(users), kmax), -1, dtype=np.int64)
+    for start in range(0, len(users), batch_size):
+        sl = slice(start, start + batch_size)
+        recs[sl] = model.recommend(
+            users[sl],
+            n=kmax,
+            exclude_seen=exclude_seen,
+            candidates=None if cands is None else cands[sl],
+        )[0]
+    frame = ranking_metrics(recs, T, ks)
+    frame.insert(0, "n_targets", np.diff(T.indptr))
+    frame.insert(0, "user", users)
+    return frame, recs
+
+
 def evaluate_model(
     model,
     test: Dataset,
@@ -88,24 +135,17 @@ def evaluate_model(
     batch_size: int = 2048,
     return_recs: bool = False,
 ):
-    """Score ``model`` (already fitted on the history before ``test``) on ``test``.
-
-    Full-catalog ranking, seen items excluded. Returns a per-user DataFrame with ``user``,
-    ``n_targets`` and the metrics of :func:`ranking_metrics` (and, with ``return_recs``, the
-    ``(users, K)`` recommendation matrix too).
-    """
-    users, T = target_matrix(test, model.seen_, users)
-    kmax = max(ks)
-    recs = np.full((len(users), kmax), -1, dtype=np.int64)
-    for start in range(0, len(users), batch_size):
-        batch = users[start : start + batch_size]
-        recs[start : start + len(batch)] = model.recommend(
-            batch, n=kmax, exclude_seen=exclude_seen
-        )[0]
-    frame = ranking_metrics(recs, T, ks)
-    frame.insert(0, "n_targets", np.diff(T.indptr))
-    frame.insert(0, "user", users)
+    """The per-user frame of :func:`score` (and, with ``return_recs``, the lists too)."""
+    frame, recs = score(
+        model, test, ks, users=users, exclude_seen=exclude_seen, batch_size=batch_size
+    )
     return (frame, recs) if return_recs else frame
+
+
+def validation_ndcg(model, valid: Dataset) -> float:
+    """Mean NDCG@10 of ``model`` on ``valid``: the score models early-stop on by default
+    (``Model.fit(..., scorer=)``) and the tuner chooses by."""
+    return mean_metrics(score(model, valid, (10,))[0])[VALIDATION_METRIC]
 
 
 def mean_metrics(per_user: pd.DataFrame) -> dict[str, float]:

@@ -1,25 +1,61 @@
-"""The contract every model passes (see recogan.base). Subclass ``ModelContract`` and give
-``make_model``; the subclass's tests then run this whole suite on that model."""
+"""The model contract as a test suite, for recogan's models and your own.
+
+Subclass :class:`ModelContract` in a pytest module and give ``make_model``; pytest then runs
+the whole suite on that model (it needs ``pytest``, not a dependency of recogan itself)::
+
+    from recogan.testing import ModelContract
+
+    class TestMyModel(ModelContract):
+        def make_model(self):
+            return MyModel(factors=8)
+
+The data is :func:`recogan.datasets.synthetic_clusters`: 200 users and 80 items in four
+planted groups, split by time. A model that does not personalise sets
+``learns_structure = False``.
+"""
 
 from __future__ import annotations
+
+import dataclasses
+import json
 
 import numpy as np
 import pytest
 
-from recogan.base import NotFittedError
+from recogan.artifacts import load_model
+from recogan.base import Model, NotFittedError
+from recogan.data import temporal_split
+from recogan.datasets import synthetic_clusters
+
+__all__ = ["ModelContract"]
 
 
 class ModelContract:
+    """Tests every model of the contract in :mod:`recogan.base` passes."""
+
     #: does the model learn the planted groups (hit-rate far above random)?
     learns_structure = True
 
-    def make_model(self):
-        raise NotImplementedError
+    def make_model(self) -> Model:
+        raise NotImplementedError("give the model to check: def make_model(self): ...")
 
     @pytest.fixture(scope="class")
     @classmethod
-    def fitted(cls, clustered_split):
-        return cls().make_model().fit(clustered_split.train, clustered_split.valid)
+    def contract_data(cls):
+        return synthetic_clusters()
+
+    @pytest.fixture(scope="class")
+    @classmethod
+    def contract_split(cls, contract_data):
+        return temporal_split(contract_data, test_frac=0.15, valid_frac=0.15)
+
+    @pytest.fixture(scope="class")
+    @classmethod
+    def fitted(cls, contract_split):
+        return cls().make_model().fit(contract_split.train, contract_split.valid)
+
+    def test_is_a_model(self):
+        assert isinstance(self.make_model(), Model)
 
     def test_recommend_shapes_and_types(self, fitted):
         users = np.arange(5)
@@ -73,11 +109,13 @@ class ModelContract:
             fitted.recommend(np.array([0]), n=fitted.n_items_ + 1)
 
     def test_not_fitted(self):
+        model = self.make_model()
+        assert not model.is_fitted
         with pytest.raises(NotFittedError):
-            self.make_model().recommend(np.array([0]), n=3)
+            model.recommend(np.array([0]), n=3)
 
-    def test_deterministic(self, fitted, clustered_split):
-        again = self.make_model().fit(clustered_split.train, clustered_split.valid)
+    def test_deterministic(self, fitted, contract_split):
+        again = self.make_model().fit(contract_split.train, contract_split.valid)
         users = np.arange(30)
         a, sa = fitted.recommend(users, n=10)
         b, sb = again.recommend(users, n=10)
@@ -85,8 +123,6 @@ class ModelContract:
         np.testing.assert_allclose(sa, sb, rtol=1e-5)
 
     def test_save_load_identical(self, fitted, tmp_path):
-        from recogan.artifacts import load_model
-
         fitted.save(tmp_path / "bundle")
         loaded = load_model(tmp_path / "bundle")
         assert type(loaded) is type(fitted)
@@ -96,10 +132,10 @@ class ModelContract:
         np.testing.assert_array_equal(a, b)
         np.testing.assert_allclose(sa, sb, rtol=1e-5)
 
-    def test_recommend_history(self, fitted, clustered):
+    def test_recommend_history(self, fitted):
         # an anonymous basket of group-0 items
         basket = [0, 4, 8]
-        items, scores = fitted.recommend_history([basket, []], n=5)
+        items, _ = fitted.recommend_history([basket, []], n=5)
         assert items.shape == (2, 5)
         assert not np.isin(items[0], basket).any()
 
@@ -113,3 +149,26 @@ class ModelContract:
         item_group = np.array([int(i[1:]) % n_groups for i in fitted.items_.ids])
         share = (item_group[items] == user_group[:, None]).mean()
         assert share > 0.6, f"only {share:.2f} of recommendations in the user's own group"
+
+    def test_settings_round_trip_through_json(self, fitted):
+        model = type(fitted)(**json.loads(json.dumps(fitted.params())))
+        assert model.params() == fitted.params()
+
+    def test_hooks_name_config_fields(self, fitted):
+        fields = {f.name for f in dataclasses.fields(fitted.Config)}
+        assert set(fitted.search_space()) <= fields
+        assert set(fitted.recommend_params()) <= fields
+        assert set(fitted.early_stopping_params) <= set(fitted.refit_params())
+        noise, tradeoff = fitted.noise_draws_param(), fitted.tradeoff_param()
+        assert noise is None or noise in fitted.recommend_params()
+        assert tradeoff is None or tradeoff[0] in fitted.recommend_params()
+
+    def test_recommend_params_change_nothing_else(self, fitted):
+        before = fitted.params()
+        with pytest.raises(ValueError, match="no recommend-time setting"):
+            fitted.set_recommend_params(not_a_setting=1)
+        assert fitted.params() == before
+        for name in fitted.recommend_params():
+            value = getattr(fitted.config, name)
+            fitted.set_recommend_params(**{name: value})
+        assert fitted.params() == before

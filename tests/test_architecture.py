@@ -1,0 +1,154 @@
+"""The layers of ARCHITECTURE.md, checked on the source: no import points up a layer, the
+module graph has no cycle, and imports sit at the top of modules (only optional or heavy
+dependencies that must stay behind the lazy boundary are imported inside functions)."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent / "recogan"
+
+#: Lowest first: a module may import its own layer (without cycles) and the layers below.
+LAYERS = [
+    ("recogan", "recogan._fs", "recogan._config", "recogan._topk", "recogan._threads"),
+    ("recogan.data", "recogan.datasets"),
+    (
+        "recogan.metrics",
+        "recogan.features",
+        "recogan.gan",
+        "recogan.index",
+        "recogan._similarity",
+        "recogan.catalog",
+    ),
+    ("recogan.train",),
+    ("recogan.registry", "recogan.artifacts", "recogan.base", "recogan.model", "recogan.baselines"),
+    ("recogan.fitting", "recogan.evaluate", "recogan.batch", "recogan.recommender"),
+    ("recogan.testing",),
+    ("recogan.cli", "recogan.__main__"),
+]
+
+#: What may be imported inside a function: optional extras (ray), the GPU-dependent faiss,
+#: torch where a light module (one the service API imports) needs it only on some paths,
+#: and platform or optional helpers.
+LAZY_OK = {"torch", "faiss", "ray", "threadpoolctl"}
+
+
+def _modules() -> dict[str, Path]:
+    out = {}
+    for path in sorted(ROOT.rglob("*.py")):
+        parts = list(path.relative_to(ROOT.parent).with_suffix("").parts)
+        if parts[-1] == "__init__":
+            parts = parts[:-1]
+        out[".".join(parts)] = path
+    return out
+
+
+MODULES = _modules()
+
+
+def _layer(module: str) -> int:
+    best = None
+    for rank, names in enumerate(LAYERS):
+        for name in names:
+            if module == name or module.startswith(name + "."):
+                if best is None or len(name) > len(best[1]):
+                    best = (rank, name)
+    assert best is not None, f"{module} is in no layer of ARCHITECTURE.md"
+    return best[0]
+
+
+def _imports(module: str, path: Path):
+    """``(target module, line, inside a function)`` for every import of the module."""
+    tree = ast.parse(path.read_text())
+    package = module if path.name == "__init__.py" else module.rpartition(".")[0]
+
+    def visit(node, in_function: bool):
+        for child in ast.iter_child_nodes(node):
+            inner = in_function or isinstance(child, (ast.FunctionDef, ast.AsyncFunctionDef))
+            if isinstance(child, ast.Import):
+                for alias in child.names:
+                    yield alias.name, child.lineno, in_function
+            elif isinstance(child, ast.ImportFrom):
+                base = child.module or ""
+                if child.level:
+                    base = ".".join(package.split(".")[: len(package.split(".")) - child.level + 1])
+                    base = f"{base}.{child.module}" if child.module else base
+                for alias in child.names:
+                    sub = f"{base}.{alias.name}"
+                    yield (sub if sub in MODULES else base), child.lineno, in_function
+            else:
+                yield from visit(child, inner)
+
+    yield from visit(tree, False)
+
+
+def _edges():
+    return {
+        (module, target, line)
+        for module, path in MODULES.items()
+        for target, line, _ in _imports(module, path)
+        if target == "recogan" or target.startswith("recogan.")
+    }
+
+
+def test_every_module_is_in_a_layer():
+    for module in MODULES:
+        _layer(module)
+
+
+def test_no_import_points_up_a_layer():
+    up = [
+        f"{m} (layer {_layer(m)}) imports {t} (layer {_layer(t)}) at line {line}"
+        for m, t, line in sorted(_edges())
+        if _layer(t) > _layer(m)
+    ]
+    assert not up, "\n".join(up)
+
+
+def test_no_import_cycle():
+    graph: dict[str, set[str]] = {m: set() for m in MODULES}
+    for m, t, _ in _edges():
+        if t in graph and t != m:
+            graph[m].add(t)
+    state: dict[str, int] = {}  # 1: on the current path, 2: done
+    path: list[str] = []
+
+    def visit(node: str) -> None:
+        state[node] = 1
+        path.append(node)
+        for nxt in sorted(graph[node]):
+            if state.get(nxt) == 1:
+                cycle = [*path[path.index(nxt) :], nxt]
+                pytest.fail("import cycle: " + " -> ".join(cycle))
+            if nxt not in state:
+                visit(nxt)
+        path.pop()
+        state[node] = 2
+
+    for node in sorted(graph):
+        if node not in state:
+            visit(node)
+
+
+def test_imports_at_the_top_of_modules():
+    inside = [
+        f"{m}:{line} imports {t} inside a function"
+        for m, path in MODULES.items()
+        for t, line, in_function in _imports(m, path)
+        if in_function and t.split(".")[0] not in LAZY_OK
+    ]
+    assert not inside, "\n".join(inside)
+
+
+def test_the_checker_sees_upward_and_inner_imports(tmp_path):
+    # the checks above must be able to fail: a model module importing evaluate inside a
+    # function is both an upward import and an inner import
+    src = "def f():\n    from recogan.evaluate import evaluate\n"
+    path = tmp_path / "model.py"
+    path.write_text(src)
+    ((target, line, in_function),) = list(_imports("recogan.model", path))
+    assert target == "recogan.evaluate" and line == 2 and in_function
+    assert _layer(target) > _layer("recogan.model")
