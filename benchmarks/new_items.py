@@ -137,6 +137,11 @@ def metrics(recs, T) -> dict:
 
 # ---------------------------------------------------------------------- run
 def run(args) -> dict:
+    with tempfile.TemporaryDirectory(prefix="new_items-") as tmp:
+        return _run(args, Path(tmp))
+
+
+def _run(args, tmp: Path) -> dict:
     from recogan.artifacts import load_model
     from recogan.catalog import add_items
     from recogan.data import Dataset
@@ -155,7 +160,6 @@ def run(args) -> dict:
         name="online_retail<cut",
     )
     log.info("%s; %d new products in the window", old, len(new_ids))
-    tmp = Path(tempfile.mkdtemp(prefix="new_items-"))
     cache = Path(args.cache) if args.cache else None
     if cache is not None and (cache / "fit.json").is_file():
         model = load_model(cache / "base")
