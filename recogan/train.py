@@ -356,6 +356,7 @@ class _Epochs:
             desc=f"epoch {epoch}/{c.epochs}",
             unit="pair",
             unit_scale=True,
+            mininterval=1.0,  # a log file, not only a terminal, may be reading it
             disable=not show_progress,
             leave=False,
         )
