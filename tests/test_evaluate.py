@@ -464,3 +464,21 @@ def test_relative_scores_median_over_folds():
     assert rel[0] == pytest.approx(1.0) and rel[1] == pytest.approx(0.9)
     assert rel[2] == pytest.approx(0.9)  # a failed fold is left out, not counted as zero
     assert np.argmax(rel) == 0  # the one-window winner does not win
+
+
+def test_rank_warnings_ignore_test_ties(clustered):
+    report = evaluate(clustered, models=["pop", "ease", "ials"], tune=False, show_progress=False)
+    names = list(report.metrics.index)
+    # make the two weaker models tie on test (within 1%) in the opposite order to validation
+    report.tuning["pop"]["valid_NDCG@10"] = 0.5
+    report.tuning["ials"]["valid_NDCG@10"] = 0.4
+    report.tuning["ease"]["valid_NDCG@10"] = 0.9
+    report.metrics.loc["ease", "NDCG@10"] = 0.9
+    report.metrics.loc["pop", "NDCG@10"] = 0.2
+    report.metrics.loc["ials", "NDCG@10"] = 0.201
+    assert set(names) == {"pop", "ease", "ials"} and report.warnings() == []
+    report.metrics.loc["ials", "NDCG@10"] = 0.25  # a real swap is reported
+    assert report.warnings() == [
+        "pop: validation rank 2 but test rank 3",
+        "ials: validation rank 3 but test rank 2",
+    ]

@@ -19,6 +19,9 @@ from recogan.evaluate._stats import significance_mark
 ACCURACY_SUMMARY = ("HR@10", "NDCG@10", "Recall@10", "Precision@10", "MRR@10", "MAP@10")
 BEYOND_SUMMARY = ("coverage@10", "gini@10", "novelty@10", "diversity@10", "popbias@10")
 SUMMARY_METRICS = ACCURACY_SUMMARY + BEYOND_SUMMARY
+#: Relative difference of test scores below which two models' test ranks count as a tie when
+#: validation and test ranks are compared.
+TIE = 0.01
 
 
 def _num(x) -> float | None:
@@ -172,7 +175,8 @@ class Report:
 
     def warnings(self) -> list[str]:
         """Where validation and test disagree: a model whose validation rank is not its test
-        rank, above all a validation winner that does not win the test."""
+        rank (test scores within ``TIE`` of each other count as tied), above all a validation
+        winner that does not win the test."""
         t = self.validation_table()
         if len(t) < 2:
             return []
@@ -187,8 +191,13 @@ class Report:
                     f"{t.loc[name, 'test rank']} of {len(t)} and {best} is best: the validation "
                     "period does not predict the test period for it"
                 )
+        test = t["test NDCG@10"]
         for name, row in t.iterrows():
-            if name not in top and row["valid rank"] != row["test rank"]:
+            # test scores within 1% of each other are a tie: any rank among them agrees
+            s = test[name]
+            lo = 1 + int((test > s * (1 + TIE)).sum())
+            hi = int((test >= s * (1 - TIE)).sum())
+            if name not in top and not lo <= row["valid rank"] <= hi:
                 out.append(
                     f"{name}: validation rank {row['valid rank']} but test rank {row['test rank']}"
                 )
