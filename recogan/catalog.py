@@ -151,7 +151,7 @@ def add_items(model, catalog: pd.DataFrame, *, id_col: str | None = None, prior=
     (None: its documented default; see :meth:`recogan.base.Model.place_items`). Either every
     row is added or, on an error, none.
     """
-    model._check_fitted()
+    model.check_fitted()
     ids, rows = new_rows(model, catalog, id_col)
     n_old, m = model.n_items_, len(ids)
     commit = model.place_items(rows, prior=prior)  # computes only; raises before any change
@@ -174,7 +174,7 @@ def add_items(model, catalog: pd.DataFrame, *, id_col: str | None = None, prior=
 def remove_items(model, ids) -> tuple[np.ndarray, int]:
     """Withdraw products by external id. Returns the indices newly withdrawn and how many ids
     were unknown (ignored). Already withdrawn ids are left as they are."""
-    model._check_fitted()
+    model.check_fitted()
     idx, n_unknown = _known(model, ids, "ids")
     changes = changes_of(model)
     idx = idx[~changes.withdrawn[idx]]
@@ -184,27 +184,30 @@ def remove_items(model, ids) -> tuple[np.ndarray, int]:
         )
     if len(idx):
         model.withdraw_items(idx)
-        changes.withdrawn = changes.withdrawn.copy()
-        changes.withdrawn[idx] = True
-        changes.record("remove", len(idx))
-        model.catalog_changes_ = changes
+        _mark_withdrawn(model, changes, idx, True, "remove")
     return idx, n_unknown
 
 
 def restore_items(model, ids) -> tuple[np.ndarray, int]:
     """Bring withdrawn products back (their vectors and history as before). Returns the
     indices restored and how many ids were unknown; ids not withdrawn are left alone."""
-    model._check_fitted()
+    model.check_fitted()
     idx, n_unknown = _known(model, ids, "ids")
     changes = changes_of(model)
     idx = idx[changes.withdrawn[idx]]
     if len(idx):
         model.restore_items(idx)
-        changes.withdrawn = changes.withdrawn.copy()
-        changes.withdrawn[idx] = False
-        changes.record("restore", len(idx))
-        model.catalog_changes_ = changes
+        _mark_withdrawn(model, changes, idx, False, "restore")
     return idx, n_unknown
+
+
+def _mark_withdrawn(model, changes, idx: np.ndarray, value: bool, action: str) -> None:
+    """Record ``idx`` as withdrawn (or back) in a new mask, so readers holding the old one
+    keep a whole state."""
+    changes.withdrawn = changes.withdrawn.copy()
+    changes.withdrawn[idx] = value
+    changes.record(action, len(idx))
+    model.catalog_changes_ = changes
 
 
 def _known(model, ids, what: str) -> tuple[np.ndarray, int]:

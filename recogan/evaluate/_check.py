@@ -3,15 +3,12 @@ user training a model is told when it does worse than recent popularity or EASE.
 
 from __future__ import annotations
 
-import logging
 from dataclasses import dataclass, field
 
 from recogan.base import RECENT_DAYS
 from recogan.baselines import EASE, Popularity
 from recogan.data import Dataset
 from recogan.metrics import validation_ndcg
-
-log = logging.getLogger(__name__)
 
 #: EASE inverts an items × items matrix: above this catalog size the reference is skipped.
 EASE_MAX_ITEMS = 20_000
