@@ -44,10 +44,59 @@ class GANConfig:
 def decay_pool(E: torch.Tensor, hist: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
     """Weighted mean of item vectors ``E[hist]`` (``hist`` ``(B, L)``, -1 = empty, weights
     ``(B, L)``), L2-normalised: the behaviour embedding ``b_u`` ``(B, d)``."""
-    mask = (hist >= 0).float() * w  # (B, L)
-    h = E[hist.clamp(min=0)]  # (B, L, d)
-    b = (mask.unsqueeze(-1) * h).sum(1) / mask.sum(1, keepdim=True).clamp(min=1e-12)  # (B, d)
-    return Fn.normalize(b, dim=-1)
+    return pool_vectors(E[hist.clamp(min=0)], hist, w)
+
+
+def pool_vectors(h: torch.Tensor, hist: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
+    """:func:`decay_pool` of history vectors already gathered, ``h = E[hist]`` ``(B, L, d)``
+    (training gathers them once for G and D)."""
+    mask = (hist >= 0).to(h.dtype) * w  # (B, L)
+    b = torch.bmm(mask.unsqueeze(1), h).squeeze(1)  # (B, d)
+    return Fn.normalize(b / mask.sum(1, keepdim=True).clamp(min=1e-12), dim=-1)
+
+
+class _PopPrior(torch.autograd.Function):
+    """``Σ_w α_w T[w, day_b, item]`` per batch row and item, one window at a time: the
+    popularity part of the item prior without a ``(B, W, items)`` tensor (the backward
+    gathers each window's features again instead of keeping them)."""
+
+    @staticmethod
+    def forward(ctx, alpha, table, index, width):
+        out = None
+        for w in range(table.shape[0]):
+            g = _gather(table[w], index, width)
+            out = g.mul_(alpha[w]) if out is None else out.addcmul_(g, alpha[w])
+        ctx.save_for_backward(alpha, table, index)
+        ctx.width = width
+        return out
+
+    @staticmethod
+    def backward(ctx, grad):
+        alpha, table, index = ctx.saved_tensors
+        grad = grad.float().reshape(-1)
+        g_alpha = torch.stack(
+            [grad @ _gather(table[w], index, ctx.width).reshape(-1) for w in range(len(table))]
+        )
+        return g_alpha.to(alpha.dtype), None, None, None
+
+
+def _gather(table_w: torch.Tensor, index: torch.Tensor, width: int) -> torch.Tensor:
+    """One window's ``(n_days, N)`` features at ``index``: whole rows (``index`` = days
+    ``(B,)``, ``width`` 0) or single cells (``index`` = flat ``day * N + item``, ``(B, C)``)."""
+    if not width:
+        return table_w.index_select(0, index)
+    return table_w.reshape(-1).index_select(0, index.reshape(-1)).view(-1, width)
+
+
+def pop_prior(alpha: torch.Tensor, table: torch.Tensor, days: torch.Tensor, items=None):
+    """The popularity part of the prior of every item (or of ``items`` ``(C,)``) for batch
+    rows on ``days`` ``(B,)``: ``Σ_w alpha_w table[w, days_b, i]`` with ``table`` the
+    ``(W, n_days, N)`` log-popularity features; ``(B, N)`` or ``(B, C)``, differentiable in
+    ``alpha``."""
+    if items is None:
+        return _PopPrior.apply(alpha, table, days, 0)
+    flat = days[:, None] * table.shape[2] + items[None, :]  # (B, C) cells of a day x item grid
+    return _PopPrior.apply(alpha, table, flat, int(items.shape[0]))
 
 
 class ItemTower(nn.Module):
@@ -137,7 +186,8 @@ class Discriminator(nn.Module):
         if single:
             f = f.unsqueeze(1)  # (B, 1, d)
         bb = b.unsqueeze(1).expand_as(f)  # (B, C, d)
-        feats = [f * bb, (f * bb).sum(-1, keepdim=True)]
+        fb = f * bb
+        feats = [fb, fb.sum(-1, keepdim=True)]
         if self.attention:
             if hist_vecs is None or hist_mask is None:
                 raise ValueError("this discriminator attends over the history: pass hist_vecs")
@@ -147,6 +197,7 @@ class Discriminator(nn.Module):
             att = att * valid.any(-1, keepdim=True)  # empty history: no context
             ctx = att @ hist_vecs  # (B, C, d)
             best = sim.masked_fill(~valid, -1.0).max(-1, keepdim=True).values  # (B, C, 1)
-            feats += [f * ctx, (f * ctx).sum(-1, keepdim=True), best]
+            fc = f * ctx
+            feats += [fc, fc.sum(-1, keepdim=True), best]
         logit = self.net(torch.cat(feats, dim=-1)).squeeze(-1)  # (B, C)
         return logit[:, 0] if single else logit

@@ -93,6 +93,7 @@ class GANRecommenderConfig:
     adv_weight: float = TrainConfig.adv_weight
     n_negatives: int = TrainConfig.n_negatives
     n_sampled: int | None = TrainConfig.n_sampled
+    full_softmax_items: int = TrainConfig.full_softmax_items
     pairs_per_epoch: int | None = TrainConfig.pairs_per_epoch
     pair_half_life_days: float | None = TrainConfig.pair_half_life_days
     skip_repeats: bool = TrainConfig.skip_repeats
@@ -101,6 +102,7 @@ class GANRecommenderConfig:
     item_lr: float = TrainConfig.item_lr
     noise_std: float = TrainConfig.noise_std
     device: str = TrainConfig.device
+    amp: bool = TrainConfig.amp
     threads: int = TrainConfig.threads
     # -- inference
     #: Query vectors per customer (S); S=1 is the deterministic mode (z = 0).

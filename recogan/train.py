@@ -5,11 +5,17 @@ before ``t`` (the last ``max_history`` of them): the condition never contains it
 anything bought in the same basket. Two losses, each switchable:
 
 - retrieval: the generated vector must score the bought item above the rest of the catalog
-  (full softmax; or ``n_sampled`` uniform negatives for big catalogs); items already in the
-  history are masked, as they are at recommendation time;
+  (full softmax; for big catalogs a sampled softmax over the batch's targets and shared
+  uniform negatives, logQ-corrected); items already in the history are masked, as they are
+  at recommendation time;
 - adversarial: D learns real purchases (label 1) against generated vectors and real-but-not-
   bought items (label 0; half sampled from G's own softmax, i.e. hard negatives, half uniform);
   G gets the non-saturating loss ``-log D(G(b, z))``. D is spectrally normalised.
+
+The loop keeps the device busy (:class:`DevicePairs`, :class:`_Epochs`): the pairs live on
+the training device as tensors, a batch is an index slice, nothing per batch goes back to the
+host, and the popularity prior is computed without a ``(batch, windows, items)`` tensor
+(:func:`recogan.gan.pop_prior`). On CUDA the forward passes run under bfloat16 autocast.
 
 Early stopping watches a validation score passed in as a callback (the model's scorer,
 NDCG@10 by default; this module knows neither the model class nor the metrics) and restores
@@ -31,7 +37,7 @@ from tqdm.auto import tqdm
 from recogan._threads import set_torch_threads
 from recogan.data import Dataset
 from recogan.features import DAY, decay_weights
-from recogan.gan import decay_pool
+from recogan.gan import pool_vectors, pop_prior
 
 log = logging.getLogger(__name__)
 
@@ -62,8 +68,13 @@ class TrainConfig:
     adv_weight: float = 0.1
     #: Real-but-not-bought items per pair shown to D as negatives.
     n_negatives: int = 4
-    #: None: full softmax; else this many uniform negatives shared by a batch.
+    #: Shared uniform negatives of the sampled softmax, next to the batch's own targets
+    #: (with the logQ correction); 0: always the full softmax; None: automatic, the full
+    #: softmax up to ``full_softmax_items`` items, ``AUTO_SAMPLED`` negatives above.
     n_sampled: int | None = None
+    #: Catalogue size above which the automatic choice samples (the full softmax's
+    #: ``(batch, items)`` score block stops paying for itself there).
+    full_softmax_items: int = 20000
     #: Pairs drawn per epoch (None: all pairs once, shuffled).
     pairs_per_epoch: int | None = None
     #: Draw recent pairs more often: weight ``0.5 ** (age / half_life)``, age to the end of
@@ -80,6 +91,8 @@ class TrainConfig:
     noise_std: float = 1.0
     #: "auto" (CUDA when present), "cpu" or "cuda".
     device: str = "auto"
+    #: bfloat16 autocast of the forward passes on CUDA (no effect on the CPU).
+    amp: bool = True
     #: torch CPU threads. One is the safe default: on a busy shared machine extra threads
     #: spin at every op's barrier and made training ~5x slower.
     threads: int = 1
@@ -268,7 +281,7 @@ def train_gan(
         raise ValueError("no training pairs (every user has a single basket?)")
     set_torch_threads(c.threads)
     torch.manual_seed(seed)
-    epochs = _Epochs(nets, pairs, pop, c, half_life_days, np.random.default_rng(seed), device)
+    epochs = _Epochs(nets, pairs, pop, c, half_life_days, seed, device)
     stop = _EarlyStopping(nets, c.patience)
     history: list[dict] = []
     for epoch in range(1, c.epochs + 1):
@@ -312,45 +325,137 @@ class _EarlyStopping:
                 m.load_state_dict(state)
 
 
-class _Epochs:
-    """One epoch at a time: batches of pairs, the losses, both optimisers' steps."""
+class DevicePairs:
+    """The training pairs as tensors on the training device, built once: a batch is a slice
+    of an index tensor, and its histories, their weights and its popularity days are
+    gathered there (no per-batch host work). Same histories as
+    :meth:`TrainingPairs.histories`.
 
-    def __init__(self, nets, pairs, pop, c: TrainConfig, half_life_days, rng, device) -> None:
-        self.nets, self.pairs, self.pop, self.c = nets, pairs, pop, c
-        self.half_life_days, self.rng, self.device = half_life_days, rng, device
+    Memory: the event arrays (item, time) and six numbers per pair."""
+
+    def __init__(
+        self,
+        pairs: TrainingPairs,
+        pop: WindowPopularity | None,
+        device: str,
+        half_life_days: float | None,
+    ) -> None:
+        def tensor(a, dtype=torch.int64):
+            return torch.as_tensor(np.ascontiguousarray(a), dtype=dtype, device=device)
+
+        self.L, self.basket_context = pairs.max_history, pairs.basket_context
+        self.half_life = float(half_life_days) if half_life_days else None
+        self.items = tensor(pairs.items)
+        self.times = tensor(pairs.times)
+        self.start = tensor(pairs.indptr[pairs.user])
+        self.end = tensor(pairs.cut)
+        self.pos = tensor(pairs.pos)
+        self.target = tensor(pairs.target)
+        self.time = tensor(pairs.time)
+        self.day = tensor(pop.day_of(pairs.time)) if pop is not None else None
+        width = self.L + 1 if self.basket_context else self.L
+        self._offsets = torch.arange(-width, 0, device=device)
+        self._cols = torch.arange(self.L, device=device)
+
+    def __len__(self) -> int:
+        return int(self.target.shape[0])
+
+    def histories(self, idx: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(hist, age_days)``, both ``(B, max_history)``, most recent last; empty slots are
+        item ``-1`` (their age is meaningless)."""
+        start, end = self.start[idx], self.end[idx]
+        pos = end[:, None] + self._offsets  # (B, width)
+        valid = pos >= start[:, None]
+        pos = pos.clamp(min=0)
+        hist = torch.where(valid, self.items[pos], -1)
+        ht = self.times[pos]
+        if self.basket_context:
+            # drop the target's own slot (or the oldest one when the basket outgrows it)
+            slot = (self.pos[idx] - (end - (self.L + 1))).clamp(min=0)  # (B,)
+            cols = self._cols[None, :] + (self._cols[None, :] >= slot[:, None])  # (B, L)
+            hist, ht = hist.gather(1, cols), ht.gather(1, cols)
+            hist = torch.where(hist == self.target[idx][:, None], -1, hist)  # repeats
+        age = (self.time[idx][:, None] - ht).to(torch.float32) / DAY
+        return hist, age
+
+    def weights(self, age: torch.Tensor) -> torch.Tensor:
+        """:func:`recogan.features.decay_weights` on the device."""
+        if not self.half_life:
+            return torch.ones_like(age)
+        return torch.pow(0.5, age.clamp(min=0) / self.half_life)
+
+
+class _Epochs:
+    """One epoch at a time: batches of pairs, the losses, both optimisers' steps.
+
+    Everything per batch happens on the training device: the batch is a slice of a
+    permutation drawn there, its histories are gathered from :class:`DevicePairs`, the noise,
+    dropout and negatives come from a seeded generator there, and the losses are summed
+    there (read once per epoch). With ``item_lr == 0`` the item vectors are constants: no
+    gradient flows to them and their normalised rows are computed once.
+    """
+
+    def __init__(self, nets, pairs, pop, c: TrainConfig, half_life_days, seed, device) -> None:
+        self.nets, self.c, self.device = nets, c, device
         tower, G, D = nets.tower, nets.G, nets.D
         self.F0 = tower.emb.detach().clone()
         self.N = self.F0.shape[0]
+        self.free_items = c.item_lr > 0 or c.anchor > 0
+        tower.emb.requires_grad_(self.free_items)
         g_params = [p for n_, p in tower.named_parameters() if n_ != "emb"]
-        self.opt_g = torch.optim.Adam(
-            [
-                {"params": [tower.emb], "weight_decay": 0.0, "lr": c.lr * c.item_lr},
-                # scalars and biases: few, and each sees every batch; a larger step lets the
-                # popularity prior settle within the first epoch
-                {"params": g_params, "weight_decay": 0.0, "lr": c.lr * 5},
-                {"params": G.parameters(), "weight_decay": c.weight_decay},
-            ],
-            lr=c.lr,
-        )
+        groups = [
+            # scalars and biases: few, and each sees every batch; a larger step lets the
+            # popularity prior settle within the first epoch
+            {"params": g_params, "weight_decay": 0.0, "lr": c.lr * 5},
+            {"params": G.parameters(), "weight_decay": c.weight_decay},
+        ]
+        if self.free_items:
+            groups.insert(0, {"params": [tower.emb], "weight_decay": 0.0, "lr": c.lr * c.item_lr})
+        self.opt_g = torch.optim.Adam(groups, lr=c.lr)
         self.opt_d = torch.optim.Adam(D.parameters(), lr=c.d_lr, weight_decay=c.weight_decay)
-        self.p_pairs = None
+        self.data = DevicePairs(pairs, pop, device, half_life_days)
+        self.gen = torch.Generator(device=device).manual_seed(int(seed))
+        self.cdf = None
         if c.pair_half_life_days:
             age = (pairs.time.max() - pairs.time) / DAY
             p_pairs = decay_weights(age, c.pair_half_life_days)
-            self.p_pairs = p_pairs / p_pairs.sum()
+            self.cdf = torch.as_tensor(np.cumsum(p_pairs / p_pairs.sum()), device=device)
         self.n_epoch = c.pairs_per_epoch or len(pairs)
-        self.pop_table = torch.as_tensor(pop.table, device=device) if pop is not None else None
+        # (W, n_days, N): one contiguous day x item table per window
+        self.pop_table = (
+            torch.as_tensor(np.ascontiguousarray(pop.table.transpose(1, 0, 2)), device=device)
+            if pop is not None
+            else None
+        )
+        self.n_sampled = sampled_negatives(c, self.N)
+        if self.n_sampled:
+            # logQ correction: the expected count of each item among a batch's candidates
+            # (in-batch targets follow the pairs' target distribution; shared ones uniform)
+            w = None if self.cdf is None else np.diff(np.r_[0.0, self.cdf.cpu().numpy()])
+            freq = np.bincount(pairs.target, weights=w, minlength=self.N)
+            expected = c.batch_size * freq / freq.sum() + self.n_sampled / self.N
+            self.log_q = torch.as_tensor(np.log(expected), dtype=torch.float32, device=device)
+        self.amp = c.amp and str(device).startswith("cuda")
+
+    def _order(self) -> torch.Tensor:
+        c, n, dev = self.c, len(self.data), self.device
+        if self.cdf is None and c.pairs_per_epoch is None:
+            return torch.randperm(n, generator=self.gen, device=dev)
+        # with replacement, by weight (inverse CDF: no category limit)
+        u = torch.rand(self.n_epoch, generator=self.gen, device=dev, dtype=torch.float64)
+        if self.cdf is None:
+            return (u * n).long().clamp(max=n - 1)
+        return torch.searchsorted(self.cdf, u * self.cdf[-1]).clamp(max=n - 1)
 
     def run(self, epoch: int, show_progress: bool, last_score: float | None = None) -> dict:
         """Train one epoch; returns its mean losses. The progress bar counts pairs (so its
         rate is pairs/s) and shows the last validation score."""
-        c, pairs = self.c, self.pairs
+        c = self.c
         self.nets.train()
-        if self.p_pairs is None and c.pairs_per_epoch is None:
-            order = self.rng.permutation(len(pairs))
-        else:
-            order = self.rng.choice(len(pairs), size=self.n_epoch, replace=True, p=self.p_pairs)
-        sums = {"ret": 0.0, "d": 0.0, "g_adv": 0.0}
+        order = self._order()
+        sums = torch.zeros(3, device=self.device)  # ret, d, g_adv (x batch size)
+        with torch.no_grad():
+            E_fixed = None if self.free_items else self.nets.tower.vectors()
         bar = tqdm(
             total=len(order),
             desc=f"epoch {epoch}/{c.epochs}",
@@ -365,103 +470,141 @@ class _Epochs:
         with bar:
             for start in range(0, len(order), c.batch_size):
                 idx = order[start : start + c.batch_size]
-                self._step(idx, sums)
+                self._step(idx, sums, E_fixed)
                 bar.update(len(idx))
-        return {k: v / len(order) for k, v in sums.items()}
+        ret, d, g_adv = (sums / len(order)).tolist()  # the epoch's one host sync
+        return {"ret": ret, "d": d, "g_adv": g_adv}
 
-    def _batch(self, idx: np.ndarray):
-        """The batch's tensors: histories, their weights, targets, popularity features."""
-        c, pairs, device = self.c, self.pairs, self.device
-        hist_np, ht_np = pairs.histories(idx)
-        if c.history_dropout > 0:
-            drop = self.rng.random(hist_np.shape) < c.history_dropout
-            hist_np = np.where(drop, -1, hist_np)
-        w_np = decay_weights((pairs.time[idx][:, None] - ht_np) / DAY, self.half_life_days)
-        hist = torch.as_tensor(hist_np, device=device)  # (B, L)
-        w = torch.as_tensor(w_np, dtype=torch.float32, device=device)  # (B, L)
-        target = torch.as_tensor(pairs.target[idx], device=device)  # (B,)
-        if self.pop_table is not None:
-            days = torch.as_tensor(self.pop.day_of(pairs.time[idx]), device=device)
-            logpop = self.pop_table[days]  # (B, W, N)
-        else:
-            logpop = torch.zeros((), device=device)
-        return hist, w, target, logpop
-
-    def _step(self, idx: np.ndarray, sums: dict) -> None:
-        c, device, N = self.c, self.device, self.N
+    def _step(self, idx: torch.Tensor, sums: torch.Tensor, E_fixed) -> None:
+        c, dev, data = self.c, self.device, self.data
         tower, G = self.nets.tower, self.nets.G
-        hist, w, target, logpop = self._batch(idx)
         B = len(idx)
-        E = tower.vectors()  # (N, d)
-        b = decay_pool(E, hist, w)  # (B, d)
-        z = c.noise_std * torch.randn(B, G.noise_dim, device=device)
-        f = G(b, z)  # (B, d)
-        # seen items are never recommended: do not spend the softmax on them
-        seen = torch.zeros(B, N, dtype=torch.bool, device=device)
-        seen.scatter_(1, hist.clamp(min=0), hist >= 0)
-        seen[torch.arange(B, device=device), target] = False
-        loss = torch.zeros((), device=device)
-        ret, full = self._retrieval_loss(f, logpop, seen, target)
-        if c.retrieval:
-            loss = loss + ret
-        sums["ret"] += float(ret.detach()) * B
-        if c.anchor > 0:
-            loss = loss + c.anchor * ((tower.emb - self.F0) ** 2).sum(1).mean()
-        if c.adversarial:
-            loss = loss + c.adv_weight * self._adversarial(E, b, f, hist, full, seen, target, sums)
+        hist, age = data.histories(idx)
+        if c.history_dropout > 0:
+            drop = torch.rand(hist.shape, generator=self.gen, device=dev) < c.history_dropout
+            hist = hist.masked_fill(drop, -1)
+        w = data.weights(age)
+        target = data.target[idx]
+        days = data.day[idx] if data.day is not None else None
+        with torch.autocast("cuda", dtype=torch.bfloat16, enabled=self.amp):
+            E = E_fixed if E_fixed is not None else tower.vectors()  # (N, d)
+            h = E[hist.clamp(min=0)]  # (B, L, d)
+            b = pool_vectors(h, hist, w)  # (B, d)
+            z = c.noise_std * torch.randn(B, G.noise_dim, generator=self.gen, device=dev)
+            f = G(b, z)  # (B, d)
+            ret, neg = self._retrieval(E, f, hist, target, days)
+            loss = ret if c.retrieval else torch.zeros((), device=dev)
+            if c.anchor > 0:
+                loss = loss + c.anchor * ((tower.emb - self.F0) ** 2).sum(1).mean()
+            if c.adversarial:
+                Ed, hv = E.detach(), h.detach()
+                g_adv, d_loss = self._adversarial(Ed, hv, b.detach(), f, hist, target, neg)
+                loss = loss + c.adv_weight * g_adv
+                sums[1:] += torch.stack([d_loss.detach(), g_adv.detach()]).float() * B
+        sums[0] += ret.detach().float() * B
         self.opt_g.zero_grad(set_to_none=True)
         loss.backward()
         self.opt_g.step()
 
-    def _retrieval_loss(self, f, logpop, seen, target):
-        """Cross-entropy of the bought item among the catalog (or sampled negatives); also
-        the full score rows ``(B, N)`` when computed (hard negatives for D)."""
-        c, tower, B = self.c, self.nets.tower, len(target)
-        if c.n_sampled:
-            neg = torch.randint(0, self.N, (c.n_sampled,), device=self.device)
-            cand = torch.cat([target, neg])  # (B + S,)
-            logits = tower.scores(f, logpop, cand)  # (B, B + S)
-            logits = logits.masked_fill(seen[:, cand], -1e9)
-            same = cand[None, :] == target[:, None]
-            same[torch.arange(B), torch.arange(B)] = False
-            logits = logits.masked_fill(same, -1e9)  # duplicates of the target
-            return Fn.cross_entropy(logits, torch.arange(B, device=self.device)), None
-        full = tower.scores(f, logpop).masked_fill(seen, -1e9)  # (B, N)
-        return Fn.cross_entropy(full, target), full
+    def _retrieval(self, E, f, hist, target, days):
+        """Cross-entropy of the bought item among the catalogue (full softmax) or among the
+        batch's candidates (sampled softmax); and ``(B, k)`` hard negatives for D drawn from
+        the same softmax (``None`` when D needs none)."""
+        c, tower, B, dev = self.c, self.nets.tower, len(target), self.device
+        rows = torch.arange(B, device=dev)
+        n_hard = c.n_negatives // 2 if c.adversarial else 0
+        if self.n_sampled:
+            neg = torch.randint(0, self.N, (self.n_sampled,), generator=self.gen, device=dev)
+            cand = torch.cat([target, neg])  # (C,) = (B + S,)
+            logits = tower.log_scale.exp() * (f @ E[cand].T) + tower.bias[cand]  # (B, C)
+            if self.pop_table is not None:
+                logits = logits + pop_prior(tower.pop_weight, self.pop_table, days, cand)
+            logits = logits.float() - self.log_q[cand]
+            # the row's own target is column b; other columns holding it, or an item of
+            # the row's history (never recommended), are no negatives
+            mask = _same_or_seen(cand, hist, B, self.N)
+            mask[rows, rows] = False
+            logits = logits.masked_fill(mask, -1e9)
+            logp = logits.log_softmax(-1)
+            ret = -logp[rows, rows].mean()
+            hard = self._draw(logp, rows, rows, n_hard)
+            return ret, (None if hard is None else cand[hard])
+        logits = tower.log_scale.exp() * (f @ E.T) + tower.bias  # (B, N)
+        if self.pop_table is not None:
+            logits = logits + pop_prior(tower.pop_weight, self.pop_table, days)
+        # seen items are never recommended: do not spend the softmax on them
+        seen = torch.zeros(B, self.N, dtype=torch.bool, device=dev)
+        seen.scatter_(1, hist.clamp(min=0), hist >= 0)
+        seen[rows, target] = False
+        logp = logits.float().masked_fill(seen, -1e9).log_softmax(-1)
+        ret = -logp[rows, target].mean()
+        return ret, self._draw(logp, rows, target, n_hard)
 
-    def _adversarial(self, E, b, f, hist, full, seen, target, sums) -> torch.Tensor:
-        """One discriminator step; returns G's non-saturating adversarial loss."""
-        c, D, B = self.c, self.nets.D, len(target)
-        Ed = E.detach()
-        hv, hm = Ed[hist.clamp(min=0)], (hist >= 0).float()  # (B, L, d), (B, L)
-        bd = b.detach()
-        neg = _negatives(full, seen, target, c.n_negatives, self.N, self.device)  # (B, k)
-        real = D(bd, Ed[target], hv, hm)  # (B,)
-        fake = D(bd, f.detach(), hv, hm)  # (B,)
-        negl = D(bd, Ed[neg], hv, hm)  # (B, k)
+    def _draw(self, logp, rows, own, k):
+        """``k`` columns per row drawn from the softmax ``logp`` without the row's own
+        positive column ``own`` (hard negatives), or None."""
+        if not k:
+            return None
+        probs = logp.detach().exp()
+        probs[rows, own] = 0.0
+        return torch.multinomial(probs, k, replacement=True, generator=self.gen)
+
+    def _adversarial(self, Ed, hv, bd, f, hist, target, hard):
+        """One discriminator step; returns G's non-saturating adversarial loss (and D's)."""
+        c, D, B, dev = self.c, self.nets.D, len(target), self.device
+        hm = (hist >= 0).to(hv.dtype)  # (B, L)
+        # real-but-not-bought items: half hard (from G's softmax), half uniform
+        n_uni = c.n_negatives - (0 if hard is None else hard.shape[1])
+        uni = torch.randint(0, self.N, (B, n_uni), generator=self.gen, device=dev)
+        uni = torch.where(uni == target[:, None], (uni + 1) % self.N, uni)
+        neg = uni if hard is None else torch.cat([hard, uni], 1)  # (B, k)
+        # real, fake and negatives scored in one pass: (B, 2 + k)
+        shown = torch.cat([Ed[target][:, None], f.detach()[:, None], Ed[neg]], 1)
+        logit = D(bd, shown, hv, hm).float()
         bce = Fn.binary_cross_entropy_with_logits
+        real, fake, negl = logit[:, 0], logit[:, 1], logit[:, 2:]
         d_loss = bce(real, torch.ones_like(real)) + 0.5 * (
             bce(fake, torch.zeros_like(fake)) + bce(negl, torch.zeros_like(negl))
         )
         self.opt_d.zero_grad(set_to_none=True)
         d_loss.backward()
         self.opt_d.step()
-        sums["d"] += float(d_loss.detach()) * B
-        g_adv = bce(D(bd, f, hv, hm), torch.ones_like(real))  # non-saturating
-        sums["g_adv"] += float(g_adv.detach()) * B
-        return g_adv
+        # G's loss through D, whose weights take no gradient from it
+        D.requires_grad_(False)
+        try:
+            g_logit = D(bd, f, hv, hm).float()
+        finally:
+            D.requires_grad_(True)
+        g_adv = bce(g_logit, torch.ones_like(g_logit))  # non-saturating
+        return g_adv, d_loss.detach()
 
 
-def _negatives(full, seen, target, k, N, device):
-    """Real-but-not-bought items: half drawn from G's softmax (hard), half uniform."""
-    B = target.shape[0]
-    n_hard = k // 2 if full is not None else 0
-    parts = []
-    if n_hard:
-        probs = full.detach().masked_fill(seen, -1e9)
-        probs[torch.arange(B, device=device), target] = -1e9
-        parts.append(torch.multinomial(probs.softmax(-1), n_hard, replacement=True))
-    uni = torch.randint(0, N, (B, k - n_hard), device=device)
-    uni = torch.where(uni == target[:, None], (uni + 1) % N, uni)
-    parts.append(uni)
-    return torch.cat(parts, 1)
+def _same_or_seen(cand: torch.Tensor, hist: torch.Tensor, B: int, n_items: int) -> torch.Tensor:
+    """``(B, C)`` mask of a sampled softmax's candidates ``cand`` (the ``B`` targets first)
+    that are no negatives for a row: the row's own target item (in any column) or an item of
+    its history ``hist`` ``(B, L)`` (-1 = empty). Through each item's first column among the
+    candidates, so the work is ``O(B (L + C))`` whatever the catalogue size."""
+    C, dev = len(cand), cand.device
+    first = torch.full((n_items + 1,), C, dtype=torch.long, device=dev)  # C: not a candidate
+    first.scatter_reduce_(0, cand, torch.arange(C, device=dev), reduce="amin")
+    canon = first[cand]  # (C,) each column's item, as its first column
+    hit = torch.zeros(B, C + 1, dtype=torch.bool, device=dev)  # column C: a sink
+    hcol = torch.where(hist >= 0, first[hist.clamp(min=0)], C)  # (B, L)
+    hit.scatter_(1, hcol, True)
+    hit[torch.arange(B, device=dev), canon[:B]] = True  # the row's own target
+    return hit[:, canon]
+
+
+def sampled_negatives(c: TrainConfig, n_items: int) -> int:
+    """Shared negatives per batch of the sampled softmax, 0 for the full softmax:
+    ``n_sampled`` when set (0 forces the full softmax), else the full softmax up to
+    ``full_softmax_items`` items and ``AUTO_SAMPLED`` shared negatives above."""
+    if c.n_sampled is not None:
+        if c.n_sampled < 0:
+            raise ValueError(f"n_sampled must be >= 0 or None, got {c.n_sampled}")
+        return int(c.n_sampled)
+    return AUTO_SAMPLED if n_items > c.full_softmax_items else 0
+
+
+#: Shared uniform negatives of the automatic sampled softmax (next to the batch's targets).
+AUTO_SAMPLED = 2048
