@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from recogan import diversity as div
@@ -271,3 +272,43 @@ def test_predicate_filter_over_half_the_catalog(rec):
     # the predicate path over-fetches 2n, which must stay within the catalog
     r = rec.recommend(rec.user_ids[0], n=50, filter=lambda i: int(i[1:]) % 2 == 0)
     assert len(r) > 0 and all(int(i[1:]) % 2 == 0 for i in r.items)
+
+
+# ---------------------------------------------------------------------- batch scoring
+def test_batch_score_diversity(clustered, tmp_path, capsys):
+    from recogan.artifacts import load_model
+    from recogan.batch import batch_score, read_recommendations, read_success
+    from recogan.catalog import remove_items
+    from recogan.cli import main
+
+    fast = {"show_progress": False, "workers": 1}
+    bundle = tmp_path / "ease"
+    EASE(lam=50.0).fit(clustered).save(bundle)
+    plain = batch_score(bundle, tmp_path / "plain", n=6, **fast)
+    zero = batch_score(bundle, tmp_path / "zero", n=6, diversity=0, **fast)
+    assert zero.rows_sha256 == plain.rows_sha256  # 0: the model's ranking, byte for byte
+    a = batch_score(bundle, tmp_path / "a", n=6, diversity=0.5, partition_size=30, **fast)
+    batch_score(bundle, tmp_path / "b", n=6, diversity=0.5, partition_size=200, **fast)
+    assert a.rows_sha256 != plain.rows_sha256
+    pd.testing.assert_frame_equal(  # the same rows whatever the partitioning
+        read_recommendations(tmp_path / "a"), read_recommendations(tmp_path / "b")
+    )
+    assert read_success(tmp_path / "a")["diversity"] == 0.5
+    model = load_model(bundle)
+    users = np.arange(model.n_users_)
+    items, _ = div.recommend(model, users, 6, diversity=0.5)
+    got = read_recommendations(tmp_path / "a")
+    assert list(got["item_id"]) == list(model.items_.to_ids(items.ravel()))
+    # withdrawn products are dropped before the re-ranking, and the lists stay full
+    gone = model.items_.ids[items[:, 1]][:3]
+    remove_items(model, gone)
+    model.save(bundle)
+    c = batch_score(bundle, tmp_path / "c", n=6, diversity=0.5, **fast)
+    got = read_recommendations(tmp_path / "c")
+    assert c.rows == 6 * model.n_users_ and not set(got["item_id"]) & set(gone)
+    args = ["batch-score", "--model", str(bundle), "--n", "6", "--no-progress", "--workers", "1"]
+    assert main([*args, "--out", str(tmp_path / "cli"), "--diversity", "0.5"]) == 0
+    assert read_success(tmp_path / "cli")["rows_sha256"] == c.rows_sha256
+    capsys.readouterr()
+    assert main([*args, "--out", str(tmp_path / "bad"), "--diversity", "1.5"]) == 1
+    assert "diversity must be in [0, 1]" in capsys.readouterr().err
