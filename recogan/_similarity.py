@@ -35,6 +35,11 @@ class ItemSimilarity:
         """Pairwise similarities ``(m, m)`` among ``items``."""
         raise NotImplementedError
 
+    def pairs(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        """Row-wise similarities ``(B, M)``: of item ``a[r]`` to each item of ``b[r]``
+        (``a`` ``(B,)``, ``b`` ``(B, M)``; valid indices, callers mask their padding)."""
+        raise NotImplementedError
+
 
 class VectorSimilarity(ItemSimilarity):
     reason = "item-vector similarity"
@@ -67,6 +72,9 @@ class VectorSimilarity(ItemSimilarity):
     def matrix(self, items):
         V = self.v[items].astype(np.float64)
         return V @ V.T
+
+    def pairs(self, a, b):
+        return np.einsum("bmd,bd->bm", self.v[b], self.v[a])  # (B, M)
 
     def add(self, vectors: np.ndarray) -> None:
         """Append the vectors of new items (indices ``len(v)..``); not thread-safe with
@@ -112,3 +120,12 @@ class CoPurchase(ItemSimilarity):
         co = (cols.T @ cols).toarray()
         n = np.sqrt(np.outer(self.deg[items], self.deg[items]))
         return np.divide(co, n, out=np.zeros_like(co), where=n > 0)
+
+    def pairs(self, a, b):
+        ua, ia = np.unique(a, return_inverse=True)
+        ub, ib = np.unique(b, return_inverse=True)
+        A = self.Xc[:, ua].astype(np.float64)
+        co = (A.T @ self.Xc[:, ub].astype(np.float64)).toarray()  # (|ua|, |ub|)
+        n = np.sqrt(np.outer(self.deg[ua], self.deg[ub]))
+        cos = np.divide(co, n, out=np.zeros_like(co), where=n > 0)
+        return cos[ia.reshape(-1, 1), ib.reshape(b.shape)]

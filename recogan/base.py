@@ -25,6 +25,9 @@ caller probes for optional methods:
 ``recommend_params()``      config fields that change ``recommend`` without a refit
 ``noise_draws_param()``     which of those sets the number of noise draws (or None)
 ``tradeoff_param()``        the knob of the report's coverage-vs-accuracy curve (or None)
+``diversity_param()``       the model's own setting for ``diversity`` in [0, 1] (or None:
+                            MMR re-ranking, :mod:`recogan.diversity`)
+``generation_quality_``     quality of generated vectors, shown in the report (or None)
 ``item_vectors()``          unit item vectors for similarity (default: None)
 ``state_arrays()`` / ...    learned numpy and torch state saved in a bundle
 ``write_files(dir)`` / ...  extra files of a bundle (e.g. an item index)
@@ -193,9 +196,10 @@ class Model(abc.ABC):
     def recommend_params(cls) -> tuple[str, ...]:
         """Config fields that change what ``recommend`` returns without refitting
         (recommend-time knobs; set them with :meth:`set_recommend_params`). Default: the
-        knobs named by :meth:`noise_draws_param` and :meth:`tradeoff_param`."""
+        knobs named by :meth:`noise_draws_param`, :meth:`tradeoff_param` and
+        :meth:`diversity_param`."""
         tradeoff = cls.tradeoff_param()
-        names = (cls.noise_draws_param(), tradeoff[0] if tradeoff else None)
+        names = (cls.noise_draws_param(), tradeoff[0] if tradeoff else None, cls.diversity_param())
         return tuple(dict.fromkeys(n for n in names if n is not None))
 
     @classmethod
@@ -208,6 +212,15 @@ class Model(abc.ABC):
     def tradeoff_param(cls) -> tuple[str, list] | None:
         """``(recommend-time knob, values)`` whose coverage-vs-accuracy curve the report draws
         (None: the model is a point)."""
+        return None
+
+    @classmethod
+    def diversity_param(cls) -> str | None:
+        """The recommend-time setting through which the model makes its lists more varied
+        itself (e.g. by its noise draws): it takes the ``diversity`` value in [0, 1] of every
+        interface (``Recommender.recommend(..., diversity=)``, ``batch-score --diversity``,
+        the report's curve), 0 meaning the model's plain ranking. None (the default): callers
+        re-rank the model's lists by maximal marginal relevance (:mod:`recogan.diversity`)."""
         return None
 
     def set_recommend_params(self, **values: Any) -> None:
@@ -370,6 +383,12 @@ class Model(abc.ABC):
         if not isinstance(model, cls):
             raise TypeError(f"{path} holds a {type(model).__name__}, not a {cls.__name__}")
         return model
+
+    #: How good the vectors a generative model draws are, set by its ``fit`` (None: the
+    #: model generates none): a dict of numbers, or a DataFrame (e.g. one row per epoch,
+    #: the last row the fitted model's), as :func:`recogan.vector_quality.generation_quality`
+    #: summarises them. The evaluation report shows it under "Generated vectors".
+    generation_quality_: Any = None
 
     # ------------------------------------------------------------------ catalogue changes
     #: Products added and withdrawn since training (a :class:`recogan.catalog.CatalogChanges`;

@@ -2,6 +2,7 @@
 
 >>> rec = Recommender.load("models/retail")
 >>> rec.recommend(17850, n=5)                 # Recommendations: (item_id, score) pairs
+>>> rec.recommend(17850, n=5, diversity=0.3)  # a more varied list (recogan.diversity)
 >>> rec.recommend_many([17850, 13047])        # DataFrame user_id, rank, item_id, score, fallback
 >>> rec.for_history(["85123A", "71053"])      # anonymous basket
 >>> rec.similar_items("85123A"); rec.explain(17850, "22423"); rec.rank(17850, ["22423", "85099B"])
@@ -9,6 +10,13 @@
 Unknown users get the model's recent-popularity prior (``Model.popularity_``: distinct buyers in
 the last 30 days of training, ties by all-time popularity), marked ``fallback=True``; with
 ``strict=True`` they raise :class:`UnknownUserError` instead.
+
+``recommend``, ``recommend_many`` and ``for_history`` take ``diversity`` in [0, 1]: 0 (the
+default) returns the model's ranking exactly; above 0 the list trades a little of the model's
+score for wider catalogue exposure, through the model's own mechanism where it has one, else by
+maximal marginal relevance over item similarity (see :mod:`recogan.diversity`). Filters,
+exclusions and withdrawn products are applied before the re-ranking; the popularity fallback of
+unknown users is not re-ranked.
 
 Every method is safe to call from many threads at once: the model is only read (the contract's
 ``recommend``/``recommend_history`` are pure functions of the fitted state), lazily built
@@ -37,6 +45,7 @@ from recogan.artifacts import load_model, save_model
 from recogan.base import Model
 from recogan.catalog import ReadWriteLock, drop_withdrawn, overfetch, withdrawn_mask
 from recogan.data._idmap import check_id, check_ids
+from recogan.diversity import check_diversity, diversify
 
 log = logging.getLogger(__name__)
 
@@ -217,28 +226,48 @@ class Recommender:
 
     # ------------------------------------------------------------------ recommend
     @_reads
-    def recommend(self, user_id, n: int = 10, exclude_seen: bool = True, filter: Filter = None):
+    def recommend(
+        self,
+        user_id,
+        n: int = 10,
+        exclude_seen: bool = True,
+        filter: Filter = None,
+        diversity: float = 0.0,
+    ):
         """Top-``n`` items for one user. ``filter``: allowed item ids, or a callable taking one
-        item id and returning whether it may be shown (e.g. in stock)."""
+        item id and returning whether it may be shown (e.g. in stock). ``diversity`` in
+        [0, 1]: 0 is the model's ranking, more gives a more varied list."""
         n = self._check_n(n)
         _check_flag(exclude_seen, "exclude_seen")
+        diversity = check_diversity(diversity)
         u = self._user(user_id)
         allow = self._allow(filter)
         if u < 0:
             return self._fallback(n, allow)
-        items, scores = self._top(
-            lambda m, cand: self.model.recommend(np.array([u]), m, exclude_seen, cand), n, allow
+        users = np.array([u])
+        items, scores = self._diverse(
+            lambda model, m, cand: model.recommend(users, m, exclude_seen, cand),
+            n,
+            allow,
+            diversity,
         )
         return self._result(items[0], scores[0], n_unknown=allow.n_unknown)
 
     @_reads
     def recommend_many(
-        self, user_ids, n: int = 10, exclude_seen: bool = True, filter: Filter = None
+        self,
+        user_ids,
+        n: int = 10,
+        exclude_seen: bool = True,
+        filter: Filter = None,
+        diversity: float = 0.0,
     ) -> pd.DataFrame:
         """Top-``n`` for many users: DataFrame ``user_id, rank, item_id, score, fallback``
-        (rank from 1; users in input order; rows only for items found)."""
+        (rank from 1; users in input order; rows only for items found). ``diversity`` as in
+        :meth:`recommend`."""
         n = self._check_n(n)
         _check_flag(exclude_seen, "exclude_seen")
+        diversity = check_diversity(diversity)
         raw = check_ids(user_ids, "user_ids")
         ids = pd.Series(raw, dtype=object if not len(raw) else None)
         allow = self._allow(filter)
@@ -254,10 +283,11 @@ class Recommender:
         for s in range(0, len(known), self.batch_size):
             rows = known[s : s + self.batch_size]
             users = idx[rows]
-            items[rows], scores[rows] = self._top(
-                lambda m, cand, users=users: self.model.recommend(users, m, exclude_seen, cand),
+            items[rows], scores[rows] = self._diverse(
+                lambda model, m, cand, users=users: model.recommend(users, m, exclude_seen, cand),
                 n,
                 allow,
+                diversity,
                 len(users),
             )
         if unknown.any():
@@ -306,13 +336,20 @@ class Recommender:
 
     @_reads
     def for_history(
-        self, item_ids, n: int = 10, exclude_seen: bool = True, filter: Filter = None
+        self,
+        item_ids,
+        n: int = 10,
+        exclude_seen: bool = True,
+        filter: Filter = None,
+        diversity: float = 0.0,
     ) -> Recommendations:
         """Recommendations for an anonymous or new customer from a basket/history of item ids
         (oldest first); unknown ids are ignored and counted in ``n_unknown``. An empty (or
-        all-unknown) history gets the popularity fallback."""
+        all-unknown) history gets the popularity fallback. ``diversity`` as in
+        :meth:`recommend`."""
         n = self._check_n(n)
         _check_flag(exclude_seen, "exclude_seen")
+        diversity = check_diversity(diversity)
         item_ids = check_ids(item_ids, "item_ids")
         allow = self._allow(filter)
         idx = self._items.lookup(item_ids, missing="ignore")
@@ -323,12 +360,13 @@ class Recommender:
             return Recommendations(
                 fb.items, fb.scores, True, "empty history: recent popularity", n_unknown
             )
-        items, scores = self._top(
-            lambda m, cand: self.model.recommend_history(
+        items, scores = self._diverse(
+            lambda model, m, cand: model.recommend_history(
                 [hist], m, exclude_seen=exclude_seen, candidates=cand
             ),
             n,
             allow,
+            diversity,
         )
         return self._result(items[0], scores[0], n_unknown=n_unknown)
 
@@ -407,6 +445,16 @@ class Recommender:
             )
         return _Allow(allowed, None, int((idx < 0).sum()))
 
+    def _diverse(self, call, n: int, allow: _Allow, diversity: float, B: int = 1):
+        """``call(model, m, candidates) -> (items, scores)`` through :meth:`_top` (filters,
+        withdrawn products) and then the diversity knob (:func:`recogan.diversity.diversify`):
+        MMR re-ranks the filtered over-fetched lists."""
+
+        def fetch(model, m):
+            return self._top(lambda k, cand: call(model, k, cand), m, allow, B)
+
+        return diversify(self.model, diversity, fetch, n, self._similarity)
+
     def _top(self, call, n: int, filter: Filter, B: int = 1):
         """``call(m, candidates) -> (items, scores)`` with the filter applied: an allow-list
         becomes 1-D candidates; a predicate is applied to over-fetched results, fetching more
@@ -426,7 +474,7 @@ class Recommender:
         if pred is None:  # only withdrawn products to leave out: one fetch always suffices
             items, scores = call(overfetch(n, gone, n_items), None)
             return drop_withdrawn(items, scores, gone, n)
-        m = overfetch(max(2 * n, n + 20), gone, n_items)
+        m = min(n_items, overfetch(max(2 * n, n + 20), gone, n_items))
         verdict: dict[int, bool] = {}
         while True:
             items, scores = call(m, None)

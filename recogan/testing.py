@@ -26,6 +26,7 @@ from recogan.artifacts import load_model
 from recogan.base import Model, NotFittedError
 from recogan.data import temporal_split
 from recogan.datasets import synthetic_clusters
+from recogan.diversity import recommend as recommend_diverse
 
 __all__ = ["ModelContract"]
 
@@ -162,6 +163,25 @@ class ModelContract:
         noise, tradeoff = fitted.noise_draws_param(), fitted.tradeoff_param()
         assert noise is None or noise in fitted.recommend_params()
         assert tradeoff is None or tradeoff[0] in fitted.recommend_params()
+        knob = fitted.diversity_param()
+        assert knob is None or knob in fitted.recommend_params()
+
+    def test_diversity_knob(self, fitted):
+        users = np.arange(12)
+        plain, plain_scores = fitted.recommend(users, n=6)
+        same, same_scores = recommend_diverse(fitted, users, n=6, diversity=0.0)
+        np.testing.assert_array_equal(same, plain)  # 0: the model's lists exactly
+        np.testing.assert_array_equal(same_scores, plain_scores)
+        items, scores = recommend_diverse(fitted, users, n=6, diversity=0.5)
+        assert items.shape == scores.shape == (12, 6)
+        assert items.dtype == np.int64 and scores.dtype == np.float32
+        assert ((items >= 0) & (items < fitted.n_items_)).all()
+        assert all(len(set(row)) == len(row) for row in items)
+        seen = fitted.seen_[users].toarray() > 0
+        assert not seen[users[:, None], items].any()
+        allowed = np.array([1, 5, 9, 13, 17, 21])
+        items, _ = recommend_diverse(fitted, users, 3, 0.5, exclude_seen=False, candidates=allowed)
+        assert np.isin(items, allowed).all()
 
     def test_recommend_params_change_nothing_else(self, fitted):
         before = fitted.params()

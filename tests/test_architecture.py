@@ -22,6 +22,8 @@ LAYERS = [
         "recogan.index",
         "recogan._similarity",
         "recogan.catalog",
+        "recogan.diversity",
+        "recogan.vector_quality",
     ),
     ("recogan.train",),
     ("recogan.registry", "recogan.artifacts", "recogan.base", "recogan.model", "recogan.baselines"),

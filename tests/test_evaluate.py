@@ -267,7 +267,7 @@ def test_report_files_schema_and_tradeoff(clustered, tmp_path, monkeypatch):
     for name in ("metrics.json", "report.md", "report.html", "per_user.parquet"):
         assert (tmp_path / "r" / name).stat().st_size > 0
     doc = json.loads(paths["metrics"].read_text())
-    assert set(doc) == {"dataset", "protocol", "models", "warnings"}
+    assert set(doc) == {"dataset", "protocol", "models", "warnings", "tradeoff"}
     assert doc["dataset"] == {"users": 200, "items": 80, "interactions": 2400}
     assert doc["protocol"]["name"] == "temporal" and doc["protocol"]["ks"] == [5, 10, 20]
     expected = {
@@ -299,7 +299,7 @@ def test_report_files_schema_and_tradeoff(clustered, tmp_path, monkeypatch):
     assert list(t["value"]) == [0.0, 1.0, 100.0]
     assert t["coverage@10"].iloc[-1] < t["coverage@10"].iloc[0]
     html = (tmp_path / "r" / "report.html").read_text()
-    assert html.count("data:image/png;base64,") == 4 and "<script" not in html
+    assert html.count("data:image/png;base64,") == 5 and "<script" not in html
     md = (tmp_path / "r" / "report.md").read_text()
     assert "NDCG@10" in md and "(ref)" in md
     pu = pd.read_parquet(tmp_path / "r" / "per_user.parquet")

@@ -41,6 +41,7 @@ from recogan.batch._publish import (
     verified_partitions,
 )
 from recogan.batch._ray import require_ray, run_ray
+from recogan.diversity import check_diversity
 
 log = logging.getLogger(__name__)
 
@@ -64,6 +65,10 @@ class BatchConfig:
     #: Noise draws per user, set on models that have such a setting (``n_draws``); models
     #: without noise (the baselines) ignore it with a warning.
     noise_draws: int | None = None
+    #: Diversity of the lists in [0, 1] (:mod:`recogan.diversity`): 0 (default) writes the
+    #: model's ranking; more trades a little of the model's score for wider catalogue
+    #: exposure (the model's own mechanism, else MMR re-ranking of its top max(50, 5n)).
+    diversity: float = 0.0
     #: ``local`` (processes on this machine) or ``ray``.
     engine: str = "local"
     #: Worker processes / Ray actors (None: cores // threads, at most one per partition).
@@ -208,6 +213,7 @@ def _plan(bundle: Bundle, model_path: Path, users, item_filter, cfg: BatchConfig
         "batch_size": batch_size,
         "threads": cfg.threads,
         "noise_draws": cfg.noise_draws,
+        "diversity": cfg.diversity,
         "config_override": override,
         "users_sha256": _fs.sha256_bytes(user_idx.astype("<i8").tobytes()),
         "filter": filter_info,
@@ -291,6 +297,7 @@ def _score_all(plan: _Plan, cfg: BatchConfig, staging, out, done: dict, generate
         batch_size=plan.batch_size,
         model_version=plan.model_version,
         generated_at=generated_at,
+        diversity=cfg.diversity,
     )
     workers = _workers(cfg, len(todo))
     bar = _progress(cfg.show_progress, plan.user_idx.size, sum(r["users"] for r in done.values()))
@@ -356,6 +363,7 @@ def _check_config(cfg: BatchConfig) -> None:
         raise ValueError(f"workers must be positive, got {cfg.workers}")
     if not isinstance(cfg.threads, int) or cfg.threads <= 0:
         raise ValueError(f"threads must be a positive int, got {cfg.threads!r}")
+    cfg.diversity = check_diversity(cfg.diversity)
     if cfg.batch_size is not None and cfg.batch_size <= 0:
         raise ValueError(f"batch_size must be positive, got {cfg.batch_size}")
     if cfg.engine == "ray":

@@ -18,7 +18,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from recogan import _fs
+from recogan._similarity import ItemSimilarity
 from recogan.catalog import drop_withdrawn, overfetch, withdrawn_mask
+from recogan.diversity import diversify
 
 log = logging.getLogger(__name__)
 
@@ -56,6 +58,8 @@ class Options:
     #: Written into each file's metadata.
     model_version: str
     generated_at: str
+    #: The diversity knob in [0, 1] (:mod:`recogan.diversity`; 0: the model's ranking).
+    diversity: float = 0.0
 
 
 def partition_file(index: int) -> str:
@@ -99,14 +103,29 @@ def score_partition(model, task: Task, opt: Options) -> dict:
     # withdrawn products (recogan.catalog): an allow-list already leaves them out; otherwise
     # fetch n + their number and drop them, which always leaves the n best live ones
     withdrawn = withdrawn_mask(model) if opt.candidates is None else None
-    m = overfetch(opt.n, withdrawn, model.n_items_)
+    sim: list = []  # the item similarity MMR needs, built once per partition when it runs
+
+    def similarity():
+        if not sim:
+            sim.append(ItemSimilarity.of(model, device="cpu"))
+        return sim[0]
+
     for start in range(0, users.size, opt.batch_size):
         u = users[start : start + opt.batch_size]
-        items, scores = model.recommend(
-            u, n=m, exclude_seen=opt.exclude_seen, candidates=opt.candidates
-        )
-        if withdrawn is not None:
-            items, scores = drop_withdrawn(np.asarray(items), np.asarray(scores), withdrawn, opt.n)
+
+        def fetch(mdl, k, u=u):
+            items, scores = mdl.recommend(
+                u,
+                n=overfetch(k, withdrawn, model.n_items_),
+                exclude_seen=opt.exclude_seen,
+                candidates=opt.candidates,
+            )
+            if withdrawn is not None:
+                items, scores = drop_withdrawn(np.asarray(items), np.asarray(scores), withdrawn, k)
+            return items, scores
+
+        # diversity 0: one fetch of n, exactly as without the knob
+        items, scores = diversify(model, opt.diversity, fetch, opt.n, similarity)
         valid = np.asarray(items) >= 0  # rows are padded with -1 when too few items remain
         counts = valid.sum(axis=1)
         cols["user"].append(np.repeat(u, counts))

@@ -57,6 +57,17 @@ def register(sub) -> None:
     p.add_argument(
         "--noise-draws", type=int, help="noise draws per user (models with noise; others ignore)"
     )
+    p.add_argument(
+        "--diversity",
+        type=float,
+        default=0.0,
+        metavar="D",
+        help=(
+            "in [0, 1]: 0 (default) writes the model's ranking; more trades a little of the "
+            "model's score for wider catalogue exposure (the model's own mechanism, else "
+            "MMR re-ranking of its top max(50, 5n) by item similarity)"
+        ),
+    )
     p.add_argument("--ray-address", help="Ray cluster address (default: start a local Ray)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument("--json", action="store_true", help="print the run summary as JSON")
@@ -76,6 +87,7 @@ def run(args) -> int:
             partition_size=args.partition_size,
             batch_size=args.batch_size,
             noise_draws=args.noise_draws,
+            diversity=args.diversity,
             engine=args.engine,
             workers=args.workers,
             threads=args.threads,

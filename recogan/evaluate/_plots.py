@@ -15,12 +15,13 @@ from matplotlib.figure import Figure
 
 
 def figures(report) -> dict[str, str]:
-    """``{"curves", "activity", "tradeoff", "popularity"}`` → base64 PNG."""
+    """``{"curves", "activity", "tradeoff", "diversity", "popularity"}`` → base64 PNG."""
     col = _colors(report.models)
     return {
         "curves": _png(_curves(report, col)),
         "activity": _png(_activity(report, col)),
         "tradeoff": _png(_tradeoff(report, col)),
+        "diversity": _png(_diversity(report, col)),
         "popularity": _png(_popularity(report, col)),
     }
 
@@ -108,6 +109,82 @@ def _tradeoff(report, col) -> Figure:
     ax.set_ylabel("NDCG@10")
     ax.grid(alpha=0.3)
     ax.legend(frameon=False)
+    return fig
+
+
+#: The list metrics the diversity figure puts against NDCG@10, one panel each.
+DIVERSITY_PANELS = (
+    ("coverage@10", "catalog coverage@10"),
+    ("diversity@10", "intra-list diversity@10"),
+    ("novelty@10", "novelty@10 (bits)"),
+)
+
+
+def _diversity(report, col) -> Figure:
+    """Coverage, intra-list diversity and novelty against NDCG@10: a curve over the diversity
+    knob for the models that have one (solid), a recommend-time knob's curve (dashed), and
+    every model's own point."""
+    fig = Figure(figsize=(13, 4.2))
+    axes = fig.subplots(1, len(DIVERSITY_PANELS), sharey=True)
+    for ax, (metric, label) in zip(axes, DIVERSITY_PANELS):
+        for m in report.models:
+            t = report.diversity.get(m)
+            if t is not None and len(t):
+                mech = t["mechanism"].iloc[0]
+                ax.plot(
+                    t[metric], t["NDCG@10"], marker="o", ms=4, color=col[m], label=f"{m} ({mech})"
+                )
+                for _, r in t.iloc[1:].iterrows():
+                    ax.annotate(
+                        f"{r['diversity']:g}",
+                        (r[metric], r["NDCG@10"]),
+                        fontsize=6,
+                        xytext=(2, 2),
+                        textcoords="offset points",
+                    )
+            k = report.tradeoff.get(m)
+            if k is not None and len(k) and metric in k:
+                ax.plot(
+                    k[metric],
+                    k["NDCG@10"],
+                    ls="--",
+                    marker=".",
+                    color=col[m],
+                    alpha=0.6,
+                    label=f"{m} ({k['param'].iloc[0]})",
+                )
+            row = report.metrics.loc[m]
+            if metric in row:
+                ax.scatter(
+                    row[metric],
+                    row["NDCG@10"],
+                    s=60,
+                    color=col[m],
+                    zorder=3,
+                    edgecolor="black",
+                    linewidth=0.5,
+                )
+                if t is None:
+                    ax.annotate(
+                        m,
+                        (row[metric], row["NDCG@10"]),
+                        fontsize=8,
+                        xytext=(5, -3),
+                        textcoords="offset points",
+                    )
+        ax.set_xlabel(label)
+        ax.grid(alpha=0.3)
+    axes[0].set_ylabel("NDCG@10")
+    handles, labels = axes[0].get_legend_handles_labels()
+    if handles:
+        fig.legend(
+            handles,
+            labels,
+            loc="upper center",
+            ncol=min(len(handles), 6),
+            frameon=False,
+            bbox_to_anchor=(0.5, 1.08),
+        )
     return fig
 
 

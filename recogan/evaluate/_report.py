@@ -34,7 +34,10 @@ class Report:
     """What :func:`recogan.evaluate.evaluate` found. ``metrics`` has one row per model (every
     metric@K, ``fit_seconds``, ``users``); ``per_user`` one row per (model, test user);
     ``ci`` the 95% bootstrap interval of each per-user metric; ``tests`` the paired tests
-    against the best baseline; ``activity`` the breakdown by history length."""
+    against the best baseline; ``activity`` the breakdown by history length; ``tradeoff``
+    the curve of a model's ``tradeoff_param()`` knob; ``diversity`` the curves over the
+    diversity knob (:mod:`recogan.diversity`); ``generation`` the quality of a generative
+    model's vectors (its ``generation_quality_``)."""
 
     dataset: dict
     protocol: dict
@@ -48,6 +51,8 @@ class Report:
     params: dict
     tradeoff: dict = field(default_factory=dict)
     rec_popularity: dict = field(default_factory=dict)
+    diversity: dict = field(default_factory=dict)
+    generation: dict = field(default_factory=dict)
 
     @property
     def models(self) -> list[str]:
@@ -72,12 +77,21 @@ class Report:
             entry["params"] = self.params[name]
             models[name] = entry
         protocol = json.loads(json.dumps(self.protocol, default=str))
-        return {
+        doc = {
             "dataset": {k: int(self.dataset[k]) for k in ("users", "items", "interactions")},
             "protocol": protocol,
             "models": models,
             "warnings": self.warnings(),
         }
+        if self.diversity or self.tradeoff:
+            doc["tradeoff"] = {
+                "diversity": {m: _records(t) for m, t in self.diversity.items()},
+                "points": _records(self.diversity_table().query("mechanism == 'point'")),
+                "knobs": {m: _records(t) for m, t in self.tradeoff.items()},
+            }
+        if self.generation:
+            doc["generated_vectors"] = {m: _records(t) for m, t in self.generation.items()}
+        return doc
 
     def to_json(self, path) -> Path:
         path = Path(path)
@@ -135,6 +149,33 @@ class Report:
     def popularity_table(self) -> pd.DataFrame:
         cols = ["head_rec_share@10", "head_hit_share@10", "popbias@10", "novelty@10"]
         return self.metrics[[c for c in cols if c in self.metrics]]
+
+    def diversity_table(self) -> pd.DataFrame:
+        """Accuracy against the list metrics at K = 10: one row per setting of the diversity
+        knob for the models with a curve (mechanism ``MMR`` or the model's own setting), one
+        row (mechanism ``point``) for every other model."""
+        cols = ["NDCG@10", "HR@10", "coverage@10", "diversity@10", "novelty@10"]
+        parts = []
+        for name in self.models:
+            t = self.diversity.get(name)
+            if t is None:
+                row = self.metrics.loc[name]
+                t = pd.DataFrame(
+                    [{"diversity": 0.0, "mechanism": "point", **{c: row.get(c) for c in cols}}]
+                )
+            parts.append(t.assign(model=name))
+        if not parts:
+            return pd.DataFrame(columns=["model", "mechanism", "diversity", *cols])
+        frame = pd.concat(parts, ignore_index=True)
+        return frame[["model", "mechanism", "diversity", *cols]]
+
+    def generation_table(self) -> pd.DataFrame:
+        """The quality of each generative model's vectors (the last row of its
+        ``generation_quality_``, e.g. the final epoch): one row per model that has it."""
+        rows = {m: t.iloc[-1] for m, t in self.generation.items() if len(t)}
+        frame = pd.DataFrame.from_dict(rows, orient="index")
+        frame.index.name = "model"
+        return frame
 
     def tuning_table(self) -> pd.DataFrame:
         rows = []
@@ -266,8 +307,34 @@ class Report:
         valid = self.validation_table()
         if len(valid):
             parts += ["## Validation vs test", "", valid.round(4).pipe(_md_table), ""]
+        if self.diversity:
+            parts += [
+                "## Diversity vs accuracy (K = 10)",
+                "",
+                DIVERSITY_NOTE,
+                "",
+                self.diversity_table().round(4).pipe(_md_table, index=False),
+                "",
+            ]
         for name, t in self.tradeoff.items():
             parts += [f"## Trade-off: {name}", "", t.round(4).pipe(_md_table, index=False), ""]
+        if self.generation:
+            parts += [
+                "## Generated vectors",
+                "",
+                GENERATION_NOTE,
+                "",
+                self.generation_table().pipe(_md_table),
+                "",
+            ]
+            for name, t in self.generation.items():
+                if len(t) > 1:
+                    parts += [
+                        f"### Generated vectors by epoch: {name}",
+                        "",
+                        t.pipe(_md_table, index=False),
+                        "",
+                    ]
         return "\n".join(parts)
 
     # ------------------------------------------------------------------ HTML
@@ -307,6 +374,10 @@ class Report:
             table(self.activity_table()),
             "<h2>Coverage vs accuracy</h2>",
             img("tradeoff", "coverage@10 vs NDCG@10"),
+            "<h2>Diversity vs accuracy</h2>",
+            f"<p class='note'>{html.escape(DIVERSITY_NOTE)}</p>",
+            img("diversity", "coverage, intra-list diversity and novelty @10 vs NDCG@10"),
+            table(self.diversity_table().set_index("model")) if self.diversity else "",
             "<h2>Popularity of recommended items</h2>",
             img("popularity", "popularity of recommended items"),
             "<p class='note'>head = the 20% most-bought items in training; head_rec_share: "
@@ -316,6 +387,12 @@ class Report:
         ]
         if not self.tests.empty:
             body += ["<h2>Paired tests</h2>", table(self.tests_table())]
+        if self.generation:
+            body += [
+                "<h2>Generated vectors</h2>",
+                f"<p class='note'>{html.escape(GENERATION_NOTE)}</p>",
+                table(self.generation_table()),
+            ]
         body += ["<h2>Chosen hyperparameters</h2>", table(self.tuning_table())]
         valid = self.validation_table()
         if len(valid):
@@ -349,6 +426,40 @@ class Report:
                     write(tmp)
                 paths[kind] = out / name
         return paths
+
+
+DIVERSITY_NOTE = (
+    "The diversity knob (0 = the model's ranking) re-ranks each list by maximal marginal "
+    "relevance over item similarity (mechanism MMR), or sets the model's own mechanism; "
+    "recommend-time only, no refits. Models without a curve are points. coverage: share of "
+    "the catalog recommended to anyone; diversity: mean pairwise 1 - cosine in a list; "
+    "novelty: bits of self-information."
+)
+GENERATION_NOTE = (
+    "Generated query vectors against the vectors of the items customers bought next: "
+    "frechet: Fréchet distance of Gaussians fitted to both (0 = same mean and covariance); "
+    "precision / recall: k-NN manifold estimates (Kynkäänniemi et al. 2019; high precision "
+    "with low recall = mode collapse); draw_spread: mean distance between a customer's "
+    "draws; draw_coverage: share of a customer's next purchases that some draw retrieves "
+    "first."
+)
+
+
+def _records(frame: pd.DataFrame) -> list[dict]:
+    """Rows as JSON-safe dicts (NaN → None)."""
+    out = []
+    for row in frame.to_dict(orient="records"):
+        clean = {}
+        for k, v in row.items():
+            if isinstance(v, (np.integer,)):
+                v = int(v)
+            elif isinstance(v, (float, np.floating)):
+                v = _num(v)
+            elif isinstance(v, np.bool_):
+                v = bool(v)
+            clean[str(k)] = v
+        out.append(clean)
+    return out
 
 
 def _html_table(frame: pd.DataFrame) -> str:

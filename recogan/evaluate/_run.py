@@ -14,6 +14,7 @@ from tqdm.auto import tqdm
 
 from recogan._similarity import ItemSimilarity
 from recogan.data import Dataset, Split
+from recogan.diversity import Diversified, check_diversity
 from recogan.evaluate import _beyond as beyond
 from recogan.evaluate._protocol import Protocol, score_model
 from recogan.evaluate._report import Report
@@ -30,6 +31,12 @@ log = logging.getLogger(__name__)
 DEFAULT_MODELS = ("pop", "itemknn", "ease", "ials", "gan")
 #: The models that count as baselines (the best of them is the reference of the paired tests).
 BASELINES = ("pop", "itemknn", "ease", "ials")
+#: Settings of the diversity knob (:mod:`recogan.diversity`) the report's trade-off curves
+#: visit: recommend-time only, no refits.
+DIVERSITY_LEVELS = (0.0, 0.1, 0.2, 0.3, 0.5)
+#: The baseline whose MMR curve is always drawn: the strong, obvious alternative a generative
+#: model's own diversity is compared with. Other baselines are points.
+MMR_REFERENCE = "ease"
 #: Customer-activity buckets: distinct items bought before the test period.
 ACTIVITY_EDGES = (1, 5, 10, 20, 50)
 
@@ -77,6 +84,7 @@ def evaluate(
     valid_folds: int = 3,
     n_boot: int = 1000,
     test: str = "wilcoxon",
+    diversity_levels: Sequence[float] = DIVERSITY_LEVELS,
     show_progress: bool = True,
 ) -> Report:
     """Evaluate ``models`` (registry names) on a Dataset (split by ``protocol``) or a Split.
@@ -84,10 +92,16 @@ def evaluate(
     With ``tune``, every model gets the same search ``budget`` on the validation split
     (NDCG@10), else its defaults (or ``params[name]``); the chosen model is refitted on train +
     valid and scored on test. K = 10 is always included (tuning and the summary use it).
+
+    ``diversity_levels``: the diversity knob's settings for the trade-off curves (accuracy
+    against coverage, intra-list diversity and novelty at K = 10), drawn for EASE (MMR
+    re-ranking), for models with their own mechanism (``diversity_param()``) and for every
+    model that is not a baseline; the other baselines are points. Empty: no curves.
     """
     if not isinstance(data_or_split, (Dataset, Split)):
         raise TypeError(f"evaluate takes a Dataset or a Split, not {type(data_or_split).__name__}")
     names, ks, proto = _check_args(models, protocol, ks, budget, ranking, n_negatives, valid_folds)
+    levels = sorted({check_diversity(d) for d in diversity_levels})
     classes = {n: resolve_model(n) for n in names}  # fail before any fitting
     params = params or {}
     split = data_or_split if isinstance(data_or_split, Split) else proto.split(data_or_split)
@@ -98,7 +112,7 @@ def evaluate(
         raise ValueError(f"{full.name}: the {proto.name} split has an empty test set")
 
     period = _Period(split, proto, ks, seed)
-    per_user, rows, tuning, tradeoff, rec_pop = [], {}, {}, {}, {}
+    per_user, rows, tuning, tradeoff, rec_pop, curves, generation = [], {}, {}, {}, {}, {}, {}
     for name in _progress(names, show_progress, desc="models"):
         cls = classes[name]
         # untuned: the given settings are scored on the validation folds the same way, so
@@ -124,7 +138,12 @@ def evaluate(
         rec_pop[name] = period.pop[k10[k10 >= 0]]
         spec = cls.tradeoff_param()
         if spec is not None:
-            tradeoff[name] = _tradeoff(model, spec, split.test, proto, seed)
+            tradeoff[name] = _tradeoff(model, spec, period)
+        own = cls.diversity_param() is not None
+        if levels and (name == MMR_REFERENCE or own or name not in BASELINES):
+            curves[name] = _diversity_curve(model, levels, period)
+        if model.generation_quality_ is not None:
+            generation[name] = generation_frame(model.generation_quality_)
     per_user_frame = pd.concat(per_user, ignore_index=True)
     return _summarise(
         per_user_frame,
@@ -137,6 +156,8 @@ def evaluate(
         tuning,
         tradeoff,
         rec_pop,
+        curves,
+        generation,
         dict(seed=seed, tuned=tune, budget=budget if tune else None, n_boot=n_boot, test=test),
     )
 
@@ -192,30 +213,75 @@ def _head_hits(k10, test, model, head):
     return (hit & head[safe]).sum(1), hit.sum(1)
 
 
-def _tradeoff(model, spec, test, proto, seed) -> pd.DataFrame:
-    """Accuracy and coverage as a recommend-time knob (no refit) takes each of its values."""
+def _point(model, scored, period: _Period, sim) -> dict:
+    """Accuracy and the list metrics at K = 10 of ``scored`` (the model or a view of it)."""
+    frame, recs = score_model(scored, period.split.test, (10,), period.proto, seed=period.seed)
+    lists, agg = beyond.list_metrics(recs, (10,), period.pop, period.n_hist_users, sim.matrix)
+    return {
+        "NDCG@10": float(frame["NDCG@10"].mean()),
+        "HR@10": float(frame["HR@10"].mean()),
+        "coverage@10": agg["coverage@10"],
+        "diversity@10": float(np.nanmean(lists["diversity@10"])),
+        "novelty@10": float(np.nanmean(lists["novelty@10"])),
+    }
+
+
+def _tradeoff(model, spec, period: _Period) -> pd.DataFrame:
+    """Accuracy and the list metrics as a recommend-time knob (no refit) takes each of its
+    values."""
     pname, values = spec
     original = model.config
+    sim = ItemSimilarity.of(model, device="cpu")
     out = []
     try:
         for v in values:
             model.set_recommend_params(**{pname: v})
-            frame, recs = score_model(model, test, (10,), proto, seed=seed)
-            out.append(
-                {
-                    "param": pname,
-                    "value": v,
-                    "NDCG@10": float(frame["NDCG@10"].mean()),
-                    "HR@10": float(frame["HR@10"].mean()),
-                    "coverage@10": beyond.coverage(recs, model.n_items_),
-                }
-            )
+            out.append({"param": pname, "value": v, **_point(model, model, period, sim)})
     finally:
         model.config = original
     return pd.DataFrame(out)
 
 
-def _summarise(per_user, rows, names, ks, full, split, proto, tuning, tradeoff, rec_pop, opts):
+def _diversity_curve(model, levels, period: _Period) -> pd.DataFrame:
+    """Accuracy and the list metrics at each setting of the diversity knob (recommend only:
+    the model's own mechanism, else MMR re-ranking)."""
+    sim = ItemSimilarity.of(model, device="cpu")
+    knob = model.diversity_param()
+    mechanism = "MMR" if knob is None else knob
+    rows = []
+    for d in levels:
+        view = Diversified(model, d, sim)
+        rows.append({"diversity": d, "mechanism": mechanism, **_point(model, view, period, sim)})
+    return pd.DataFrame(rows)
+
+
+def generation_frame(value) -> pd.DataFrame:
+    """A model's ``generation_quality_`` (a dict of numbers or a DataFrame, e.g. one row per
+    epoch) as a DataFrame."""
+    if isinstance(value, pd.DataFrame):
+        return value.reset_index(drop=True)
+    if isinstance(value, dict):
+        return pd.DataFrame([value])
+    raise TypeError(
+        f"generation_quality_ must be a dict or a DataFrame, got {type(value).__name__}"
+    )
+
+
+def _summarise(
+    per_user,
+    rows,
+    names,
+    ks,
+    full,
+    split,
+    proto,
+    tuning,
+    tradeoff,
+    rec_pop,
+    curves,
+    generation,
+    opts,
+):
     metrics, ci = _metric_table(per_user, rows, names, opts["seed"], opts["n_boot"])
     baselines = [n for n in names if n in BASELINES]
     best = max(baselines, key=lambda n: metrics.loc[n, "NDCG@10"]) if baselines else None
@@ -253,6 +319,8 @@ def _summarise(per_user, rows, names, ks, full, split, proto, tuning, tradeoff, 
         params={n: rows[n]["params"] for n in names},
         tradeoff=tradeoff,
         rec_popularity=rec_pop,
+        diversity=curves,
+        generation=generation,
     )
 
 
