@@ -195,6 +195,10 @@ def test_padding_and_empty_inputs(data):
     np.testing.assert_array_equal(I, t.search(xq[:2], 5)[1])
     with pytest.raises(ValueError, match="exclude has 1 entries for 2 queries"):
         t.search(xq[:2], 3, exclude=[[1]])
+    empty = TorchExact(np.zeros((0, 16), np.float32), np.zeros(0, np.int64), "cpu")
+    D, I = empty.search(xq[:2], 3, exclude=[[1], [-5, 10**9]], allowed=[1, 2])
+    assert (I == -1).all() and np.isinf(D).all()
+    assert t._torch.columns([-1, 100, 107, 108, 10**12]).tolist() == [-1, 0, 7, -1, -1]
     with pytest.raises(ValueError, match="exclude has 3 rows for 2 queries"):
         t.search(xq[:2], 3, exclude=sp.csr_matrix((3, 8)))
 

@@ -52,6 +52,9 @@ class TorchExact:
         ids = np.asarray(ids, dtype=np.int64)
         order = np.argsort(ids, kind="stable")
         self.ids = ids[order]  # host copy, ascending: column c holds item ids[c]
+        # id -> column, dense like the index's own positions (ids are small non-negative ints)
+        self._col = np.full(int(self.ids[-1]) + 1 if len(ids) else 0, -1, dtype=np.int64)
+        self._col[self.ids] = np.arange(len(self.ids))
         self.device = torch.device(device)
         xb = np.ascontiguousarray(np.asarray(vectors, dtype=np.float32)[order])
         self.xb = torch.from_numpy(xb).to(self.device)  # (N, d)
@@ -61,15 +64,13 @@ class TorchExact:
     def ntotal(self) -> int:
         return int(self.xb.shape[0])
 
-    def columns(self, ids: np.ndarray, among: np.ndarray | None = None) -> np.ndarray:
-        """Column of each id in the sorted id array ``among`` (default: all items); -1 where
-        absent."""
-        among = self.ids if among is None else among
+    def columns(self, ids: np.ndarray) -> np.ndarray:
+        """Column of each item id; -1 for ids not in the index."""
         ids = np.asarray(ids, dtype=np.int64)
-        if not len(among):
-            return np.full(ids.shape, -1, np.int64)
-        at = np.minimum(np.searchsorted(among, ids), len(among) - 1)
-        return np.where(among[at] == ids, at, -1)
+        out = np.full(ids.shape, -1, dtype=np.int64)
+        ok = (ids >= 0) & (ids < len(self._col))
+        out[ok] = self._col[ids[ok]]
+        return out
 
     def chunk_rows(self, n_cols: int) -> int:
         """Queries per chunk: as many as keep the score block within ``chunk_bytes``."""
@@ -89,7 +90,10 @@ class TorchExact:
         B = len(xq)
         D = np.full((B, k), -np.inf, dtype=np.float32)
         I = np.full((B, k), -1, dtype=np.int64)
-        rows, ex_ids = pairs(exclude, B)
+        rows, ex_ids = pairs(exclude, B)  # checks that exclude has one row per query
+        if B == 0 or self.ntotal == 0:
+            return D, I
+        ex_cols = self.columns(ex_ids)
         if allowed is None:
             cand_ids, xb = self.ids, self.xb
         else:
@@ -98,10 +102,12 @@ class TorchExact:
             cols = cols[cols >= 0]  # ascending, as ``allowed`` is sorted
             cand_ids = self.ids[cols]
             xb = self.xb.index_select(0, torch.from_numpy(cols).to(self.device))
+            sub = np.full(self.ntotal, -1, dtype=np.int64)  # column -> candidate column
+            sub[cols] = np.arange(len(cols))
+            ex_cols = np.where(ex_cols >= 0, sub[np.maximum(ex_cols, 0)], -1)
         C = len(cand_ids)
-        if B == 0 or C == 0:
+        if C == 0:
             return D, I
-        ex_cols = self.columns(ex_ids, cand_ids)
         hit = ex_cols >= 0
         rows, ex_cols = rows[hit], ex_cols[hit]
         if len(rows) and (np.diff(rows) < 0).any():  # pairs() gives rows in order; be safe
