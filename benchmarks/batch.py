@@ -2,6 +2,8 @@
 
     PYTHONPATH=. python benchmarks/batch.py [--users 1000000] [--items 100000] [--d 64]
                                             [--n 10] [--no-ray] [--no-record]
+    PYTHONPATH=. python benchmarks/batch.py --scale --gan [--device auto|cpu|cuda]
+                                            [--users 1000000] [--items 100000]
 
 Cases: Online Retail (a 64-d SVD DotModel; Popularity too) and a synthetic catalog of
 ``--users`` × ``--items`` random unit vectors with 5 seen items per user. Each engine
@@ -11,6 +13,18 @@ and Ray with 2 actors. The ceiling is ``IndexFlatIP.search`` of the same query v
 must peak at the same RSS (the output streams to disk partition by partition).
 Results are appended to benchmarks/RESULTS.md; the machine is shared, so compare ratios
 within one run.
+
+Device cases (``--scale``, ``--gan``; either one replaces the cases above), on ``--device``
+(``auto``: CUDA when torch sees it):
+
+- scale: ``--users`` × ``--items`` random unit vectors, 5 seen items per user, searched by the
+  index's torch exact path (seen items set to -inf on the device, ties by id) against the raw
+  ceiling: ``matmul + topk`` of the same vectors on the same device, in the same chunks, with
+  the top-k copied back to the host (what any scorer must return). Prints the ratio.
+- gan: a GANRecommender trained briefly on Online Retail (``--gan-epochs``), scored end to end
+  by the batch engine (one worker, partition files, the ``device`` option), next to the raw
+  ceiling of the very query vectors its index was asked (captured from ``recommend``) and its
+  item vectors.
 """
 
 from __future__ import annotations
@@ -163,6 +177,229 @@ def measure(work: Path, bundle: Path, what: str, args, users_file=None) -> dict:
     return json.loads(r.stdout.strip().splitlines()[-1])
 
 
+# ---------------------------------------------------------------------- device cases (issue 11)
+def resolve_device(device: str) -> str:
+    import torch
+
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if device == "cuda" and not torch.cuda.is_available():
+        raise SystemExit("--device cuda: torch sees no CUDA GPU")
+    return device
+
+
+def _sync(device: str) -> None:
+    import torch
+
+    if device != "cpu":
+        torch.cuda.synchronize()
+
+
+def raw_ceiling(xq: np.ndarray, xb: np.ndarray, n: int, device: str, chunk_bytes: int) -> float:
+    """Seconds for ``matmul + topk`` of every query row against ``xb`` on ``device``, in the
+    torch path's chunks, results copied to the host: no exclusion, no tie rule."""
+    import torch
+
+    xb_t = torch.from_numpy(np.ascontiguousarray(xb, dtype=np.float32)).to(device)
+    step = max(1, chunk_bytes // (4 * len(xb)))
+    _sync(device)
+    t0 = time.perf_counter()
+    with torch.inference_mode():
+        for s in range(0, len(xq), step):
+            q = torch.from_numpy(np.ascontiguousarray(xq[s : s + step])).to(device)
+            v, i = torch.topk(q @ xb_t.T, n, dim=1)
+            v.cpu(), i.cpu()
+    _sync(device)
+    return time.perf_counter() - t0
+
+
+def _unit(rng, n: int, d: int) -> np.ndarray:
+    x = rng.standard_normal((n, d), dtype=np.float32)
+    return x / np.linalg.norm(x, axis=1, keepdims=True)
+
+
+def scale_case(args, device: str) -> dict:
+    import scipy.sparse as sp
+
+    from recogan.index import ItemIndex
+
+    rng = np.random.default_rng(0)
+    U, V = _unit(rng, args.users, args.d), _unit(rng, args.items, args.d)
+    per = 5
+    seen = sp.csr_matrix(
+        (
+            np.ones(args.users * per, np.float32),
+            (np.repeat(np.arange(args.users), per), rng.integers(0, args.items, args.users * per)),
+        ),
+        shape=(args.users, args.items),
+    )
+    index = ItemIndex(
+        kind="exact",
+        device="cpu" if device == "cpu" else "cuda",
+        exact_backend="torch",
+        torch_chunk_bytes=args.chunk_bytes,
+    ).build(V)
+    assert index.backend_ == "torch" and index.torch_device_ == device, repr(index)
+    # the torch path answers like the numpy exact path (and warms the device up)
+    m = min(500, args.users)
+    _, got = index.search(U[:m], args.n, exclude=seen[:m])
+    cpu = ItemIndex(kind="exact", device="cpu", exact_backend="faiss", threads=1).build(V)
+    agree = float(np.mean(got == cpu.search(U[:m], args.n, exclude=seen[:m])[1]))
+    raw_ceiling(U[:m], V, args.n, device, args.chunk_bytes)
+    t_index, t_raw = [], []
+    for _ in range(args.reps):  # interleaved, best of each: the box is shared
+        t_raw.append(raw_ceiling(U, V, args.n, device, args.chunk_bytes))
+        _sync(device)
+        t0 = time.perf_counter()
+        index.search(U, args.n, exclude=seen)
+        _sync(device)
+        t_index.append(time.perf_counter() - t0)
+    ti, tr = min(t_index), min(t_raw)
+    return {
+        "users": args.users,
+        "items": args.items,
+        "chunk_rows": index._torch.chunk_rows(args.items),
+        "index_users_per_s": args.users / ti,
+        "raw_users_per_s": args.users / tr,
+        "ratio": tr / ti,
+        "agree_with_numpy": agree,
+        "index_s": t_index,
+        "raw_s": t_raw,
+    }
+
+
+def gan_bundle(work: Path, epochs: int, device: str) -> Path:
+    from recogan.datasets import online_retail
+    from recogan.model import GANRecommender
+
+    path = work / f"retail-gan-e{epochs}"
+    if not (path / "manifest.json").exists():
+        t0 = time.perf_counter()
+        model = GANRecommender(epochs=epochs, threads=1, device=device, seed=0)
+        model.fit(online_retail())
+        model.save(path)
+        print(f"GAN trained ({epochs} epochs, {device}) in {time.perf_counter() - t0:.0f} s")
+    return path
+
+
+def gan_case(work: Path, args, device: str) -> dict:
+    from recogan.artifacts import load_model
+    from recogan.batch import batch_score
+
+    bundle = gan_bundle(work, args.gan_epochs, device)
+    model = load_model(bundle, device=device)
+    users = np.arange(model.n_users_)
+    batch = args.batch_size
+    # the query vectors the model's index is asked, captured from recommend() itself
+    captured, real = [], model.index_.search
+
+    def spy(xq, k, exclude=None, allowed=None):
+        captured.append(np.array(xq))
+        return real(xq, k, exclude=exclude, allowed=allowed)
+
+    model.index_.search = spy
+    for s in range(0, len(users), batch):
+        model.recommend(users[s : s + batch], n=args.n)
+    model.index_.search = real
+    XQ = np.concatenate(captured)
+    t0 = time.perf_counter()
+    for s in range(0, len(users), batch):
+        model.recommend(users[s : s + batch], n=args.n)
+    _sync(device)
+    t_rec = time.perf_counter() - t0
+    raw_ceiling(XQ[:256], model.item_index_, args.n, device, args.chunk_bytes)  # warm-up
+    t_raw = min(
+        raw_ceiling(XQ, model.item_index_, args.n, device, args.chunk_bytes)
+        for _ in range(args.reps)
+    )
+    runs = []
+    for r in range(args.reps):
+        res = batch_score(
+            bundle,
+            work / "out" / f"gan-{device}-{r}",
+            n=args.n,
+            device=device,
+            workers=1,
+            threads=1,
+            batch_size=batch,
+            show_progress=False,
+            force=True,
+        )
+        runs.append(res)
+    best = max(runs, key=lambda r: r.users_per_s)
+    return {
+        "users": len(users),
+        "items": model.n_items_,
+        "d": XQ.shape[1],
+        "queries_per_user": len(XQ) / len(users),
+        "backend": model.index_.backend_,
+        "engine_users_per_s": best.users_per_s,
+        "engine_total_s": best.seconds["total"],
+        "recommend_users_per_s": len(users) / t_rec,
+        "raw_users_per_s": len(users) / t_raw,
+        "ratio": best.users_per_s * t_raw / len(users),
+    }
+
+
+def device_cases(args) -> int:
+    import torch
+
+    torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "1")))
+    device = resolve_device(args.device)
+    work = Path(args.work)
+    work.mkdir(parents=True, exist_ok=True)
+    lines = [
+        "| case | device | users × items | scorer users/s | raw matmul+topk users/s "
+        "| × ceiling | notes |",
+        "|---|---|---|---:|---:|---:|---|",
+    ]
+    if args.scale:
+        r = scale_case(args, device)
+        print(json.dumps(r), flush=True)
+        lines.append(
+            f"| scale: ItemIndex torch exact, 5 seen/user | {device} | {r['users']:,} × "
+            f"{r['items']:,} | {r['index_users_per_s']:,.0f} | {r['raw_users_per_s']:,.0f} "
+            f"| {r['ratio']:.2f} | chunks of {r['chunk_rows']:,} users; ids agree with the "
+            f"numpy path on {r['agree_with_numpy']:.1%} of the first 500 users' slots |"
+        )
+    if args.gan:
+        r = gan_case(work, args, device)
+        print(json.dumps(r), flush=True)
+        lines.append(
+            f"| gan: batch engine, Online Retail ({args.gan_epochs} epochs) | {device} "
+            f"| {r['users']:,} × {r['items']:,} | {r['engine_users_per_s']:,.0f} "
+            f"| {r['raw_users_per_s']:,.0f} | {r['ratio']:.2f} | index backend "
+            f"{r['backend']}; d={r['d']}; recommend() alone {r['recommend_users_per_s']:,.0f} "
+            f"users/s; job total {r['engine_total_s']:.1f} s |"
+        )
+    table = "\n".join(lines)
+    print(table)
+    if not args.no_record:
+        _record_device(table, args, device)
+    return 0
+
+
+def _record_device(table: str, args, device: str) -> None:
+    import torch
+
+    path = HERE / "RESULTS.md"
+    cmd = "PYTHONPATH=. python benchmarks/batch.py " + " ".join(sys.argv[1:])
+    if device == "cpu":
+        machine = "2-core shared dev box, CPU only, torch on 1 thread (busy: compare ratios)"
+    else:
+        machine = f"{torch.cuda.get_device_name()} (torch {torch.__version__})"
+    text = path.read_text()
+    header = "## Scoring on the GPU (issue 11)"
+    entry = (
+        f"\n### {_dt.date.today().isoformat()}, {machine}\n\n`{cmd}` — d={args.d}, "
+        f"n={args.n}, score block {args.chunk_bytes / 2**20:.0f} MiB per chunk, best of "
+        f"{args.reps}\n\n{table}\n"
+    )
+    if header not in text:
+        text = text.rstrip() + f"\n\n{header}\n"
+    path.write_text(text.rstrip() + "\n" + entry)
+
+
 # ---------------------------------------------------------------------- driver
 def main(argv=None) -> int:
     p = argparse.ArgumentParser()
@@ -176,6 +413,12 @@ def main(argv=None) -> int:
     p.add_argument("--no-ray", action="store_true")
     p.add_argument("--no-retail", action="store_true")
     p.add_argument("--no-record", action="store_true")
+    p.add_argument("--scale", action="store_true", help="device case: torch exact at scale")
+    p.add_argument("--gan", action="store_true", help="device case: a GAN bundle end to end")
+    p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
+    p.add_argument("--chunk-bytes", type=int, default=1 << 28, help="torch score block")
+    p.add_argument("--gan-epochs", type=int, default=2)
+    p.add_argument("--reps", type=int, default=2)
     p.add_argument("--one", help=argparse.SUPPRESS)
     p.add_argument("--bundle", help=argparse.SUPPRESS)
     p.add_argument("--users-file", help=argparse.SUPPRESS)
@@ -183,6 +426,8 @@ def main(argv=None) -> int:
     if args.one:
         print(json.dumps(one(args)))
         return 0
+    if args.scale or args.gan:
+        return device_cases(args)
 
     work = Path(args.work)
     work.mkdir(parents=True, exist_ok=True)

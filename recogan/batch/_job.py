@@ -46,6 +46,7 @@ from recogan.diversity import check_diversity
 log = logging.getLogger(__name__)
 
 ENGINES = ("local", "ray")
+DEVICES = ("auto", "cpu", "cuda")
 
 
 @dataclass
@@ -71,12 +72,17 @@ class BatchConfig:
     diversity: float = 0.0
     #: ``local`` (processes on this machine) or ``ray``.
     engine: str = "local"
-    #: Worker processes / Ray actors (None: cores // threads, at most one per partition).
+    #: Worker processes / Ray actors (None: cores // threads, at most one per partition; one
+    #: when the model runs on a GPU, which a single process keeps busy).
     workers: int | None = None
     #: BLAS / torch / faiss threads of each worker. Part of the job's identity: dense float
     #: math can change in the last bit with the thread count, so rows are byte-identical
     #: across engines and worker counts for the same ``threads``.
     threads: int = 1
+    #: Where a torch model (the GAN) and its item index score: ``auto`` (CUDA when torch sees
+    #: a GPU, else the CPU), ``cpu`` or ``cuda``. Models without torch weights ignore it. The
+    #: device a job ran on is part of its identity (float math differs in the last bits).
+    device: str = "auto"
     #: Ray cluster address (``ray`` engine); None starts a local Ray.
     ray_address: str | None = None
     #: CPUs each Ray actor asks for: fractional so that small machines do not deadlock.
@@ -189,7 +195,7 @@ class _Plan:
 
 
 def _plan(bundle: Bundle, model_path: Path, users, item_filter, cfg: BatchConfig) -> _Plan:
-    model = load_model(model_path, manifest=bundle.manifest_bytes)
+    model = load_model(model_path, device=cfg.device, manifest=bundle.manifest_bytes)
     manifest_sha = bundle.manifest_sha256
     override = noise_override(model, cfg.noise_draws)
     apply_override(model, override)
@@ -212,6 +218,7 @@ def _plan(bundle: Bundle, model_path: Path, users, item_filter, cfg: BatchConfig
         "partition_size": cfg.partition_size,
         "batch_size": batch_size,
         "threads": cfg.threads,
+        "device": model_device(model),
         "noise_draws": cfg.noise_draws,
         "diversity": cfg.diversity,
         "config_override": override,
@@ -299,7 +306,7 @@ def _score_all(plan: _Plan, cfg: BatchConfig, staging, out, done: dict, generate
         generated_at=generated_at,
         diversity=cfg.diversity,
     )
-    workers = _workers(cfg, len(todo))
+    workers = _workers(cfg, len(todo), plan.job["device"])
     bar = _progress(cfg.show_progress, plan.user_idx.size, sum(r["users"] for r in done.values()))
     try:
         for record in _engine(cfg, plan, todo, opt, workers):
@@ -366,11 +373,25 @@ def _check_config(cfg: BatchConfig) -> None:
     cfg.diversity = check_diversity(cfg.diversity)
     if cfg.batch_size is not None and cfg.batch_size <= 0:
         raise ValueError(f"batch_size must be positive, got {cfg.batch_size}")
+    if cfg.device not in DEVICES:
+        raise ValueError(f"device must be one of {DEVICES}, not {cfg.device!r}")
+    if cfg.device == "cuda":
+        import torch  # only a job that asks for the GPU needs torch here
+
+        if not torch.cuda.is_available():
+            raise ValueError("device='cuda' but torch sees no CUDA GPU (use 'auto' or 'cpu')")
     if cfg.engine == "ray":
         require_ray()
 
 
-def _workers(cfg: BatchConfig, n_tasks: int) -> int:
+def model_device(model) -> str:
+    """Where a loaded model scores: its torch device (``cpu`` for models without one)."""
+    return str(getattr(model, "device_", None) or "cpu")
+
+
+def _workers(cfg: BatchConfig, n_tasks: int, device: str = "cpu") -> int:
+    if cfg.workers is None and device != "cpu":
+        return 1  # one process keeps a GPU busy; more would each hold a copy of the model
     wanted = cfg.workers or max(1, n_cores() // cfg.threads)
     return max(1, min(wanted, max(n_tasks, 1)))
 
@@ -388,6 +409,7 @@ def _engine(cfg: BatchConfig, plan: _Plan, todo, opt, workers: int):
             workers=workers,
             threads=cfg.threads,
             override=plan.override,
+            device=plan.job["device"],
             address=cfg.ray_address,
             cpus_per_actor=cfg.ray_cpus_per_actor,
         )
@@ -400,6 +422,7 @@ def _engine(cfg: BatchConfig, plan: _Plan, todo, opt, workers: int):
         workers=workers,
         threads=cfg.threads,
         override=plan.override,
+        device=plan.job["device"],
     )
 
 

@@ -40,19 +40,21 @@ def init_worker(
     registry: dict,
     sys_path: list[str],
     manifest: bytes | None = None,
+    device: str = "cpu",
 ) -> None:
     """Load the bundle once per worker (with the parent's model registry and import path, so
     models registered at run time load here too). ``manifest``: the bytes of the manifest the
-    job verified; exactly that version is loaded, a changed bundle is refused. A failure is
-    kept and raised by the first task, so the job reports it instead of a dead pool."""
+    job verified; exactly that version is loaded, a changed bundle is refused. ``device``:
+    where the job's model runs (as the job resolved it). A failure is kept and raised by the
+    first task, so the job reports it instead of a dead pool."""
     global _INIT_ERROR
     try:
-        _init_worker(bundle, override, threads, registry, sys_path, manifest)
+        _init_worker(bundle, override, threads, registry, sys_path, manifest, device)
     except Exception as e:
         _INIT_ERROR = e
 
 
-def _init_worker(bundle, override, threads, registry, sys_path, manifest) -> None:
+def _init_worker(bundle, override, threads, registry, sys_path, manifest, device) -> None:
     global _MODEL
     _die_with_parent()
     for p in sys_path:
@@ -61,7 +63,7 @@ def _init_worker(bundle, override, threads, registry, sys_path, manifest) -> Non
     MODEL_REGISTRY.update(registry)
     for var in THREAD_VARS:
         os.environ[var] = str(threads)
-    _MODEL = load_model(bundle, manifest=manifest)
+    _MODEL = load_model(bundle, device=device, manifest=manifest)
     apply_override(_MODEL, override)
     set_threads(threads)  # after loading, which may import torch/faiss
 
@@ -114,6 +116,7 @@ def run_local(
     workers: int,
     threads: int,
     override: dict,
+    device: str = "cpu",
 ) -> Iterator[dict]:
     """Score ``tasks``; yields each partition's record as it completes (any order).
 
@@ -133,15 +136,16 @@ def run_local(
     log.info("local engine: %d workers × %d thread(s) on %d cores", workers, threads, n_cores())
     # the pool starts its processes lazily (at submit): keep the env for the pool's lifetime
     with _thread_env(threads):
-        yield from _run_pool(bundle, manifest, tasks, opt, workers, threads, override)
+        yield from _run_pool(bundle, manifest, tasks, opt, workers, threads, override, device)
 
 
-def _run_pool(bundle, manifest, tasks, opt, workers, threads, override):
+def _run_pool(bundle, manifest, tasks, opt, workers, threads, override, device):
+    registry, path = dict(MODEL_REGISTRY), list(sys.path)
     pool = ProcessPoolExecutor(
         max_workers=workers,
         mp_context=mp.get_context("spawn"),
         initializer=init_worker,
-        initargs=(bundle, override, threads, dict(MODEL_REGISTRY), list(sys.path), manifest),
+        initargs=(bundle, override, threads, registry, path, manifest, device),
     )
     try:
         # keep a bounded number of tasks in flight so a huge job does not queue every

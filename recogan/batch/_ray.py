@@ -46,10 +46,12 @@ def require_ray():
 class _Scorer:
     """A Ray Data actor: loads the bundle once, then scores one partition per row."""
 
-    def __init__(self, bundle, manifest, override, threads, registry, sys_path, users_ref, opt):
+    def __init__(
+        self, bundle, manifest, override, threads, registry, sys_path, users_ref, opt, device
+    ):
         import ray  # optional dependency: the ray extra
 
-        _local.init_worker(bundle, override, threads, registry, sys_path, manifest)
+        _local.init_worker(bundle, override, threads, registry, sys_path, manifest, device)
         self.users = ray.get(users_ref[0])
         self.opt = opt
 
@@ -72,6 +74,7 @@ def run_ray(
     workers: int,
     threads: int,
     override: dict,
+    device: str = "cpu",
     address: str | None = None,
     cpus_per_actor: float = 0.5,
 ) -> Iterator[dict]:
@@ -102,10 +105,12 @@ def run_ray(
                 [p for p in sys.path if p],
                 users_ref,
                 opt,
+                device,
             ),
             batch_size=1,
             compute=ray.data.ActorPoolStrategy(size=max(1, workers)),
             num_cpus=cpus_per_actor,
+            num_gpus=0 if device == "cpu" else 1,
         )
         for row in ds.iter_rows():
             yield json.loads(row["record"])

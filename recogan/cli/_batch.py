@@ -35,6 +35,12 @@ def register(sub) -> None:
     p.add_argument(
         "--threads", type=int, default=1, help="BLAS/torch/faiss threads per worker (default: 1)"
     )
+    p.add_argument(
+        "--device",
+        choices=("auto", "cpu", "cuda"),
+        default="auto",
+        help="where a torch model (the GAN) and its index score (default: auto, CUDA if present)",
+    )
     p.add_argument("--n", type=int, default=50, help="items per user (default: 50)")
     p.add_argument(
         "--resume", action="store_true", help="keep verified partitions of an interrupted run"
@@ -91,6 +97,7 @@ def run(args) -> int:
             engine=args.engine,
             workers=args.workers,
             threads=args.threads,
+            device=args.device,
             ray_address=args.ray_address,
             resume=args.resume,
             force=args.force,

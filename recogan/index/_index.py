@@ -6,6 +6,10 @@ Search over-fetches from the underlying index (k + the largest exclusion in the 
 for an allowed subset), filters, and falls back to exact scoring for the rows that still come up
 short, so exactly ``k`` results come back whenever ``k`` items are eligible. Rows are padded with
 item ``-1`` and score ``-inf`` otherwise.
+
+Exact search on CUDA (and wherever ``exact_backend="torch"``) needs none of that: the torch
+backend (:class:`~recogan.index._torch.TorchExact`) scores chunks of queries on the device and
+sets excluded and disallowed items to ``-inf`` there before its top-k.
 """
 
 from __future__ import annotations
@@ -28,6 +32,7 @@ log = logging.getLogger(__name__)
 
 KINDS = ("auto", "exact", "ivf", "hnsw")
 DEVICES = ("auto", "cpu", "cuda")
+EXACT_BACKENDS = ("auto", "torch", "faiss")
 #: Item ids index dense masks, so they must be small non-negative integers.
 MAX_ID = 2**31 - 1
 FORMAT_VERSION = 1
@@ -52,8 +57,16 @@ class IndexConfig:
     ef_search: int = 128
     #: HNSW candidate list size while building.
     ef_construction: int = 80
-    #: ``auto`` (faiss GPU, else exact torch on CUDA, else CPU), ``cpu`` or ``cuda``.
+    #: ``auto`` (the GPU when torch or faiss sees one, else the CPU), ``cpu`` or ``cuda``.
     device: str = "auto"
+    #: Who runs exact search: ``auto`` (torch matmul + top-k on CUDA, with exclusions and
+    #: allow-lists applied on the device; numpy/faiss on the CPU), ``torch`` (torch on the
+    #: index's device, the CPU included: how tests and benchmarks run the GPU path's code
+    #: without a GPU) or ``faiss`` (faiss's GPU index on a GPU where faiss-gpu is installed,
+    #: over-fetching for exclusions; numpy/faiss on the CPU).
+    exact_backend: str = "auto"
+    #: Bytes of float32 scores the torch path holds per chunk of queries (bounds its memory).
+    torch_chunk_bytes: int = 1 << 28
     #: faiss OpenMP threads for batch searches (and building); None: all cores. OpenMP thread
     #: counts are per calling thread, so every search sets its own.
     threads: int | None = None
@@ -74,6 +87,14 @@ class IndexConfig:
             raise ValueError(f"index kind must be one of {KINDS}, not {self.kind!r}")
         if self.device not in DEVICES:
             raise ValueError(f"index device must be one of {DEVICES}, not {self.device!r}")
+        if self.exact_backend not in EXACT_BACKENDS:
+            raise ValueError(
+                f"index exact_backend must be one of {EXACT_BACKENDS}, not {self.exact_backend!r}"
+            )
+        if not isinstance(self.torch_chunk_bytes, int) or self.torch_chunk_bytes <= 0:
+            raise ValueError(
+                f"index torch_chunk_bytes must be a positive int, not {self.torch_chunk_bytes!r}"
+            )
 
 
 class ItemIndex:
@@ -110,14 +131,7 @@ class ItemIndex:
         _faiss.set_threads(cfg.threads or n_cores())
         with self._rw.write():
             self.d_ = xb.shape[1]
-            self.backend_ = self._resolve_backend(len(xb))
-            self.kind_ = self._resolve_kind(len(xb))
-            if self.backend_ == "torch" and self.kind_ != "exact":
-                log.info("no faiss GPU: %s index stays on the CPU", self.kind_)
-                self.backend_ = "cpu"
-            if self.backend_ == "faiss-gpu" and self.kind_ == "hnsw":
-                log.info("faiss has no GPU HNSW: the index stays on the CPU")
-                self.backend_ = "cpu"
+            self.kind_, self.backend_, self.torch_device_ = self._placement(len(xb))
             self.nlist_ = cfg.nlist or _faiss.default_nlist(len(xb))
             self.nprobe_ = cfg.nprobe or _faiss.default_nprobe(self.nlist_)
             if self.kind_ == "ivf" and self.nlist_ > len(xb):
@@ -125,25 +139,33 @@ class ItemIndex:
             self._rebuild(xb, ids)
         return self
 
-    def _resolve_kind(self, n: int) -> str:
-        kind = self.config.kind
-        if kind != "auto":
-            return kind
-        if self.backend_ != "cpu" or n < self.config.exact_below:
-            return "exact"  # brute force on a GPU stays fast to millions of items
-        return "ivf"
-
-    def _resolve_backend(self, n: int) -> str:
-        device = self.config.device
-        if device == "cpu":
-            return "cpu"
-        if _faiss.gpu_count() > 0:
-            return "faiss-gpu"
-        if cuda_available():
-            return "torch"
-        if device == "cuda":
-            raise RuntimeError("device='cuda' but neither faiss nor torch sees a CUDA GPU")
-        return "cpu"
+    def _placement(self, n: int, kind: str | None = None) -> tuple[str, str, str | None]:
+        """``(kind, backend, torch device)`` for ``n`` items: backend ``torch`` (exact search
+        by :class:`TorchExact` on the torch device), ``faiss-gpu`` or ``cpu``."""
+        cfg = self.config
+        faiss_gpu = cuda = False
+        if cfg.device != "cpu":
+            faiss_gpu, cuda = _faiss.gpu_count() > 0, cuda_available()
+            if cfg.device == "cuda" and not (faiss_gpu or cuda):
+                raise RuntimeError("device='cuda' but neither faiss nor torch sees a CUDA GPU")
+        on_gpu = faiss_gpu or cuda
+        kind = kind or cfg.kind
+        if kind == "auto":
+            # brute force on a GPU stays fast to millions of items
+            kind = "exact" if on_gpu or n < cfg.exact_below else "ivf"
+        if kind == "exact":
+            if cuda and cfg.exact_backend != "faiss":
+                return kind, "torch", "cuda"
+            if faiss_gpu:
+                return kind, "faiss-gpu", None
+            if cfg.exact_backend == "torch":
+                return kind, "torch", "cpu"
+            return kind, "cpu", None
+        if kind == "ivf" and faiss_gpu:
+            return kind, "faiss-gpu", None
+        if on_gpu:
+            log.info("no faiss GPU %s index: it stays on the CPU", kind)
+        return kind, "cpu", None
 
     def _rebuild(self, xb: np.ndarray, ids: np.ndarray) -> None:
         """(Re)create every structure from live vectors; caller holds the write lock."""
@@ -178,7 +200,9 @@ class ItemIndex:
         if self.backend_ == "faiss-gpu":
             self._gpu = _faiss.GpuCopy(self._cpu)
         elif self.backend_ == "torch":
-            self._torch = TorchExact(self._xb, self._ids, "cuda")
+            self._torch = TorchExact(
+                self._xb, self._ids, self.torch_device_, self.config.torch_chunk_bytes
+            )
 
     def _check_vectors(self, vectors, ids, *, first: bool):
         xb = np.ascontiguousarray(vectors, dtype=np.float32)
@@ -302,6 +326,9 @@ class ItemIndex:
             return self._search(xq, int(k), exclude, allowed)
 
     def _search(self, xq, k, exclude, allowed):
+        if self._torch is not None:
+            # exact on the device: exclusions and the allow-list applied there, no over-fetch
+            return self._torch.search(xq, k, exclude, allowed)
         B = len(xq)
         M = len(self._pos)
         ok = None  # eligible ids (live and allowed) as a mask over the id space, when needed
@@ -381,8 +408,6 @@ class ItemIndex:
         return Dk, Ik, found
 
     def _raw(self, xq: np.ndarray, k: int):
-        if self._torch is not None:
-            return self._torch.search(xq, k)
         if self._gpu is not None:
             with self._gpu_lock:
                 D, I = self._gpu.search(xq, k)
@@ -472,9 +497,7 @@ class ItemIndex:
         self.d_, self.kind_ = meta["d"], meta["kind"]
         self.nlist_ = meta["nlist"]
         self.nprobe_ = config.nprobe or meta["nprobe"]
-        self.backend_ = self._resolve_backend(len(xb))
-        if self.backend_ == "torch" or (self.backend_ == "faiss-gpu" and self.kind_ == "hnsw"):
-            self.backend_ = "cpu"
+        _, self.backend_, self.torch_device_ = self._placement(len(xb), self.kind_)
         self._xb, self._ids = xb.astype(np.float32), ids.astype(np.int64)
         self._set_positions()
         dead = np.load(directory / f"{name}.dead.npy", allow_pickle=False)
