@@ -56,16 +56,17 @@ def pool_vectors(h: torch.Tensor, hist: torch.Tensor, w: torch.Tensor) -> torch.
 
 
 class _PopPrior(torch.autograd.Function):
-    """``Σ_w α_w T[w, day_b, item]`` per batch row and item, one window at a time: the
-    popularity part of the item prior without a ``(B, W, items)`` tensor (the backward
-    gathers each window's features again instead of keeping them)."""
+    """``base_i + Σ_w α_w T[w, day_b, item]`` per batch row and item, one window at a time:
+    the item prior without a ``(B, W, items)`` tensor (the backward gathers each window's
+    features again instead of keeping them)."""
 
     @staticmethod
-    def forward(ctx, alpha, table, index, width):
+    def forward(ctx, base, alpha, table, index, width):
         out = None
         for w in range(table.shape[0]):
             g = _gather(table[w], index, width)
             out = g.mul_(alpha[w]) if out is None else out.addcmul_(g, alpha[w])
+        out.add_(base)
         ctx.save_for_backward(alpha, table, index)
         ctx.width = width
         return out
@@ -73,11 +74,11 @@ class _PopPrior(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad):
         alpha, table, index = ctx.saved_tensors
-        grad = grad.float().reshape(-1)
+        flat = grad.float().reshape(-1)
         g_alpha = torch.stack(
-            [grad @ _gather(table[w], index, ctx.width).reshape(-1) for w in range(len(table))]
+            [flat @ _gather(table[w], index, ctx.width).reshape(-1) for w in range(len(table))]
         )
-        return g_alpha.to(alpha.dtype), None, None, None
+        return grad.sum(0), g_alpha.to(alpha.dtype), None, None, None
 
 
 def _gather(table_w: torch.Tensor, index: torch.Tensor, width: int) -> torch.Tensor:
@@ -88,15 +89,19 @@ def _gather(table_w: torch.Tensor, index: torch.Tensor, width: int) -> torch.Ten
     return table_w.reshape(-1).index_select(0, index.reshape(-1)).view(-1, width)
 
 
-def pop_prior(alpha: torch.Tensor, table: torch.Tensor, days: torch.Tensor, items=None):
-    """The popularity part of the prior of every item (or of ``items`` ``(C,)``) for batch
-    rows on ``days`` ``(B,)``: ``Σ_w alpha_w table[w, days_b, i]`` with ``table`` the
-    ``(W, n_days, N)`` log-popularity features; ``(B, N)`` or ``(B, C)``, differentiable in
-    ``alpha``."""
+def pop_prior(alpha: torch.Tensor, table: torch.Tensor, days: torch.Tensor, items=None, base=None):
+    """The prior of every item (or of ``items`` ``(C,)``) for batch rows on ``days``
+    ``(B,)``: ``base_i + Σ_w alpha_w table[w, days_b, i]`` with ``table`` the
+    ``(W, n_days, N)`` log-popularity features and ``base`` ``(N,)`` or ``(C,)`` (e.g. the
+    learned bias; zeros when None); ``(B, N)`` or ``(B, C)``, differentiable in ``alpha`` and
+    ``base``."""
+    width = table.shape[2] if items is None else int(items.shape[0])
+    if base is None:
+        base = table.new_zeros(width)
     if items is None:
-        return _PopPrior.apply(alpha, table, days, 0)
+        return _PopPrior.apply(base, alpha, table, days, 0)
     flat = days[:, None] * table.shape[2] + items[None, :]  # (B, C) cells of a day x item grid
-    return _PopPrior.apply(alpha, table, flat, int(items.shape[0]))
+    return _PopPrior.apply(base, alpha, table, flat, width)
 
 
 class ItemTower(nn.Module):

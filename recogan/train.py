@@ -516,10 +516,8 @@ class _Epochs:
         if self.n_sampled:
             neg = torch.randint(0, self.N, (self.n_sampled,), generator=self.gen, device=dev)
             cand = torch.cat([target, neg])  # (C,) = (B + S,)
-            logits = tower.log_scale.exp() * (f @ E[cand].T) + tower.bias[cand]  # (B, C)
-            if self.pop_table is not None:
-                logits = logits + pop_prior(tower.pop_weight, self.pop_table, days, cand)
-            logits = logits.float() - self.log_q[cand]
+            base = tower.bias[cand] - self.log_q[cand]  # the prior, logQ-corrected
+            logits = self._scores(f, E[cand], base, days, cand)  # (B, C)
             # the row's own target is column b; other columns holding it, or an item of
             # the row's history (never recommended), are no negatives
             mask = _same_or_seen(cand, hist, B, self.N)
@@ -529,9 +527,7 @@ class _Epochs:
             ret = -logp[rows, rows].mean()
             hard = self._draw(logp, rows, rows, n_hard)
             return ret, (None if hard is None else cand[hard])
-        logits = tower.log_scale.exp() * (f @ E.T) + tower.bias  # (B, N)
-        if self.pop_table is not None:
-            logits = logits + pop_prior(tower.pop_weight, self.pop_table, days)
+        logits = self._scores(f, E, tower.bias, days, None)  # (B, N)
         # seen items are never recommended: do not spend the softmax on them
         seen = torch.zeros(B, self.N, dtype=torch.bool, device=dev)
         seen.scatter_(1, hist.clamp(min=0), hist >= 0)
@@ -539,6 +535,16 @@ class _Epochs:
         logp = logits.float().masked_fill(seen, -1e9).log_softmax(-1)
         ret = -logp[rows, target].mean()
         return ret, self._draw(logp, rows, target, n_hard)
+
+    def _scores(self, f, E, base, days, items):
+        """``s f·e_i + base_i + popularity part``, the scale applied to the ``(B, d)``
+        queries and the prior added inside the matrix product (no extra ``(B, N)`` passes)."""
+        tower = self.nets.tower
+        prior = base
+        if self.pop_table is not None:
+            prior = pop_prior(tower.pop_weight, self.pop_table, days, items, base=base)
+        q = f * tower.log_scale.exp()
+        return torch.addmm(prior.to(q.dtype), q, E.T.to(q.dtype)).float()
 
     def _draw(self, logp, rows, own, k):
         """``k`` columns per row drawn from the softmax ``logp`` without the row's own
