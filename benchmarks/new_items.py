@@ -59,7 +59,15 @@ from recogan.evaluate import mean_metrics, ranking_metrics  # noqa: E402
 DAY = 86400
 K = 10
 #: The GAN's placement rules compared: (NEW_ITEM_NEIGHBOURS, NEW_ITEM_PRIOR).
-VARIANTS = ((20, "median"), (20, "slow"), (20, "neighbours"), (0, "median"), (0, "slow"))
+VARIANTS = (
+    (20, "launch_neighbours"),
+    (20, "launch"),
+    (20, "neighbours"),
+    (20, "median"),
+    (20, "slow"),
+    (0, "median"),
+    (0, "slow"),
+)
 #: Fixed priors for the new products (``add_items(prior=...)``, a retailer's knob) compared.
 PRIOR_SWEEP = (None, 1.0, 2.0, 3.0)
 log = logging.getLogger("new_items")
@@ -223,6 +231,15 @@ def _run(args, tmp: Path) -> dict:
         "add_items_seconds": round(add_s, 3),
         "new_item_prior": float(np.median(content.item_index_[n_old:, -1])),
     }
+    launched, days = model.launches()
+    P = model.item_index_[:, -1]
+    out["launches"] = {
+        "count": len(launched),
+        "days": days,
+        "prior_median": float(np.median(P[launched])) if len(launched) else None,
+        # where the new products' priors sit among the old products' (share above them)
+        "old_above_new_median": float((P > out["new_item_prior"]).mean()),
+    }
 
     # overall, without and with the new products
     recs_without = recs_of(model, users)
@@ -352,7 +369,7 @@ def table(out: dict) -> str:
         f"GAN: defaults, {out['epochs']} epoch(s) (early stopping), refit "
         f"{out['fit_seconds']:.0f} s; `add_items` of all {out['new_products']:,} new products "
         f"{out['add_items_seconds'] * 1000:.0f} ms; new-product prior (median) "
-        f"{out['new_item_prior']:.3f}.",
+        f"{out['new_item_prior']:.3f}{_launch_note(out)}.",
         "",
         "New products' purchases (customers who bought one), ranked among all products:",
         "",
@@ -413,17 +430,31 @@ def table(out: dict) -> str:
         "",
         f"The GAN's placement rules (default: {out['default_variant']}):",
         "",
-        "| rule | prior (median) | new products HR@10 | NDCG@10 | all purchases NDCG@10 | "
-        "old products NDCG@10 | lists with a new product |",
+        "| rule | prior (median) | new products HR@10 | NDCG@10 | all purchases NDCG@10 "
+        "(vs without) | old products NDCG@10 | lists with a new product |",
         "|---|---|---|---|---|---|---|",
     ]
+    without = out["overall"]["without new products"]["NDCG@10"]
     for name, v in out["variants"].items():
+        rel = v["all"]["NDCG@10"] / without - 1 if without > 0 else 0.0
         lines.append(
             f"| {name} | {v['prior']:.3f} | {v['new']['HR@10']:.4f} | {v['new']['NDCG@10']:.4f} "
-            f"| {v['all']['NDCG@10']:.4f} | {v['old']['NDCG@10']:.4f} "
+            f"| {v['all']['NDCG@10']:.4f} ({rel:+.1%}) | {v['old']['NDCG@10']:.4f} "
             f"| {v['lists_with_new']:.1%} |"
         )
     return "\n".join(lines)
+
+
+def _launch_note(out: dict) -> str:
+    la = out.get("launches")
+    if not la:
+        return ""
+    med = "n/a" if la["prior_median"] is None else f"{la['prior_median']:.3f}"
+    return (
+        f" (above that of {la['old_above_new_median']:.0%} of the old products); "
+        f"{la['count']} recent launches (first sold in the last {la['days']} days of "
+        f"training), median prior {med}"
+    )
 
 
 def _ratio(x: float, base: float) -> str:
