@@ -60,13 +60,15 @@ DAY = 86400
 K = 10
 #: The GAN's placement rules compared: (NEW_ITEM_NEIGHBOURS, NEW_ITEM_PRIOR).
 VARIANTS = (
-    (20, "launch_neighbours"),
-    (20, "launch"),
-    (20, "neighbours"),
-    (20, "median"),
-    (20, "slow"),
-    (0, "median"),
-    (0, "slow"),
+    (20, "launch_neighbours", "buyers"),
+    (20, "launch", "buyers"),
+    (20, "launch_neighbours", "equal"),
+    (20, "launch", "equal"),
+    (20, "neighbours", None),
+    (20, "median", None),
+    (20, "slow", None),
+    (0, "median", None),
+    (0, "slow", None),
 )
 #: Fixed priors for the new products (``add_items(prior=...)``, a retailer's knob) compared.
 PRIOR_SWEEP = (None, 1.0, 2.0, 3.0)
@@ -232,11 +234,15 @@ def _run(args, tmp: Path) -> dict:
         "new_item_prior": float(np.median(content.item_index_[n_old:, -1])),
     }
     launched, days = model.launches()
+    buyers_old = np.diff(model.seen_.tocsc().indptr)
     P = model.item_index_[:, -1]
     out["launches"] = {
         "count": len(launched),
         "days": days,
         "prior_median": float(np.median(P[launched])) if len(launched) else None,
+        "prior_buyer_weighted": (
+            float(np.average(P[launched], weights=buyers_old[launched])) if len(launched) else None
+        ),
         # where the new products' priors sit among the old products' (share above them)
         "old_above_new_median": float((P > out["new_item_prior"]).mean()),
     }
@@ -257,12 +263,15 @@ def _run(args, tmp: Path) -> dict:
     # the GAN's placement rules: collaborative part imputed or not, prior rule
     Tn = T_new[has_new]
     variants = {}
-    for k_nb, prior in VARIANTS:
+    for k_nb, prior, weights in VARIANTS:
         m = load_model(tmp / "base")
         m.NEW_ITEM_NEIGHBOURS, m.NEW_ITEM_PRIOR = k_nb, prior
+        if weights is not None:
+            m.NEW_ITEM_LAUNCH_WEIGHTS = weights
         add_items(m, rows)
         recs = recs_of(m, users)
-        variants[f"neighbours={k_nb}, prior={prior}"] = {
+        name = f"neighbours={k_nb}, prior={prior}" + (f", weights={weights}" if weights else "")
+        variants[name] = {
             "new": metrics(recs[has_new], Tn),
             "all": metrics(recs, T_all),
             "old": metrics(recs[has_old], T_old[has_old]),
@@ -271,7 +280,8 @@ def _run(args, tmp: Path) -> dict:
         }
     out["variants"] = variants
     out["default_variant"] = (
-        f"neighbours={content.NEW_ITEM_NEIGHBOURS}, prior={content.NEW_ITEM_PRIOR}"
+        f"neighbours={content.NEW_ITEM_NEIGHBOURS}, prior={content.NEW_ITEM_PRIOR}, "
+        f"weights={content.NEW_ITEM_LAUNCH_WEIGHTS}"
     )
 
     # new products' purchases, ranked among all products
@@ -449,11 +459,13 @@ def _launch_note(out: dict) -> str:
     la = out.get("launches")
     if not la:
         return ""
-    med = "n/a" if la["prior_median"] is None else f"{la['prior_median']:.3f}"
+    if la["prior_median"] is None:
+        return f"; {la['count']} recent launches"
     return (
-        f" (above that of {la['old_above_new_median']:.0%} of the old products); "
+        f" (above that of {1 - la['old_above_new_median']:.0%} of the old products); "
         f"{la['count']} recent launches (first sold in the last {la['days']} days of "
-        f"training), median prior {med}"
+        f"training), median prior {la['prior_median']:.3f}, weighted by buyers "
+        f"{la.get('prior_buyer_weighted', float('nan')):.3f}"
     )
 
 

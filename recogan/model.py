@@ -450,12 +450,16 @@ class GANRecommender(Model):
     #: content-based prior rules average over as many.
     NEW_ITEM_NEIGHBOURS = 20
     #: The prior rules a new product can get (see :meth:`place_items`).
-    NEW_ITEM_PRIOR_RULES = ("launch_neighbours", "launch", "neighbours", "median", "slow")
+    NEW_ITEM_PRIOR_RULES = ("launch", "launch_neighbours", "neighbours", "median", "slow")
     #: The default rule, chosen on a validation window of benchmarks/new_items.py
     #: (RESULTS.md, issue 14).
-    NEW_ITEM_PRIOR = "launch_neighbours"
+    NEW_ITEM_PRIOR = "launch"
     #: Share of the least-bought sold products whose bias the "slow" rule takes.
     NEW_ITEM_QUANTILE = 0.1
+    #: How the launch rules weigh the recent launches: "buyers" (each by its buyers in
+    #: training: where the purchases of recent launches sit, so the few launches that sell
+    #: count for more than the many that hardly do) or "equal" (the median launch).
+    NEW_ITEM_LAUNCH_WEIGHTS = "buyers"
     #: Fewest recent launches (:meth:`launches`) the launch rules need; with fewer they fall
     #: back to the "neighbours" rule.
     NEW_ITEM_MIN_LAUNCHES = 20
@@ -479,15 +483,19 @@ class GANRecommender(Model):
         prior from recent sales, would read that as a product nobody buys. The launch rules
         instead treat it like the products recently launched (:meth:`launches`: first sold
         in the last weeks of training), whose priors say how well products sell in their
-        first weeks:
+        first weeks, each launch weighted by its buyers (``NEW_ITEM_LAUNCH_WEIGHTS``):
 
-        - ``"launch_neighbours"`` (default): the content-weighted mean of the whole priors
-          of the ``NEW_ITEM_NEIGHBOURS`` recent launches most similar in content: a new
-          product sells like the recent launches it resembles, so it is shown about as much
-          as they were bought, to the customers its vector fits.
-        - ``"launch"``: the median whole prior of the recent launches, the same for all.
+        - ``"launch"`` (default): the buyer-weighted mean whole prior of the recent
+          launches, the same for every new product: where the purchases of recent launches
+          sit, so a new product is shown about as much as recent launches were bought, and
+          its content vector decides to whom.
+        - ``"launch_neighbours"``: the same mean over the ``NEW_ITEM_NEIGHBOURS`` recent
+          launches most similar in content (weights: cosine × buyers): a product like the
+          launches that sold well gets their prior. On Online Retail it hits more new
+          products' buyers but pushes some new products into most lists and costs overall
+          accuracy (RESULTS.md, issue 14).
         - ``"neighbours"``: the content-weighted mean whole prior of its content neighbours
-          among all trained products (old best-sellers included).
+          among all trained products (the default before the launch rules).
         - ``"median"`` / ``"slow"``: the bias of a typical or of a slow-selling product with
           popularity features of zero (:meth:`new_item_prior`).
 
@@ -495,8 +503,8 @@ class GANRecommender(Model):
         ``NEW_ITEM_MIN_LAUNCHES`` recent launches (e.g. it has no all-time and windowed
         popularity features, or a training period no longer than its longest window). With
         ``"neighbours"`` or ``"median"``/``"slow"`` new products almost never reach a top-10
-        list on Online Retail (RESULTS.md, issue 14). The prior is kept as the product's
-        bias with zero popularity features, so a reload gives the same.
+        list on Online Retail. The prior is kept as the product's bias with zero popularity
+        features, so a reload gives the same.
         """
         self._check_fitted()
         feats = self.features_
@@ -531,9 +539,10 @@ class GANRecommender(Model):
                 raise ValueError(f"prior must be a finite number, got {prior!r}")
             b = np.full(m, float(prior), np.float32)
         elif rule == "launch_neighbours" and nb is not None:
-            launched = self.launches()[0]
+            launched, sales = self._launch_weights()
             _, nb_l, w_l = feats.content_neighbours(catalog, self.F_[launched], k)
-            b = self._weighted_mean(P[launched][nb_l], w_l, float(np.median(P[launched])))
+            w_l = w_l * sales[nb_l]
+            b = self._weighted_mean(P[launched][nb_l], w_l, self.new_item_prior("launch"))
         elif rule == "neighbours" and nb is not None:
             b = self._weighted_mean(P[nb], w, self.new_item_prior("median"))
         else:
@@ -577,6 +586,20 @@ class GANRecommender(Model):
         every, recent = L[windows.index(0)], L[windows.index(days)]
         return np.flatnonzero((every > 0) & (recent == every)).astype(np.int64), days
 
+    def _launch_weights(self) -> tuple[np.ndarray, np.ndarray]:
+        """The recent launches and the weight of each in the launch rules: its buyers in
+        training (``NEW_ITEM_LAUNCH_WEIGHTS = "buyers"``) or 1 (``"equal"``)."""
+        launched = self.launches()[0]
+        if self.NEW_ITEM_LAUNCH_WEIGHTS == "equal":
+            return launched, np.ones(len(launched), np.float32)
+        if self.NEW_ITEM_LAUNCH_WEIGHTS != "buyers":
+            raise ValueError(
+                "NEW_ITEM_LAUNCH_WEIGHTS must be 'buyers' or 'equal', not "
+                f"{self.NEW_ITEM_LAUNCH_WEIGHTS!r}"
+            )
+        buyers = np.diff(self.seen_.tocsc().indptr)[launched]
+        return launched, buyers.astype(np.float32)
+
     def _prior_rule(self, rule: str | None) -> str:
         """``rule`` (default ``NEW_ITEM_PRIOR``), checked, with a launch rule replaced by
         ``"neighbours"`` when the model knows too few recent launches."""
@@ -602,18 +625,22 @@ class GANRecommender(Model):
 
     def new_item_prior(self, rule: str | None = None) -> float:
         """The prior of a new product by a rule that does not look at its content (``rule``,
-        default ``NEW_ITEM_PRIOR``): ``"launch"`` the median whole prior (bias plus
-        popularity part) of the recent launches (:meth:`launches`); ``"median"`` the median
-        bias of the products sold in training with popularity features of zero (no sales): a
-        typical product's own appeal, beyond its sales; ``"slow"`` the median bias of the
+        default ``NEW_ITEM_PRIOR``): ``"launch"`` the mean whole prior (bias plus popularity
+        part) of the recent launches (:meth:`launches`) weighted by their buyers (with
+        ``NEW_ITEM_LAUNCH_WEIGHTS = "equal"``: their median); ``"median"`` the median bias of
+        the products sold in training with popularity features of zero (no sales): a typical
+        product's own appeal, beyond its sales; ``"slow"`` the median bias of the
         ``NEW_ITEM_QUANTILE`` least-bought of them (at least 20): a product presumed to sell
         like the slow sellers. The per-product rules of :meth:`place_items` fall back here to
         their content-free counterpart: ``"launch_neighbours"`` to ``"launch"``,
         ``"neighbours"`` to ``"median"`` (as do the launch rules with too few launches)."""
         rule = self._prior_rule(rule)
         if rule.startswith("launch"):
-            launched = self.launches()[0]
-            return float(np.median(self.item_index_[launched, -1]))
+            launched, sales = self._launch_weights()
+            P = self.item_index_[launched, -1]
+            if self.NEW_ITEM_LAUNCH_WEIGHTS == "equal":
+                return float(np.median(P))
+            return float((sales * P).sum() / sales.sum())
         buyers = np.diff(self.seen_.tocsc().indptr)
         bias = self.nets_.tower.bias.detach().cpu().numpy()[: len(buyers)]
         sold = np.flatnonzero(buyers > 0)
