@@ -6,8 +6,10 @@ A fitted model knows the products it was trained on (indices ``0..n_trained-1``)
 - :func:`add_items` appends new products after them (indices ``n_trained..``): the id map, the
   seen-items matrix, the popularity prior and the catalog grow by the new rows, and the model
   places each product (:meth:`recogan.base.Model.place_items`). The GAN computes its vector
-  from its content with the fitted feature pipeline, taking its collaborative part and its
-  prior from the trained products most similar in content; Popularity ranks it after every
+  from its content with the fitted feature pipeline, taking its collaborative part from the
+  trained products most similar in content, and gives it the prior of the products launched
+  in the last weeks of training (weighted by their buyers; see
+  :meth:`recogan.model.GANRecommender.place_items`); Popularity ranks it after every
   sold product; models whose scores come only from purchases (EASE, ItemKNN, iALS) raise
   :class:`CannotPlaceItemsError`.
 - :func:`remove_items` withdraws products: a mask that the service API and batch scoring

@@ -116,7 +116,7 @@ def test_prior_of_a_new_product(rec):
     median, slow = model.new_item_prior("median"), model.new_item_prior("slow")
     assert np.isfinite([median, slow]).all() and median != slow
     with pytest.raises(ValueError, match="prior rule"):
-        model.new_item_prior("launch")
+        model.new_item_prior("hot")
     model.NEW_ITEM_PRIOR = "median"
     rec.add_items(new_products((0,)))
     np.testing.assert_allclose(model.item_index_[-1, -1], median, rtol=1e-6)
@@ -486,3 +486,91 @@ def test_cli_catalog_add_to_a_model_that_cannot_place(clustered, tmp_path, capsy
     err = capsys.readouterr().err
     assert "EASE cannot place products it was not trained on" in err and "Traceback" not in err
     assert "catalog" not in read_manifest(tmp_path / "ease")
+
+
+# ---------------------------------------------------------------------- the launch prior
+def launch_data():
+    """``synthetic_clusters`` plus 24 products launched in the last 40 days of the year, six
+    per group ("<group word> lantern j"), each group's customers buying two of theirs: recent
+    launches that sell much better than the year-old products they resemble."""
+    from recogan.data import Dataset
+    from recogan.datasets import synthetic_clusters
+
+    d = synthetic_clusters()
+    rng = np.random.default_rng(1)
+    end = int(d.times.max())
+    ev = pd.DataFrame(
+        {"user_id": d.users.to_ids(d.user_idx), "item_id": d.items.to_ids(d.item_idx)}
+    ).assign(timestamp=d.times)
+    launches, rows = [], []
+    for u in range(200):
+        g = u % 4
+        for j in rng.choice(6, 2, replace=False):
+            t = end - int(rng.integers(1, 40 * 86400))
+            launches.append((f"u{u}", f"L{g}_{j}", t))
+    for g in range(4):
+        for j in range(6):
+            rows.append((f"L{g}_{j}", f"{WORDS[g]} lantern {j}", f"group{g}", 1.5 + 2.0 * g))
+    ev = pd.concat([ev, pd.DataFrame(launches, columns=ev.columns)], ignore_index=True)
+    cat = pd.concat(
+        [
+            d.catalog.assign(item_id=d.items.ids),
+            pd.DataFrame(rows, columns=["item_id", "title", "category", "price"]),
+        ],
+        ignore_index=True,
+    )
+    return Dataset.from_frames(ev, cat, name="launches")
+
+
+@pytest.fixture(scope="module")
+def launched(tmp_path_factory):
+    """The launch data and a bundle of a GAN fitted on it."""
+    data = launch_data()
+    path = tmp_path_factory.mktemp("launches") / "gan"
+    GANRecommender(**{**TINY, "epochs": 3}).fit(data).save(path)
+    return data, path
+
+
+def test_launches_are_read_from_the_popularity_features(launched):
+    data, path = launched
+    model = load_model(path)
+    idx, days = model.launches()
+    assert days == 60
+    ids = set(model.items_.to_ids(idx))
+    assert {f"L{g}_{j}" for g in range(4) for j in range(6)} <= ids
+    first = pd.Series(data.times).groupby(data.item_idx).min()
+    assert (first[idx] >= data.times.max() - 61 * 86400).all()  # none sold before the window
+    # too few launches (here: no windowed popularity feature): the "neighbours" rule instead
+    plain = GANRecommender(**{**TINY, "epochs": 1, "pop_windows": (0,)}).fit(data)
+    assert len(plain.launches()[0]) == 0 and plain._prior_rule("launch") == "neighbours"
+
+
+def test_a_new_product_like_recent_launches_gets_their_prior(launched):
+    """By default a new product gets a prior typical of the recent launches it resembles
+    (within their quartiles) and reaches the lists of the customers it fits; the earlier
+    default (the content neighbours' priors, old products included) put it below them."""
+    data, path = launched
+    rows = pd.DataFrame(
+        {"item_id": ["N0"], "title": ["garden lantern new"], "category": ["group0"], "price": [1.5]}
+    )
+    model = load_model(path)
+    P = model.item_index_[:, -1]
+    launches = P[model.items_.lookup([f"L{g}_{j}" for g in range(4) for j in range(6)])]
+    old = P[model.items_.lookup([f"i{j}" for j in range(0, 80, 4)])]  # the old garden items
+    assert launches.min() > np.median(old)  # the launches sell better than the old products
+    q1, q3 = np.quantile(launches, [0.25, 0.75])
+    add_items(model, rows)  # the default rule
+    assert q1 <= model.item_index_[-1, -1] <= q3
+    users = model.users_.lookup([f"u{u}" for u in range(200)])
+    shown = (model.recommend(users, n=10)[0] == model.n_items_ - 1).any(1)
+    fits = np.arange(200) % 4 == 0  # group 0's customers
+    assert shown[fits].mean() >= 0.8 and shown[~fits].mean() <= 0.05
+    for rule in ("launch", "launch_neighbours"):
+        other = load_model(path)
+        other.NEW_ITEM_PRIOR = rule
+        add_items(other, rows)
+        assert q1 <= other.item_index_[-1, -1] <= q3
+    other = load_model(path)
+    other.NEW_ITEM_PRIOR = "neighbours"
+    add_items(other, rows)
+    assert other.item_index_[-1, -1] < q1
