@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import scipy.sparse as sp
 import torch
 
@@ -44,6 +45,7 @@ from recogan.train import (
     resolve_device,
     train_gan,
 )
+from recogan.vector_quality import generation_quality
 
 log = logging.getLogger(__name__)
 
@@ -190,6 +192,7 @@ class GANRecommender(Model):
         self.index_ = None  # searched exactly until the item vectors are final
         pairs, pop = self._prepare(train)
         self._build(_sub(c, GANConfig))
+        self._generation_rows: list[dict] = []
         log.info("gan: %d training pairs, %d items, d=%d", len(pairs), *self.F_.shape)
         self.history_ = (
             train_gan(
@@ -209,6 +212,12 @@ class GANRecommender(Model):
         scored = [r for r in self.history_ if "valid_ndcg" in r]
         self.best_epoch_ = (
             max(scored, key=lambda r: r["valid_ndcg"])["epoch"] if scored else len(self.history_)
+        )
+        rows = self._generation_rows
+        self.generation_quality_ = (
+            pd.DataFrame(rows).assign(epoch=np.arange(1, len(rows) + 1)).set_index("epoch")
+            if rows
+            else None
         )
         self._refresh()
         self._build_index()
@@ -239,6 +248,54 @@ class GANRecommender(Model):
         )
         return pairs, pop
 
+    #: Customers and noise draws of the generated-vector measurement (:meth:`measure_generation`)
+    #: run after every training epoch that has a validation split.
+    GENERATION_USERS = 500
+    GENERATION_DRAWS = 8
+
+    def measure_generation(self, data: Dataset, users: int | None = None, draws: int | None = None):
+        """How the generator's draws sit among what customers really bought next (see
+        :mod:`recogan.vector_quality`): for up to ``users`` customers of ``data`` (seeded
+        choice among those with a purchase there they had not made before), ``draws`` vectors
+        ``G(b_u, z)`` with the training noise, against the vectors of those new purchases:
+        Fréchet distance, k-NN precision / recall, draw spread and draw coverage (the share of
+        a customer's purchases that are the nearest eligible item of at least one draw).
+        Returns the summary dict (empty when no customer qualifies)."""
+        c = self.config
+        users = self.GENERATION_USERS if users is None else int(users)
+        S = self.GENERATION_DRAWS if draws is None else int(draws)
+        u, i = data.user_idx, data.item_idx
+        known = (u < self.n_users_) & (i < self.n_items_)
+        X = sp.csr_matrix(
+            (np.ones(int(known.sum()), np.float32), (u[known], i[known])),
+            shape=(self.n_users_, self.n_items_),
+        )
+        X = (X > 0).astype(np.float32) - self.seen_.multiply(X > 0)  # new purchases only
+        X.eliminate_zeros()
+        who = np.flatnonzero(np.diff(X.indptr) > 0)
+        if not len(who):
+            return {}
+        rng = np.random.default_rng([c.seed, 7])
+        if len(who) > users:
+            who = np.sort(rng.choice(who, users, replace=False))
+        hist, ht = self.user_hist_[who], self.user_hist_t_[who]
+        w = decay_weights((self.train_end_ - ht) / DAY, c.half_life_days)
+        z = c.noise_std * rng.standard_normal((len(who) * S, c.noise_dim)).astype(np.float32)
+        nets, dev = self.nets_, self.device_
+        with torch.no_grad():
+            E = nets.tower.vectors()
+            b = decay_pool(
+                E,
+                torch.as_tensor(hist, device=dev),
+                torch.as_tensor(w, dtype=torch.float32, device=dev),
+            )
+            q = nets.G(b.repeat_interleave(S, 0), torch.as_tensor(z, device=dev))
+        generated = q.cpu().numpy().reshape(len(who), S, -1)
+        quality = generation_quality(
+            generated, X[who], self.item_index_[:, :-1], exclude=self.seen_[who], seed=c.seed
+        )
+        return quality.summary()
+
     def _stopping_score(self, valid: Dataset | None):
         """The per-epoch validation score ``train_gan`` early-stops on (None: no early
         stopping): :meth:`validation_score` at the configured prior weight, or the best of
@@ -249,6 +306,10 @@ class GANRecommender(Model):
 
         def score() -> float:
             self._refresh()
+            row = self.measure_generation(valid)
+            if row:
+                self._generation_rows.append(row)
+                log.info("generated vectors: %s", row)
             if not c.stop_prior_weights:
                 return self.validation_score(valid)
             # judge each epoch at its best recommend-time prior weight, the knob that is

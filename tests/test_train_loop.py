@@ -103,3 +103,18 @@ def test_training_is_seeded_and_learns(clustered_split, extra):
     np.testing.assert_array_equal(a.recommend(users, 10)[0], b.recommend(users, 10)[0])
     losses = [r["ret"] for r in a.history_]
     assert all(np.isfinite(losses)) and losses[-1] < losses[0]
+
+
+def test_generated_vectors_are_measured_per_epoch_and_on_new_data(clustered_split):
+    split = clustered_split
+    m = GANRecommender(**FAST).fit(split.train, split.valid)
+    q = m.generation_quality_
+    assert list(q.index) == list(range(1, len(m.history_) + 1))
+    for col in ("frechet", "precision", "recall", "draw_spread", "draw_coverage"):
+        assert np.isfinite(q[col]).all(), col
+    assert (q["draw_spread"] >= 0).all() and ((q[["precision", "recall"]] >= 0).all()).all()
+    test = m.measure_generation(split.test, users=50, draws=4)
+    assert test["users"] <= 50 and test["draws"] == 4
+    # a generator that ignores its noise has no spread between draws
+    m.config.noise_std = 0.0
+    assert m.measure_generation(split.test, users=50, draws=4)["draw_spread"] < 1e-6

@@ -142,7 +142,11 @@ def evaluate(
         own = cls.diversity_param() is not None
         if levels and (name == MMR_REFERENCE or own or name not in BASELINES):
             curves[name] = _diversity_curve(model, levels, period)
-        if model.generation_quality_ is not None:
+        if hasattr(model, "measure_generation"):  # the final model's draws on the test period
+            quality = model.measure_generation(split.test)
+            if quality:
+                generation[name] = generation_frame(quality)
+        elif model.generation_quality_ is not None:
             generation[name] = generation_frame(model.generation_quality_)
     per_user_frame = pd.concat(per_user, ignore_index=True)
     return _summarise(
