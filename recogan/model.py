@@ -103,6 +103,7 @@ class GANRecommenderConfig:
     history_dropout: float = TrainConfig.history_dropout
     item_lr: float = TrainConfig.item_lr
     noise_std: float = TrainConfig.noise_std
+    train_draws: int = TrainConfig.train_draws
     device: str = TrainConfig.device
     amp: bool = TrainConfig.amp
     threads: int = TrainConfig.threads

@@ -89,6 +89,10 @@ class TrainConfig:
     history_dropout: float = 0.0
     #: Std of the training noise z.
     noise_std: float = 1.0
+    #: Noise draws per training pair (K). With K > 1 the retrieval loss is the mixture
+    #: likelihood ``-log (1/K) Σ_k p(target | G(b, z_k))``: a purchase needs only one of the
+    #: draws near it, so different z can cover different parts of a customer's interests.
+    train_draws: int = 1
     #: "auto" (CUDA when present), "cpu" or "cuda".
     device: str = "auto"
     #: bfloat16 autocast of the forward passes on CUDA (no effect on the CPU).
@@ -277,6 +281,8 @@ def train_gan(
     c = config
     if not (c.retrieval or c.adversarial):
         raise ValueError("at least one of the retrieval and adversarial losses must be on")
+    if c.train_draws < 1:
+        raise ValueError(f"train_draws must be >= 1, got {c.train_draws}")
     if len(pairs) == 0:
         raise ValueError("no training pairs (every user has a single basket?)")
     set_torch_threads(c.threads)
@@ -490,8 +496,9 @@ class _Epochs:
             E = E_fixed if E_fixed is not None else tower.vectors()  # (N, d)
             h = E[hist.clamp(min=0)]  # (B, L, d)
             b = pool_vectors(h, hist, w)  # (B, d)
-            z = c.noise_std * torch.randn(B, G.noise_dim, generator=self.gen, device=dev)
-            f = G(b, z)  # (B, d)
+            K = c.train_draws
+            z = c.noise_std * torch.randn(B * K, G.noise_dim, generator=self.gen, device=dev)
+            f = G(b.repeat_interleave(K, 0) if K > 1 else b, z)  # (B K, d), a user's K rows
             ret, neg = self._retrieval(E, f, hist, target, days)
             loss = ret if c.retrieval else torch.zeros((), device=dev)
             if c.anchor > 0:
@@ -508,33 +515,37 @@ class _Epochs:
 
     def _retrieval(self, E, f, hist, target, days):
         """Cross-entropy of the bought item among the catalogue (full softmax) or among the
-        batch's candidates (sampled softmax); and ``(B, k)`` hard negatives for D drawn from
-        the same softmax (``None`` when D needs none)."""
+        batch's candidates (sampled softmax), for ``f`` ``(B K, d)`` (K draws per pair: the
+        mixture likelihood); and ``(B, k)`` hard negatives for D drawn from the first draw's
+        softmax (``None`` when D needs none)."""
         c, tower, B, dev = self.c, self.nets.tower, len(target), self.device
+        K = c.train_draws
         rows = torch.arange(B, device=dev)
+        rk = torch.arange(B * K, device=dev)  # row of draw k of pair b: b K + k
+        own = rk // K
+        days = days.repeat_interleave(K) if days is not None and K > 1 else days
         n_hard = c.n_negatives // 2 if c.adversarial else 0
         if self.n_sampled:
             neg = torch.randint(0, self.N, (self.n_sampled,), generator=self.gen, device=dev)
             cand = torch.cat([target, neg])  # (C,) = (B + S,)
             base = tower.bias[cand] - self.log_q[cand]  # the prior, logQ-corrected
-            logits = self._scores(f, E[cand], base, days, cand)  # (B, C)
+            logits = self._scores(f, E[cand], base, days, cand)  # (B K, C)
             # the row's own target is column b; other columns holding it, or an item of
             # the row's history (never recommended), are no negatives
             mask = _same_or_seen(cand, hist, B, self.N)
             mask[rows, rows] = False
-            logits = logits.masked_fill(mask, -1e9)
-            logp = logits.log_softmax(-1)
-            ret = -logp[rows, rows].mean()
-            hard = self._draw(logp, rows, rows, n_hard)
+            logp = logits.masked_fill(_per_draw(mask, K), -1e9).log_softmax(-1)
+            ret = _mixture_nll(logp[rk, own], B, K)
+            hard = self._draw(logp[::K], rows, rows, n_hard)
             return ret, (None if hard is None else cand[hard])
-        logits = self._scores(f, E, tower.bias, days, None)  # (B, N)
+        logits = self._scores(f, E, tower.bias, days, None)  # (B K, N)
         # seen items are never recommended: do not spend the softmax on them
         seen = torch.zeros(B, self.N, dtype=torch.bool, device=dev)
         seen.scatter_(1, hist.clamp(min=0), hist >= 0)
         seen[rows, target] = False
-        logp = logits.float().masked_fill(seen, -1e9).log_softmax(-1)
-        ret = -logp[rows, target].mean()
-        return ret, self._draw(logp, rows, target, n_hard)
+        logp = logits.float().masked_fill(_per_draw(seen, K), -1e9).log_softmax(-1)
+        ret = _mixture_nll(logp[rk, target[own]], B, K)
+        return ret, self._draw(logp[::K], rows, target, n_hard)
 
     def _scores(self, f, E, base, days, items):
         """``s f·e_i + base_i + popularity part``, the scale applied to the ``(B, d)``
@@ -564,8 +575,9 @@ class _Epochs:
         uni = torch.randint(0, self.N, (B, n_uni), generator=self.gen, device=dev)
         uni = torch.where(uni == target[:, None], (uni + 1) % self.N, uni)
         neg = uni if hard is None else torch.cat([hard, uni], 1)  # (B, k)
-        # real, fake and negatives scored in one pass: (B, 2 + k)
-        shown = torch.cat([Ed[target][:, None], f.detach()[:, None], Ed[neg]], 1)
+        f = f.view(B, c.train_draws, -1)  # (B, K, d)
+        # real, fake (the first draw) and negatives scored in one pass: (B, 2 + k)
+        shown = torch.cat([Ed[target][:, None], f[:, :1].detach(), Ed[neg]], 1)
         logit = D(bd, shown, hv, hm).float()
         bce = Fn.binary_cross_entropy_with_logits
         real, fake, negl = logit[:, 0], logit[:, 1], logit[:, 2:]
@@ -581,8 +593,21 @@ class _Epochs:
             g_logit = D(bd, f, hv, hm).float()
         finally:
             D.requires_grad_(True)
-        g_adv = bce(g_logit, torch.ones_like(g_logit))  # non-saturating
+        g_adv = bce(g_logit, torch.ones_like(g_logit))  # non-saturating, every draw
         return g_adv, d_loss.detach()
+
+
+def _per_draw(mask: torch.Tensor, K: int) -> torch.Tensor:
+    """A per-pair ``(B, ·)`` mask for the ``B K`` rows of K draws per pair."""
+    return mask.repeat_interleave(K, 0) if K > 1 else mask
+
+
+def _mixture_nll(logp_target: torch.Tensor, B: int, K: int) -> torch.Tensor:
+    """``-mean_b log (1/K) Σ_k p_k(target_b)`` from the ``(B K,)`` log-probabilities (the
+    plain cross-entropy when K = 1)."""
+    if K == 1:
+        return -logp_target.mean()
+    return -(logp_target.view(B, K).logsumexp(1) - np.log(K)).mean()
 
 
 def _same_or_seen(cand: torch.Tensor, hist: torch.Tensor, B: int, n_items: int) -> torch.Tensor:
