@@ -537,8 +537,9 @@ class Recommender:
         product's vector from its content with the fitted feature pipeline, takes its
         collaborative part from the trained products most similar in content and gives it
         the prior of recent launches (``prior`` sets the prior instead); Popularity ranks it
-        after every sold product; EASE, ItemKNN and iALS raise :class:`~recogan.catalog.CannotPlaceItemsError`. Ids
-        already in the catalogue are refused. Waits for running calls; calls made meanwhile
+        after every sold product; EASE, ItemKNN and iALS raise
+        :class:`~recogan.catalog.CannotPlaceItemsError`. Ids already in the catalogue are
+        refused. Waits for running calls; calls made meanwhile
         wait for it, so none sees half an addition. Persist with
         :meth:`save_catalog_changes`.
         """

@@ -118,3 +118,24 @@ def test_generated_vectors_are_measured_per_epoch_and_on_new_data(clustered_spli
     # a generator that ignores its noise has no spread between draws
     m.config.noise_std = 0.0
     assert m.measure_generation(split.test, users=50, draws=4)["draw_spread"] < 1e-6
+
+
+@pytest.mark.parametrize("extra", [{}, {"n_sampled": 16}])
+def test_several_training_draws_train_a_generator_whose_draws_differ(clustered_split, extra):
+    split = clustered_split
+    m = GANRecommender(**{**FAST, **extra}, train_draws=3).fit(split.train)
+    assert np.isfinite([r["ret"] for r in m.history_]).all()
+    assert m.measure_generation(split.test, users=50, draws=4)["draw_spread"] > 1e-4
+    with pytest.raises(ValueError, match="train_draws"):
+        GANRecommender(**FAST, train_draws=0).fit(split.train)
+
+
+def test_mixture_loss_is_the_cross_entropy_for_one_draw_and_rewards_one_good_draw():
+    from recogan.train import _mixture_nll
+
+    lp = torch.log(torch.tensor([0.5, 0.25]))
+    torch.testing.assert_close(_mixture_nll(lp, 2, 1), -lp.mean())
+    # one of two draws near the target is as good as both half-near
+    one = torch.log(torch.tensor([0.8, 1e-9]))
+    both = torch.log(torch.tensor([0.4, 0.4]))
+    torch.testing.assert_close(_mixture_nll(one, 1, 2), _mixture_nll(both, 1, 2))
