@@ -125,6 +125,11 @@ class GANRecommenderConfig:
     stop_prior_weights: tuple = ()
     #: Candidates per customer that the discriminator re-ranks.
     rerank_depth: int = 50
+    #: Re-rank weights tried on the validation split after training (with one): the best
+    #: replaces ``d_weight`` when it beats it by more than ``D_WEIGHT_MARGIN`` (relative),
+    #: so the discriminator re-ranks only where validation says it helps. Empty: keep
+    #: ``d_weight``.
+    d_weights: tuple = (0.5, 1.0, 2.0)
     #: Item index for retrieval (recogan.index.ItemIndex kind): "auto" (exact below 100k
     #: items, IVF above), "exact", "ivf" or "hnsw". On CUDA it searches on the GPU.
     index_kind: str = "auto"
@@ -214,14 +219,38 @@ class GANRecommender(Model):
         self.best_epoch_ = (
             max(scored, key=lambda r: r["valid_ndcg"])["epoch"] if scored else len(self.history_)
         )
+        self._refresh()
+        self._build_index()
+        self.d_weight_scores_ = self._choose_d_weight(valid)
         rows = self._generation_rows
         self.generation_quality_ = (
             pd.DataFrame(rows).assign(epoch=np.arange(1, len(rows) + 1)).set_index("epoch")
             if rows
             else None
         )
-        self._refresh()
-        self._build_index()
+
+    #: Relative validation gain a re-rank weight needs over the configured one to replace it.
+    D_WEIGHT_MARGIN = 0.01
+
+    def _choose_d_weight(self, valid: Dataset | None) -> dict:
+        """Score ``d_weights`` (and the configured ``d_weight``) on ``valid`` and keep the
+        best if it wins by more than ``D_WEIGHT_MARGIN``; returns ``{weight: score}``."""
+        c = self.config
+        if valid is None or not valid.n_interactions or c.epochs <= 0 or not c.d_weights:
+            return {}
+        saved = c
+        scores = {}
+        try:
+            for wgt in (c.d_weight, *c.d_weights):
+                self.config = dataclasses.replace(saved, d_weight=float(wgt))
+                scores[float(wgt)] = self.validation_score(valid)
+        finally:
+            self.config = saved
+        best = max(scores, key=scores.get)
+        if scores[best] > scores[float(c.d_weight)] * (1 + self.D_WEIGHT_MARGIN):
+            self.config = dataclasses.replace(saved, d_weight=best)
+        log.info("d_weight on validation: %s -> %s", scores, self.config.d_weight)
+        return scores
 
     def _prepare(self, train: Dataset) -> tuple[TrainingPairs, WindowPopularity | None]:
         """Item features, training pairs, popularity features and each user's last

@@ -139,3 +139,18 @@ def test_mixture_loss_is_the_cross_entropy_for_one_draw_and_rewards_one_good_dra
     one = torch.log(torch.tensor([0.8, 1e-9]))
     both = torch.log(torch.tensor([0.4, 0.4]))
     torch.testing.assert_close(_mixture_nll(one, 1, 2), _mixture_nll(both, 1, 2))
+
+
+def test_discriminator_rerank_weight_is_chosen_on_validation(clustered_split):
+    split = clustered_split
+    m = GANRecommender(**FAST, d_weights=(0.5, 4.0)).fit(split.train, split.valid)
+    scores = m.d_weight_scores_
+    assert set(scores) == {0.0, 0.5, 4.0}
+    best = max(scores, key=scores.get)
+    if scores[best] > scores[0.0] * (1 + m.D_WEIGHT_MARGIN):
+        assert m.config.d_weight == best
+    else:
+        assert m.config.d_weight == 0.0
+    assert m.refit_params()["d_weight"] == m.config.d_weight
+    # without a validation split nothing is chosen
+    assert GANRecommender(**FAST).fit(split.train).d_weight_scores_ == {}
