@@ -18,7 +18,14 @@ from recogan.evaluate._protocol import PROTOCOLS, Protocol, sampled_candidates, 
 from recogan.evaluate._report import Report
 from recogan.evaluate._run import BASELINES, DEFAULT_MODELS, activity_bucket, evaluate
 from recogan.evaluate._stats import bootstrap_ci, paired_test, significance_mark
-from recogan.evaluate._tune import TuneResult, candidate_params, search_space, tune
+from recogan.evaluate._tune import (
+    TrialError,
+    TuneResult,
+    candidate_params,
+    plan_workers,
+    search_space,
+    tune,
+)
 from recogan.metrics import (
     ACCURACY_METRICS,
     evaluate_model,
@@ -34,6 +41,7 @@ __all__ = [
     "PROTOCOLS",
     "Protocol",
     "Report",
+    "TrialError",
     "TuneResult",
     "activity_bucket",
     "bootstrap_ci",
@@ -47,6 +55,7 @@ __all__ = [
     "list_metrics",
     "mean_metrics",
     "paired_test",
+    "plan_workers",
     "popularity_percentile",
     "ranking_metrics",
     "sampled_candidates",

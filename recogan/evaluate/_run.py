@@ -18,7 +18,7 @@ from recogan.evaluate import _beyond as beyond
 from recogan.evaluate._protocol import Protocol, score_model
 from recogan.evaluate._report import Report
 from recogan.evaluate._stats import bootstrap_ci, paired_test
-from recogan.evaluate._tune import TUNE_METRIC, _with_seed
+from recogan.evaluate._tune import TUNE_METRIC, _with_seed, check_jobs
 from recogan.evaluate._tune import tune as tune_search
 from recogan.fitting import fit_for_serving
 from recogan.metrics import target_matrix
@@ -77,6 +77,7 @@ def evaluate(
     valid_folds: int = 3,
     n_boot: int = 1000,
     test: str = "wilcoxon",
+    jobs: int | str = "auto",
     show_progress: bool = True,
 ) -> Report:
     """Evaluate ``models`` (registry names) on a Dataset (split by ``protocol``) or a Split.
@@ -88,6 +89,7 @@ def evaluate(
     if not isinstance(data_or_split, (Dataset, Split)):
         raise TypeError(f"evaluate takes a Dataset or a Split, not {type(data_or_split).__name__}")
     names, ks, proto = _check_args(models, protocol, ks, budget, ranking, n_negatives, valid_folds)
+    jobs = check_jobs(jobs)
     classes = {n: resolve_model(n) for n in names}  # fail before any fitting
     params = params or {}
     split = data_or_split if isinstance(data_or_split, Split) else proto.split(data_or_split)
@@ -105,7 +107,7 @@ def evaluate(
         # every model has a validation estimate to compare with its test score
         fixed = None if tune else [_with_seed(cls, dict(params.get(name, {})), seed)]
         result = tune_search(
-            name, split, budget, seed, candidates=fixed, show_progress=show_progress
+            name, split, budget, seed, candidates=fixed, jobs=jobs, show_progress=show_progress
         )
         tuning[name] = {
             "params": result.best_params,
