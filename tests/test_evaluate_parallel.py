@@ -16,8 +16,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from recogan._trials import check_jobs
 from recogan.evaluate import Protocol, TrialError, evaluate, plan_workers, tune
-from recogan.evaluate._tune import check_jobs
 from tests.fast_gan import FAST
 from tests.tune_models import register
 
@@ -82,11 +82,13 @@ def test_parallel_trials_match_sequential(folds_split, model):
     assert _no_tune_workers()
 
 
-def test_parallel_gan_trials_match_sequential(folds_split):
+def test_parallel_gan_trials_match_sequential(clustered):
+    split = Protocol(valid_folds=2).split(clustered)
     fast = {**FAST, "epochs": 1}
-    cands = [{**fast, "lr": 1e-3}, {**fast, "lr": 3e-3}, {**fast, "g_hidden": 32}]
-    one = tune("gan", folds_split, seed=1, candidates=cands, jobs=1)
-    two = tune("gan", folds_split, seed=1, candidates=cands, jobs=2)
+    cands = [{**fast, "lr": 1e-3}, {**fast, "lr": 3e-3, "g_hidden": 32}]
+    one = tune("gan", split, seed=1, candidates=cands, jobs=1)
+    two = tune("gan", split, seed=1, candidates=cands, jobs=2)
+    assert len(one.fold_scores) == 2 and one.trials["NDCG@10"].nunique() == 2
     _same_tuning(one, two)
 
 
@@ -107,7 +109,7 @@ def test_evaluate_report_does_not_depend_on_jobs(clustered):
 
 
 def test_workers_get_one_gpu_each_and_one_thread(folds_split, tmp_path, monkeypatch):
-    monkeypatch.setattr("recogan.evaluate._tune.cuda_device_count", lambda: 2)
+    monkeypatch.setattr("recogan._trials.cuda_device_count", lambda: 2)
     before = os.environ.get("CUDA_VISIBLE_DEVICES")
     cands = [{"tag": t, "record": str(tmp_path)} for t in range(4)]
     res = tune("probe", folds_split, candidates=cands, jobs="auto")
@@ -121,14 +123,13 @@ def test_workers_get_one_gpu_each_and_one_thread(folds_split, tmp_path, monkeypa
 
 def test_failing_trial_names_model_and_params(folds_split):
     cands = [{"tag": 0}, {"tag": 1, "fail": "raise"}, {"tag": 2}]
-    with pytest.raises(TrialError, match=r"tuning probe: trial 2/3 with params .*'fail': 'raise'"):
+    with pytest.raises(
+        TrialError, match=r"tuning probe: trial 2/3 with params .*'fail': 'raise'"
+    ) as err:
         tune("probe", folds_split, candidates=cands, jobs=2)
+    assert "ValueError: planted failure in fit" in str(err.value)
+    assert "raise ValueError" in str(err.value.__cause__)  # the worker's traceback
     assert _no_tune_workers()
-    try:
-        tune("probe", folds_split, candidates=cands, jobs=2)
-    except TrialError as e:
-        assert "ValueError: planted failure in fit" in str(e)
-        assert "planted failure" in str(e.__cause__)  # the worker's traceback
     # in one process the fit's own exception surfaces, with the trial named in a note
     with pytest.raises(ValueError, match="planted failure") as info:
         tune("probe", folds_split, candidates=cands, jobs=1)

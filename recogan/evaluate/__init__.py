@@ -4,6 +4,7 @@
 refits it on train + valid, scores the test period and returns a :class:`Report`.
 """
 
+from recogan._trials import TrialError, plan_workers
 from recogan.evaluate._beyond import (
     copurchase_similarity,
     coverage,
@@ -18,14 +19,7 @@ from recogan.evaluate._protocol import PROTOCOLS, Protocol, sampled_candidates, 
 from recogan.evaluate._report import Report
 from recogan.evaluate._run import BASELINES, DEFAULT_MODELS, activity_bucket, evaluate
 from recogan.evaluate._stats import bootstrap_ci, paired_test, significance_mark
-from recogan.evaluate._tune import (
-    TrialError,
-    TuneResult,
-    candidate_params,
-    plan_workers,
-    search_space,
-    tune,
-)
+from recogan.evaluate._tune import TuneResult, candidate_params, search_space, tune
 from recogan.metrics import (
     ACCURACY_METRICS,
     evaluate_model,

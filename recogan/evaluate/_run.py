@@ -13,12 +13,13 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from recogan._similarity import ItemSimilarity
+from recogan._trials import check_jobs
 from recogan.data import Dataset, Split
 from recogan.evaluate import _beyond as beyond
 from recogan.evaluate._protocol import Protocol, score_model
 from recogan.evaluate._report import Report
 from recogan.evaluate._stats import bootstrap_ci, paired_test
-from recogan.evaluate._tune import TUNE_METRIC, _with_seed, check_jobs
+from recogan.evaluate._tune import TUNE_METRIC, _with_seed
 from recogan.evaluate._tune import tune as tune_search
 from recogan.fitting import fit_for_serving
 from recogan.metrics import target_matrix
