@@ -203,3 +203,26 @@ def test_no_orphan_workers_when_the_parent_stops(tmp_path, sig):
             proc.kill()
             proc.wait()
         proc.stderr.close()
+
+
+def test_cli_jobs_option(tmp_path, monkeypatch, capsys):
+    from recogan.cli import _evaluate, main
+
+    seen = {}
+
+    def fake_evaluate(data, **kw):
+        seen.update(kw)
+        raise SystemExit(0)  # the plumbing is what is checked here, not the report
+
+    monkeypatch.setattr(_evaluate, "evaluate", fake_evaluate)
+    monkeypatch.setattr(_evaluate, "load_data", lambda args: None)
+    args = ["evaluate", "--data", "online_retail", "--out", str(tmp_path / "o"), "--no-progress"]
+    for value, want in (("3", 3), ("auto", "auto"), (None, "auto")):
+        with pytest.raises(SystemExit):
+            main([*args, *(["--jobs", value] if value else [])])
+        assert seen.pop("jobs") == want
+    for bad in ("0", "-2", "two"):
+        with pytest.raises(SystemExit) as exit_:
+            main([*args, "--jobs", bad])
+        assert exit_.value.code == 2
+        assert "--jobs takes a positive integer or 'auto'" in capsys.readouterr().err
