@@ -162,8 +162,8 @@ def _worker(wid, model_name, folds, registry, sys_path, tasks, results) -> None:
             if p not in sys.path:
                 sys.path.append(p)
         MODEL_REGISTRY.update(registry)
-        set_threads(1)
-        cls = resolve_model(model_name)
+        cls = resolve_model(model_name)  # may import torch (which reads OMP_NUM_THREADS)
+        set_threads(1)  # and pin what is loaded now, whatever it read
         while (task := tasks.get()) is not None:
             i, params = task
             results.put(("start", wid, i, None))
