@@ -99,9 +99,12 @@ def one(args) -> dict:
     if args.one.startswith("ceiling"):  # ceiling-THREADS: raw IndexFlatIP search
         import faiss
 
+        from recogan.artifacts import files_dir
+
         faiss.omp_set_num_threads(int(args.one.split("-")[1]))
-        U = np.load(Path(args.bundle) / "arrays" / "model.U.npy")
-        V = np.load(Path(args.bundle) / "arrays" / "model.V.npy")
+        arrays = files_dir(args.bundle) / "arrays"  # the bundle's current version
+        U = np.load(arrays / "model.U.npy")
+        V = np.load(arrays / "model.V.npy")
         index = faiss.IndexFlatIP(V.shape[1])
         index.add(V)
         t0 = time.perf_counter()

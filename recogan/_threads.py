@@ -1,14 +1,17 @@
-"""CPU count and thread pinning, in one place.
+"""CPU and GPU counts, thread pinning and worker-process set-up, in one place.
 
 BLAS (through threadpoolctl), torch and faiss each keep their own thread count. Batch workers
 pin all three to the job's ``threads`` (dense float math can change in the last bit with the
-thread count, so a fixed count keeps results byte-identical); training pins torch's.
+thread count, so a fixed count keeps results byte-identical); training pins torch's; tuning
+trials run with one thread each.
 """
 
 from __future__ import annotations
 
+import ctypes
 import logging
 import os
+import signal
 import sys
 from collections.abc import Callable
 
@@ -23,6 +26,30 @@ def n_cores() -> int:
     if hasattr(os, "sched_getaffinity"):
         return len(os.sched_getaffinity(0))
     return os.cpu_count() or 1  # pragma: no cover - not Linux
+
+
+def cuda_device_count() -> int:
+    """CUDA devices torch can use (0 without torch or CUDA)."""
+    try:
+        import torch  # behind the lazy boundary: asked only by callers that may use a GPU
+    except ImportError:  # pragma: no cover - torch is a dependency
+        return 0
+    return int(torch.cuda.device_count()) if torch.cuda.is_available() else 0
+
+
+def die_with_parent() -> None:
+    """Linux: have the kernel kill this (worker) process when its parent dies, even by
+    SIGKILL, so no orphan keeps running (or writing) after the job that started it."""
+    if not sys.platform.startswith("linux"):
+        return
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        PR_SET_PDEATHSIG = 1
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+        if os.getppid() == 1:  # the parent died before prctl took effect
+            os._exit(1)
+    except (OSError, AttributeError):  # pragma: no cover - best effort
+        log.debug("could not set the parent-death signal", exc_info=True)
 
 
 def set_torch_threads(threads: int) -> None:

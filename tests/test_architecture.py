@@ -27,7 +27,13 @@ LAYERS = [
     ),
     ("recogan.train",),
     ("recogan.registry", "recogan.artifacts", "recogan.base", "recogan.model", "recogan.baselines"),
-    ("recogan.fitting", "recogan.evaluate", "recogan.batch", "recogan.recommender"),
+    (
+        "recogan.fitting",
+        "recogan._trials",
+        "recogan.evaluate",
+        "recogan.batch",
+        "recogan.recommender",
+    ),
     ("recogan.testing",),
     ("recogan.cli", "recogan.__main__"),
 ]

@@ -176,7 +176,8 @@ def spy(monkeypatch):
 def test_no_leakage_tuning_on_train_refit_before_test(spy, clustered):
     split = Protocol().split(clustered)
     assert len(split.folds) == 3  # rolling-origin validation by default
-    evaluate(split, models=["spy"], tune=True, budget=2, show_progress=False)
+    # jobs=1: the spy records its fits in this process (workers would fit out of its sight)
+    evaluate(split, models=["spy"], tune=True, budget=2, jobs=1, show_progress=False)
     *trials, final = SpyModel.fits
     assert len(trials) == 2 * len(split.folds)
     for k, (t_max, valid) in enumerate(trials):

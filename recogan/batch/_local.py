@@ -11,17 +11,15 @@ dense float math can differ in the last bit with the thread count, so fixing it 
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import logging
 import multiprocessing as mp
 import os
-import signal
 import sys
 from collections.abc import Iterator
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
 
-from recogan._threads import THREAD_VARS, n_cores, set_threads
+from recogan._threads import THREAD_VARS, die_with_parent, n_cores, set_threads
 from recogan.artifacts import load_model
 from recogan.batch._partition import Options, Task, apply_override, score_partition
 from recogan.registry import MODEL_REGISTRY
@@ -56,7 +54,7 @@ def init_worker(
 
 def _init_worker(bundle, override, threads, registry, sys_path, manifest, device) -> None:
     global _MODEL
-    _die_with_parent()
+    die_with_parent()  # no orphan keeps writing into the staging directory of a later run
     for p in sys_path:
         if p not in sys.path:
             sys.path.append(p)
@@ -66,21 +64,6 @@ def _init_worker(bundle, override, threads, registry, sys_path, manifest, device
     _MODEL = load_model(bundle, device=device, manifest=manifest)
     apply_override(_MODEL, override)
     set_threads(threads)  # after loading, which may import torch/faiss
-
-
-def _die_with_parent() -> None:
-    """Linux: have the kernel kill this worker when the job's process dies (e.g. SIGKILL), so
-    no orphan keeps writing into the staging directory of a later, resumed run."""
-    if not sys.platform.startswith("linux"):
-        return
-    try:
-        libc = ctypes.CDLL(None, use_errno=True)
-        PR_SET_PDEATHSIG = 1
-        libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
-        if os.getppid() == 1:  # the parent died before prctl took effect
-            os._exit(1)
-    except (OSError, AttributeError):  # pragma: no cover - best effort
-        log.debug("could not set the parent-death signal", exc_info=True)
 
 
 def run_task(task: Task, opt: Options) -> dict:

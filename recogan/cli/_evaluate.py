@@ -26,6 +26,18 @@ def _int_list(text: str) -> list[int]:
     return ks
 
 
+def _jobs(text: str) -> int | str:
+    if text.strip().lower() == "auto":
+        return "auto"
+    try:
+        jobs = int(text)
+    except ValueError:
+        jobs = 0
+    if jobs < 1:
+        raise argparse.ArgumentTypeError(f"--jobs takes a positive integer or 'auto', got {text!r}")
+    return jobs
+
+
 def register(sub) -> None:
 
     p = sub.add_parser(
@@ -72,6 +84,15 @@ def register(sub) -> None:
         default=None,
         help="rank each user's targets among N sampled negatives instead of the full "
         "catalog (labelled 'sampled' in the report)",
+    )
+    p.add_argument(
+        "--jobs",
+        type=_jobs,
+        default="auto",
+        metavar="N",
+        help="worker processes for each model's tuning trials, one thread each (default auto: "
+        "as many as the trials and the cores allow, one per GPU for the GAN on a CUDA "
+        "machine; 1: in this process); the report is the same for any N",
     )
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.add_argument("--out", required=True, metavar="DIR", help="report directory")
@@ -147,6 +168,7 @@ def run(args) -> int:
         ranking="full" if args.sampled is None else "sampled",
         n_negatives=args.sampled or 100,
         valid_folds=args.valid_folds,
+        jobs=args.jobs,
         show_progress=not args.no_progress,
     )
     paths = report.save(args.out)

@@ -4,6 +4,7 @@
 refits it on train + valid, scores the test period and returns a :class:`Report`.
 """
 
+from recogan._trials import TrialError, plan_workers
 from recogan.evaluate._beyond import (
     copurchase_similarity,
     coverage,
@@ -34,6 +35,7 @@ __all__ = [
     "PROTOCOLS",
     "Protocol",
     "Report",
+    "TrialError",
     "TuneResult",
     "activity_bucket",
     "bootstrap_ci",
@@ -47,6 +49,7 @@ __all__ = [
     "list_metrics",
     "mean_metrics",
     "paired_test",
+    "plan_workers",
     "popularity_percentile",
     "ranking_metrics",
     "sampled_candidates",

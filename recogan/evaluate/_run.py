@@ -13,6 +13,7 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from recogan._similarity import ItemSimilarity
+from recogan._trials import check_jobs
 from recogan.data import Dataset, Split
 from recogan.diversity import Diversified, check_diversity
 from recogan.evaluate import _beyond as beyond
@@ -85,6 +86,7 @@ def evaluate(
     n_boot: int = 1000,
     test: str = "wilcoxon",
     diversity_levels: Sequence[float] = DIVERSITY_LEVELS,
+    jobs: int | str = "auto",
     show_progress: bool = True,
 ) -> Report:
     """Evaluate ``models`` (registry names) on a Dataset (split by ``protocol``) or a Split.
@@ -97,11 +99,16 @@ def evaluate(
     against coverage, intra-list diversity and novelty at K = 10), drawn for EASE (MMR
     re-ranking), for models with their own mechanism (``diversity_param()``) and for every
     model that is not a baseline; the other baselines are points. Empty: no curves.
+
+    ``jobs``: worker processes for each model's tuning trials ("auto": one per core, or one
+    per GPU for a model that trains on the device, never more than the trials); results are
+    identical to ``jobs=1``.
     """
     if not isinstance(data_or_split, (Dataset, Split)):
         raise TypeError(f"evaluate takes a Dataset or a Split, not {type(data_or_split).__name__}")
     names, ks, proto = _check_args(models, protocol, ks, budget, ranking, n_negatives, valid_folds)
     levels = sorted({check_diversity(d) for d in diversity_levels})
+    jobs = check_jobs(jobs)
     classes = {n: resolve_model(n) for n in names}  # fail before any fitting
     params = params or {}
     split = data_or_split if isinstance(data_or_split, Split) else proto.split(data_or_split)
@@ -119,7 +126,7 @@ def evaluate(
         # every model has a validation estimate to compare with its test score
         fixed = None if tune else [_with_seed(cls, dict(params.get(name, {})), seed)]
         result = tune_search(
-            name, split, budget, seed, candidates=fixed, show_progress=show_progress
+            name, split, budget, seed, candidates=fixed, jobs=jobs, show_progress=show_progress
         )
         tuning[name] = {
             "params": result.best_params,

@@ -10,6 +10,9 @@ candidates is by the median over the folds of each one's score relative to the f
 (:func:`relative_scores`), so one odd window cannot decide alone. The best is refitted on
 ``split.train_valid`` (``valid=None``) for the test, with what early stopping learned combined
 over the folds (the median epoch count): the fitting procedure of :mod:`recogan.fitting`.
+
+Trials are independent: they run in parallel worker processes when ``jobs`` allows, with
+the same results as in one process (:mod:`recogan._trials`).
 """
 
 from __future__ import annotations
@@ -21,10 +24,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
-from tqdm.auto import tqdm
 
+from recogan._trials import fit_trials, plan_workers, uses_device
 from recogan.data import Split
-from recogan.fitting import FoldFits, fit_folds
+from recogan.fitting import FoldFits
 from recogan.metrics import VALIDATION_METRIC
 from recogan.registry import resolve_model
 
@@ -111,28 +114,30 @@ def tune(
     seed: int = 0,
     *,
     candidates: list[dict] | None = None,
+    jobs: int | str = "auto",
     show_progress: bool = False,
 ) -> TuneResult:
     """Search ``model_name``'s space on ``split`` (fit on each fold's train, score its valid);
     ``candidates`` replaces the search with the given parameter dicts (``[params]`` scores a
-    fixed setting the same way)."""
+    fixed setting the same way). ``jobs``: worker processes for the trials (``"auto"``: as
+    many as the trials and the cores, or the GPUs, allow; 1: all in this process)."""
     cls = resolve_model(model_name)
-    rows = []
     trials = candidate_params(cls, budget, seed) if candidates is None else list(candidates)
     if not trials:
         raise ValueError("tune needs at least one candidate")
-    it = tqdm(trials, desc=f"tune {model_name}", leave=False) if show_progress else trials
-    for params in it:
-        full = _with_seed(cls, params, seed)
-        fits = fit_folds(cls, full, split.folds)
-        folds, refit, fit_s = fits.scores, fits.refit, fits.seconds
+    fulls = [_with_seed(cls, params, seed) for params in trials]
+    plan = plan_workers(jobs, len(fulls), uses_device=uses_device(cls))
+    fits = fit_trials(model_name, fulls, split.folds, plan, show_progress=show_progress)
+    rows = []
+    for full, fit in zip(fulls, fits):
+        folds = fit.scores
         score = float(np.nanmean(folds)) if not np.isnan(folds).all() else float("nan")
         log.info(
             "tune %s %s: valid %s=%.4f %s (%.1fs)",
-            model_name, full, TUNE_METRIC, score, np.round(folds, 4).tolist(), fit_s,
+            model_name, full, TUNE_METRIC, score, np.round(folds, 4).tolist(), fit.seconds,
         )  # fmt: skip
         rows.append({"params": full, TUNE_METRIC: score, "fold_scores": folds,
-                     "fit_seconds": fit_s, "refit": refit})  # fmt: skip
+                     "fit_seconds": fit.seconds, "refit": fit.refit})  # fmt: skip
     frame = pd.DataFrame(rows).drop(columns="refit")
     frame["relative"] = relative_scores(np.array([r["fold_scores"] for r in rows], dtype=float))
     best = int(np.argmax(frame["relative"].fillna(-np.inf)))  # first best: defaults win ties
