@@ -154,3 +154,19 @@ def test_discriminator_rerank_weight_is_chosen_on_validation(clustered_split):
     assert m.refit_params()["d_weight"] == m.config.d_weight
     # without a validation split nothing is chosen
     assert GANRecommender(**FAST).fit(split.train).d_weight_scores_ == {}
+
+
+def test_gan_diversity_weakens_the_prior(clustered_split):
+    from recogan.diversity import with_diversity
+
+    split = clustered_split
+    m = GANRecommender(**FAST).fit(split.train)
+    users = np.unique(split.test.user_idx)
+    plain = m.recommend(users, 10)[0]
+    wide = with_diversity(m, 0.9).recommend(users, 10)[0]
+    assert m.config.diversity == 0.0  # the model itself is unchanged
+    np.testing.assert_array_equal(with_diversity(m, 0.0).recommend(users, 10)[0], plain)
+    sold = np.asarray(m.seen_.sum(0)).ravel()  # the lists lean less on the best sellers
+    assert sold[wide].mean() < sold[plain].mean()
+    with pytest.raises(ValueError, match="diversity"):
+        GANRecommender(**FAST, diversity=1.5)
