@@ -3,6 +3,7 @@
     PYTHONPATH=. python benchmarks/train_speed.py [--cases online_retail,movielens_1m,synthetic]
         [--devices cpu1,cpu2,cuda] [--batches 60] [--synthetic-users 1000000]
         [--synthetic-items 100000] [--no-record]
+    PYTHONPATH=. python benchmarks/train_speed.py --fit-vs-ials 4
 
 For each dataset and device (``cpu1``/``cpu2``: the CPU with 1 or 2 torch threads; ``cuda``
 when torch sees a GPU) the GAN at its defaults trains ``--batches`` batches (after a warm-up of
@@ -166,6 +167,35 @@ def ceiling_rate(m, pairs, device: str, batches: int) -> float:
     return batches * B / (time.perf_counter() - t0)
 
 
+def fit_vs_ials(epochs: int, threads: int) -> str:
+    """Seconds to fit the GAN (defaults, ``epochs`` epochs: a refit's fixed count) and iALS
+    (its setting tuned on Online Retail in RESULTS.md: 64 factors, reg 10, alpha 0.5) on
+    Online Retail's train + valid, same process, same threads, interleaved twice."""
+    from recogan import datasets
+    from recogan._threads import set_threads
+    from recogan.baselines import IALS
+    from recogan.data import temporal_split
+    from recogan.model import GANRecommender
+
+    undo = set_threads(threads)  # BLAS (iALS) and torch (the GAN)
+    data = temporal_split(datasets.load("online_retail"), 0.1, 0.1).train_valid
+    times = {"gan": [], "ials": []}
+    for _ in range(2):
+        for name, make in (
+            ("ials", lambda: IALS(factors=64, reg=10.0, alpha=0.5)),
+            ("gan", lambda: GANRecommender(epochs=epochs, threads=threads, d_weights=())),
+        ):
+            t0 = time.perf_counter()
+            make().fit(data)
+            times[name].append(time.perf_counter() - t0)
+    undo()
+    gan, ials = min(times["gan"]), min(times["ials"])
+    return (
+        f"Online Retail train + valid, {threads} thread(s), best of 2: GAN ({epochs} epochs) "
+        f"{gan:.1f} s, iALS {ials:.1f} s: {gan / ials:.1f}x"
+    )
+
+
 def _sync(device: str) -> None:
     import torch
 
@@ -181,7 +211,17 @@ def main(argv=None) -> None:
     ap.add_argument("--synthetic-users", type=int, default=1_000_000)
     ap.add_argument("--synthetic-items", type=int, default=100_000)
     ap.add_argument("--no-record", action="store_true")
+    ap.add_argument(
+        "--fit-vs-ials",
+        type=int,
+        metavar="EPOCHS",
+        help="only time the GAN's fit of EPOCHS epochs against tuned iALS on Online Retail",
+    )
     args = ap.parse_args(argv)
+    if args.fit_vs_ials:
+        for threads in (1, 2):
+            print(fit_vs_ials(args.fit_vs_ials, threads), flush=True)
+        return
     import torch
 
     devices = []
