@@ -549,13 +549,16 @@ class _Epochs:
 
     def _scores(self, f, E, base, days, items):
         """``s f·e_i + base_i + popularity part``, the scale applied to the ``(B, d)``
-        queries and the prior added inside the matrix product (no extra ``(B, N)`` passes)."""
+        queries and, in float32, the prior added inside the matrix product (no extra
+        ``(B, N)`` pass)."""
         tower = self.nets.tower
         prior = base
         if self.pop_table is not None:
             prior = pop_prior(tower.pop_weight, self.pop_table, days, items, base=base)
         q = f * tower.log_scale.exp()
-        return torch.addmm(prior.to(q.dtype), q, E.T.to(q.dtype)).float()
+        if self.amp:  # the product in bfloat16, the prior added in float32
+            return torch.mm(q, E.T).float() + prior
+        return torch.addmm(prior, q, E.T)
 
     def _draw(self, logp, rows, own, k):
         """``k`` columns per row drawn from the softmax ``logp`` without the row's own

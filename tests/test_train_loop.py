@@ -170,3 +170,25 @@ def test_gan_diversity_weakens_the_prior(clustered_split):
     assert sold[wide].mean() < sold[plain].mean()
     with pytest.raises(ValueError, match="diversity"):
         GANRecommender(**FAST, diversity=1.5)
+
+
+def test_the_mixed_precision_scores_path_computes_the_same_scores(clustered):
+    """The CUDA bfloat16 path's arithmetic (product, then the prior in float32), run on the
+    CPU where autocast leaves float32 alone: the same scores as the fused product."""
+    from recogan.gan import GANConfig
+    from recogan.model import _sub
+    from recogan.train import _Epochs
+
+    m = GANRecommender(**FAST)
+    m.n_users_, m.n_items_ = clustered.n_users, clustered.n_items
+    m.train_end_ = int(clustered.times.max())
+    m.device_ = "cpu"
+    pairs, pop = m._prepare(clustered)
+    m._build(_sub(m.config, GANConfig))
+    ep = _Epochs(m.nets_, pairs, pop, _sub(m.config, TrainConfig), 30.0, 0, "cpu")
+    idx = torch.arange(8)
+    f = torch.nn.functional.normalize(torch.randn(8, m.F_.shape[1]), dim=-1)
+    E, days = m.nets_.tower.vectors(), ep.data.day[idx]
+    fused = ep._scores(f, E, m.nets_.tower.bias, days, None)
+    ep.amp = True
+    torch.testing.assert_close(ep._scores(f, E, m.nets_.tower.bias, days, None), fused)
