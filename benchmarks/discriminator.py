@@ -9,7 +9,7 @@ suite's protocol), as
 
 - *retrieval only* (``adversarial=False``);
 - *+ adversarial* (the default losses), re-rank weight 0;
-- *+ D re-rank* at each weight of ``d_weights`` (0.5, 1, 2) and at the weight the model
+- *+ D re-rank* at each weight of ``d_weights`` (0.5, 1, 2, 4) and at the weight the model
   chose on validation (kept only when it gains over 1% there).
 
 Prints valid and test NDCG@10 per row and the test gain of the re-rank over no re-rank.

@@ -134,7 +134,7 @@ class GANRecommenderConfig:
     #: replaces ``d_weight`` when it beats it by more than ``D_WEIGHT_MARGIN`` (relative),
     #: so the discriminator re-ranks only where validation says it helps. Empty: keep
     #: ``d_weight``.
-    d_weights: tuple = (0.5, 1.0, 2.0)
+    d_weights: tuple = (0.5, 1.0, 2.0, 4.0)
     #: Item index for retrieval (recogan.index.ItemIndex kind): "auto" (exact below 100k
     #: items, IVF above), "exact", "ivf" or "hnsw". On CUDA it searches on the GPU.
     index_kind: str = "auto"
