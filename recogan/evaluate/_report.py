@@ -174,6 +174,9 @@ class Report:
         ``generation_quality_``, e.g. the final epoch): one row per model that has it."""
         rows = {m: t.iloc[-1] for m, t in self.generation.items() if len(t)}
         frame = pd.DataFrame.from_dict(rows, orient="index")
+        for col in ("users", "draws"):  # counts, not measures
+            if col in frame:
+                frame[col] = frame[col].astype(int)
         frame.index.name = "model"
         return frame
 
