@@ -8,6 +8,7 @@ trials run with one thread each.
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import logging
 import os
@@ -88,3 +89,19 @@ def set_threads(threads: int) -> Callable[[], None]:
             f()
 
     return restore
+
+
+@contextlib.contextmanager
+def environ(env: dict[str, str]):
+    """``os.environ`` updated by ``env`` for the block, restored after it (what a process
+    spawned inside the block inherits, e.g. BLAS thread counts read at import)."""
+    saved = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)
+    try:
+        yield
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v

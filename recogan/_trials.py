@@ -22,7 +22,6 @@ import contextlib
 import dataclasses
 import logging
 import multiprocessing as mp
-import os
 import queue
 import signal
 import sys
@@ -33,7 +32,14 @@ from dataclasses import dataclass
 import numpy as np
 from tqdm.auto import tqdm
 
-from recogan._threads import THREAD_VARS, cuda_device_count, die_with_parent, n_cores, set_threads
+from recogan._threads import (
+    THREAD_VARS,
+    cuda_device_count,
+    die_with_parent,
+    environ,
+    n_cores,
+    set_threads,
+)
 from recogan.fitting import Fold, FoldFits, fit_folds
 from recogan.registry import MODEL_REGISTRY, resolve_model
 
@@ -137,21 +143,6 @@ def _trial_name(i: int, trials: list[dict]) -> str:
     return f"trial {i + 1}/{len(trials)} with params {trials[i]}"
 
 
-@contextlib.contextmanager
-def _environ(env: dict[str, str]):
-    """``os.environ`` updated by ``env`` for the block (a spawned worker inherits it)."""
-    saved = {k: os.environ.get(k) for k in env}
-    os.environ.update(env)
-    try:
-        yield
-    finally:
-        for k, v in saved.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
-
-
 def _worker(wid, model_name, folds, registry, sys_path, tasks, results) -> None:
     """A worker process: fit the trials it takes from ``tasks`` until it takes None."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C stops the search, which stops us
@@ -216,7 +207,7 @@ def _run_pool(model_name, trials, folds, plan: WorkerPlan, show_progress) -> lis
             proc = ctx.Process(
                 target=_worker, args=(wid, *args), name=f"recogan-tune-{wid}", daemon=True
             )
-            with _environ(env):
+            with environ(env):
                 proc.start()
             procs.append(proc)
         while any(x is None for x in out):

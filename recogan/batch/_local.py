@@ -10,7 +10,6 @@ dense float math can differ in the last bit with the thread count, so fixing it 
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import multiprocessing as mp
 import os
@@ -19,7 +18,7 @@ from collections.abc import Iterator
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
 
-from recogan._threads import THREAD_VARS, die_with_parent, n_cores, set_threads
+from recogan._threads import THREAD_VARS, die_with_parent, environ, n_cores, set_threads
 from recogan.artifacts import load_model
 from recogan.batch._partition import Options, Task, apply_override, score_partition
 from recogan.registry import MODEL_REGISTRY
@@ -74,21 +73,6 @@ def run_task(task: Task, opt: Options) -> dict:
     return score_partition(_MODEL, task, opt)
 
 
-@contextlib.contextmanager
-def _thread_env(threads: int):
-    """Environment for spawned workers: BLAS reads its thread count at import."""
-    saved = {v: os.environ.get(v) for v in THREAD_VARS}
-    os.environ.update({v: str(threads) for v in THREAD_VARS})
-    try:
-        yield
-    finally:
-        for v, val in saved.items():
-            if val is None:
-                os.environ.pop(v, None)
-            else:
-                os.environ[v] = val
-
-
 def run_local(
     model,
     bundle: str,
@@ -118,7 +102,7 @@ def run_local(
         return
     log.info("local engine: %d workers × %d thread(s) on %d cores", workers, threads, n_cores())
     # the pool starts its processes lazily (at submit): keep the env for the pool's lifetime
-    with _thread_env(threads):
+    with environ({v: str(threads) for v in THREAD_VARS}):
         yield from _run_pool(bundle, manifest, tasks, opt, workers, threads, override, device)
 
 
