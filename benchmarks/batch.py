@@ -391,16 +391,13 @@ def _record_device(table: str, args, device: str) -> None:
         machine = "2-core shared dev box, CPU only, torch on 1 thread (busy: compare ratios)"
     else:
         machine = f"{torch.cuda.get_device_name()} (torch {torch.__version__})"
-    text = path.read_text()
     header = "## Scoring on the GPU (issue 11)"
     entry = (
         f"\n### {_dt.date.today().isoformat()}, {machine}\n\n`{cmd}` — d={args.d}, "
         f"n={args.n}, score block {args.chunk_bytes / 2**20:.0f} MiB per chunk, best of "
         f"{args.reps}\n\n{table}\n"
     )
-    if header not in text:
-        text = text.rstrip() + f"\n\n{header}\n"
-    path.write_text(text.rstrip() + "\n" + entry)
+    _append_entry(path, header, entry)
 
 
 # ---------------------------------------------------------------------- driver
@@ -526,7 +523,6 @@ def _table(rows, args, mem, ceilings, recommend_only) -> str:
 def _record(table: str, args) -> None:
     path = HERE / "RESULTS.md"
     cmd = "PYTHONPATH=. python benchmarks/batch.py " + " ".join(sys.argv[1:])
-    text = path.read_text()
     header = "## Batch scoring (issue 6)"
     entry = (
         f"\n### {_dt.date.today().isoformat()}, 2-core shared dev box (busy: compare ratios "
@@ -534,6 +530,12 @@ def _record(table: str, args) -> None:
         f"d={args.d}, n={args.n}, batch {args.batch_size}, partitions of "
         f"{args.partition_size:,} users\n\n{table}\n"
     )
+    _append_entry(path, header, entry)
+
+
+def _append_entry(path: Path, header: str, entry: str) -> None:
+    """Append ``entry`` to RESULTS.md, adding the section ``header`` first if it is absent."""
+    text = path.read_text()
     if header not in text:
         text = text.rstrip() + f"\n\n{header}\n"
     path.write_text(text.rstrip() + "\n" + entry)
