@@ -101,6 +101,7 @@ class GANRecommenderConfig:
     skip_repeats: bool = TrainConfig.skip_repeats
     basket_context: bool = TrainConfig.basket_context
     history_dropout: float = TrainConfig.history_dropout
+    history_lag_days: float = TrainConfig.history_lag_days
     item_lr: float = TrainConfig.item_lr
     noise_std: float = TrainConfig.noise_std
     train_draws: int = TrainConfig.train_draws
@@ -123,17 +124,24 @@ class GANRecommenderConfig:
     diversity: float = 0.0
     #: Weight of the learned item prior (bias + popularity features) at recommend time: the
     #: query is ``[s·f̂, prior_weight]`` against items ``[e_i, prior_i]`` (1 = as trained). A
-    #: recommend-time knob, tuned on validation when the test period's drift calls for it.
+    #: recommend-time knob, chosen on validation after training (``prior_weights``).
     prior_weight: float = 1.0
+    #: Prior weights tried on the validation split after training (with ``prior_weight``):
+    #: the best replaces ``prior_weight`` when it beats it by more than ``KNOB_MARGIN``
+    #: (relative). Empty (the default): keep ``prior_weight``. Off by default: on Online
+    #: Retail the latest validation window (the pre-Christmas weeks) prefers 2, which loses
+    #: 14% NDCG@10 on the test weeks after it (benchmarks/RESULTS.md, "Generalisation").
+    prior_weights: tuple = ()
     #: Prior weights tried at each early-stopping check; the epoch's validation score is the
-    #: best of them (empty: score at ``prior_weight`` only).
-    stop_prior_weights: tuple = ()
+    #: best of them (None: ``prior_weights``, the weights chosen from afterwards, so an epoch
+    #: is judged at the weight it would be used with; empty: ``prior_weight`` only).
+    stop_prior_weights: tuple | None = None
     #: Candidates per customer that the discriminator re-ranks.
     rerank_depth: int = 50
-    #: Re-rank weights tried on the validation split after training (with one): the best
-    #: replaces ``d_weight`` when it beats it by more than ``D_WEIGHT_MARGIN`` (relative),
-    #: so the discriminator re-ranks only where validation says it helps. Empty: keep
-    #: ``d_weight``.
+    #: Re-rank weights tried on the validation split after training and after the prior
+    #: weight (with ``d_weight``): the best replaces ``d_weight`` when it beats it by more than
+    #: ``KNOB_MARGIN`` (relative), so the discriminator re-ranks only where validation says
+    #: it helps. Empty: keep ``d_weight``.
     d_weights: tuple = (0.5, 1.0, 2.0, 4.0)
     #: Item index for retrieval (recogan.index.ItemIndex kind): "auto" (exact below 100k
     #: items, IVF above), "exact", "ivf" or "hnsw". On CUDA it searches on the GPU.
@@ -161,6 +169,8 @@ class GANRecommender(Model):
             raise ValueError(f"n_draws must be >= 1, got {c.n_draws}")
         if c.max_history < 1:
             raise ValueError(f"max_history must be >= 1, got {c.max_history}")
+        if not c.history_lag_days >= 0:
+            raise ValueError(f"history_lag_days must be >= 0, got {c.history_lag_days}")
         if not 0.0 <= c.diversity <= 1.0:
             raise ValueError(f"diversity must be in [0, 1], got {c.diversity}")
 
@@ -174,6 +184,8 @@ class GANRecommender(Model):
             "basket_context": [False, True],
             "half_life_days": [30.0, 120.0],
             "history_dropout": [0.0, 0.3],
+            # how far ahead a history predicts: next purchase only, or the coming weeks
+            "history_lag_days": [14.0, 0.0, 60.0],
             "lr": [1e-3, 3e-3],
         }
 
@@ -241,7 +253,8 @@ class GANRecommender(Model):
         )
         self._refresh()
         self._build_index()
-        self.d_weight_scores_ = self._choose_d_weight(valid)
+        self.prior_weight_scores_ = self._choose_knob(valid, "prior_weight", c.prior_weights)
+        self.d_weight_scores_ = self._choose_knob(valid, "d_weight", c.d_weights)
         rows = self._generation_rows
         self.generation_quality_ = (
             pd.DataFrame(rows).assign(epoch=np.arange(1, len(rows) + 1)).set_index("epoch")
@@ -249,27 +262,30 @@ class GANRecommender(Model):
             else None
         )
 
-    #: Relative validation gain a re-rank weight needs over the configured one to replace it.
-    D_WEIGHT_MARGIN = 0.01
+    #: Relative validation gain a recommend-time setting (``prior_weights``, ``d_weights``)
+    #: needs over the configured one to replace it.
+    KNOB_MARGIN = 0.01
 
-    def _choose_d_weight(self, valid: Dataset | None) -> dict:
-        """Score ``d_weights`` (and the configured ``d_weight``) on ``valid`` and keep the
-        best if it wins by more than ``D_WEIGHT_MARGIN``; returns ``{weight: score}``."""
+    def _choose_knob(self, valid: Dataset | None, name: str, values) -> dict:
+        """Score the recommend-time setting ``name`` at its configured value and at each of
+        ``values`` on ``valid``; keep the best if it wins by more than ``KNOB_MARGIN``.
+        Returns ``{value: score}`` (empty without a validation split or values)."""
         c = self.config
-        if valid is None or not valid.n_interactions or c.epochs <= 0 or not c.d_weights:
+        if valid is None or not valid.n_interactions or c.epochs <= 0 or not len(values):
             return {}
-        saved = c
-        scores = {}
+        saved, current = c, float(getattr(c, name))
+        scores: dict[float, float] = {}
         try:
-            for wgt in (c.d_weight, *c.d_weights):
-                self.config = dataclasses.replace(saved, d_weight=float(wgt))
-                scores[float(wgt)] = self.validation_score(valid)
+            for v in (current, *map(float, values)):
+                if v not in scores:
+                    self.config = dataclasses.replace(saved, **{name: v})
+                    scores[v] = self.validation_score(valid)
         finally:
             self.config = saved
         best = max(scores, key=scores.get)
-        if scores[best] > scores[float(c.d_weight)] * (1 + self.D_WEIGHT_MARGIN):
-            self.config = dataclasses.replace(saved, d_weight=best)
-        log.info("d_weight on validation: %s -> %s", scores, self.config.d_weight)
+        if scores[best] > scores[current] * (1 + self.KNOB_MARGIN):
+            self.config = dataclasses.replace(saved, **{name: best})
+        log.info("%s on validation: %s -> %s", name, scores, getattr(self.config, name))
         return scores
 
     def _prepare(self, train: Dataset) -> tuple[TrainingPairs, WindowPopularity | None]:
@@ -360,14 +376,15 @@ class GANRecommender(Model):
             if row:
                 self._generation_rows.append(row)
                 log.info("generated vectors: %s", row)
-            if not c.stop_prior_weights:
+            weights = c.prior_weights if c.stop_prior_weights is None else c.stop_prior_weights
+            if not len(weights):
                 return self.validation_score(valid)
             # judge each epoch at its best recommend-time prior weight, the knob that is
             # tuned on validation afterwards anyway (else a model whose personal part
             # only pays off at another weight is stopped too early)
             saved, best = self.config, -np.inf
             try:
-                for g in c.stop_prior_weights:
+                for g in dict.fromkeys((c.prior_weight, *weights)):
                     self.config = dataclasses.replace(saved, prior_weight=float(g))
                     best = max(best, self.validation_score(valid))
             finally:

@@ -219,9 +219,13 @@ def test_early_stopping_scores_the_best_prior_weight(clustered_split):
     """With ``stop_prior_weights`` each epoch is judged at its best prior weight: the training
     itself is unchanged (same seed), so every epoch's score is >= the plain one, and equals
     the best of the single-weight runs' scores."""
-    kw = {**FAST, "epochs": 2, "patience": 5}
-    plain = GANRecommender(**kw).fit(clustered_split.train, clustered_split.valid)
-    big = GANRecommender(**kw, prior_weight=50.0).fit(clustered_split.train, clustered_split.valid)
+    kw = {**FAST, "epochs": 2, "patience": 5, "prior_weights": ()}
+    plain = GANRecommender(**kw, stop_prior_weights=()).fit(
+        clustered_split.train, clustered_split.valid
+    )
+    big = GANRecommender(**kw, prior_weight=50.0, stop_prior_weights=()).fit(
+        clustered_split.train, clustered_split.valid
+    )
     both = GANRecommender(**kw, stop_prior_weights=(1.0, 50.0)).fit(
         clustered_split.train, clustered_split.valid
     )

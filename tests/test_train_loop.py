@@ -52,6 +52,40 @@ def test_device_histories_equal_the_host_ones(basket_context, skip_repeats):
     assert len(dev) == len(pairs)
 
 
+@pytest.mark.parametrize("basket_context", [False, True])
+def test_lagged_histories_end_before_the_lag(basket_context):
+    """A history cut ``lag`` seconds before the purchase holds the customer's latest
+    ``max_history`` items bought before that time (with the basket's own items at lag 0),
+    at least one; a zero lag changes nothing."""
+    d = _baskets(seed=3)
+    L = 4
+    pairs = TrainingPairs(d, max_history=L, basket_context=basket_context)
+    dev = DevicePairs(pairs, None, "cpu", half_life_days=None)
+    idx = torch.arange(len(pairs))
+    plain, _ = dev.histories(idx)
+    zero, _ = dev.histories(idx, torch.zeros(len(pairs), dtype=torch.int64))
+    torch.testing.assert_close(zero, plain)
+    rng = np.random.default_rng(0)
+    lag = rng.integers(0, 30, len(pairs)) * int(DAY)
+    got, _ = dev.histories(idx, torch.as_tensor(lag))
+    lagged = 0
+    for k in range(len(pairs)):
+        s, e = pairs.indptr[pairs.user[k]], pairs.indptr[pairs.user[k] + 1]
+        t = pairs.times[s:e]
+        side = "right" if basket_context else "left"
+        cut = s + np.searchsorted(t, pairs.time[k] - lag[k], side=side)
+        cut = max(min(cut, pairs.cut[k]), s + 1)
+        lagged += cut < pairs.cut[k]
+        want = pairs.items[max(s, cut - L) : cut]
+        if basket_context:  # the target itself is never in its history
+            want = want[want != pairs.target[k]]
+            if cut == pairs.cut[k]:
+                want = plain[k][plain[k] >= 0].numpy()  # the unlagged basket rule
+        row = got[k].numpy()
+        np.testing.assert_array_equal(row[row >= 0], want)
+    assert lagged > len(pairs) // 4  # the lags did cut most histories
+
+
 def test_pop_prior_matches_the_dense_sum_and_its_gradient():
     rng = np.random.default_rng(0)
     W, n_days, N, B = 3, 9, 11, 6
@@ -141,19 +175,47 @@ def test_mixture_loss_is_the_cross_entropy_for_one_draw_and_rewards_one_good_dra
     torch.testing.assert_close(_mixture_nll(one, 1, 2), _mixture_nll(both, 1, 2))
 
 
-def test_discriminator_rerank_weight_is_chosen_on_validation(clustered_split):
+@pytest.mark.parametrize(
+    "name, values, kw",
+    [("d_weight", (0.5, 4.0), {"prior_weights": ()}), ("prior_weight", (0.25, 50.0), {})],
+)
+def test_recommend_time_settings_are_chosen_on_validation(clustered_split, name, values, kw):
     split = clustered_split
-    m = GANRecommender(**FAST, d_weights=(0.5, 4.0)).fit(split.train, split.valid)
-    scores = m.d_weight_scores_
-    assert set(scores) == {0.0, 0.5, 4.0}
+    m = GANRecommender(**FAST, **kw, **{f"{name}s": values}).fit(split.train, split.valid)
+    scores = getattr(m, f"{name}_scores_")
+    default = float(getattr(GANRecommender.Config(), name))
+    assert set(scores) == {default, *values}
     best = max(scores, key=scores.get)
-    if scores[best] > scores[0.0] * (1 + m.D_WEIGHT_MARGIN):
-        assert m.config.d_weight == best
+    if scores[best] > scores[default] * (1 + m.KNOB_MARGIN):
+        assert getattr(m.config, name) == best
     else:
-        assert m.config.d_weight == 0.0
-    assert m.refit_params()["d_weight"] == m.config.d_weight
+        assert getattr(m.config, name) == default
+    assert m.refit_params()[name] == getattr(m.config, name)
+    # the scores are the model's validation scores at those settings
+    chosen = getattr(m.config, name)
+    for v in values:
+        m.set_recommend_params(**{name: v})
+        assert m.validation_score(split.valid) == pytest.approx(scores[v])
+    m.set_recommend_params(**{name: chosen})
     # without a validation split nothing is chosen
-    assert GANRecommender(**FAST).fit(split.train).d_weight_scores_ == {}
+    assert getattr(GANRecommender(**FAST).fit(split.train), f"{name}_scores_") == {}
+
+
+def test_a_prior_weight_that_wins_on_validation_is_kept(clustered_split, monkeypatch):
+    """The choice follows the validation scores: rig them so that 4 wins by more than the
+    margin, and that it then wins by less than the margin."""
+    split = clustered_split
+    for gain, expected in ((1.5, 4.0), (1.005, 1.0)):
+
+        def rigged(self, valid, gain=gain):
+            return gain if self.config.prior_weight == 4.0 else 1.0
+
+        monkeypatch.setattr(GANRecommender, "validation_score", rigged)
+        m = GANRecommender(**FAST, prior_weights=(2.0, 4.0), d_weights=()).fit(
+            split.train, split.valid
+        )
+        assert m.config.prior_weight == expected
+        assert m.prior_weight_scores_ == {1.0: 1.0, 2.0: 1.0, 4.0: gain}
 
 
 def test_gan_diversity_weakens_the_prior(clustered_split):
