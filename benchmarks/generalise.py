@@ -152,12 +152,24 @@ def run_one(name: str, budget: int, seed: int, out: Path, models=MODELS) -> dict
     return result
 
 
+def merge(runs: list[dict]) -> dict:
+    """One dataset's result from several runs (e.g. the baselines tuned with a larger budget
+    in one run, the GAN in another): each model's row from the first run that has it, with
+    that run's budget."""
+    out = dict(runs[0], models={})
+    for r in runs:
+        for m, row in r["models"].items():
+            out["models"].setdefault(m, {**row, "budget": r["budget"]})
+    return out
+
+
 def table(results: list[dict]) -> str:
-    """One markdown table: per dataset and model, valid / test NDCG@10 and coverage@10, and
-    the GAN's test ratio to the best baseline."""
+    """One markdown table: per dataset and model, the tuning budget, valid / test NDCG@10
+    and coverage@10, and the GAN's test ratio to the best baseline."""
     lines = [
-        "| dataset | model | valid NDCG@10 | test NDCG@10 | coverage@10 | GAN / best baseline |",
-        "|---|---|---|---|---|---|",
+        "| dataset | model | budget | valid NDCG@10 | test NDCG@10 | coverage@10 "
+        "| GAN / best baseline |",
+        "|---|---|---|---|---|---|---|",
     ]
     for r in results:
         rows = r["models"]
@@ -169,7 +181,8 @@ def table(results: list[dict]) -> str:
                 ratio = f"**{row['test_ndcg10'] / max(rows[best]['test_ndcg10'], 1e-12):.2f}x**"
                 ratio += f" ({best})"
             lines.append(
-                f"| {r['dataset']} | {m} | {row['valid_ndcg10']:.4f} | {row['test_ndcg10']:.4f} "
+                f"| {r['dataset']} | {m} | {row.get('budget', r['budget'])} "
+                f"| {row['valid_ndcg10']:.4f} | {row['test_ndcg10']:.4f} "
                 f"| {row['coverage10']:.3f} | {ratio} |"
             )
     return "\n".join(lines)
@@ -182,14 +195,22 @@ def main(argv=None) -> int:
     p.add_argument("--budget", type=int, default=4, help="tuning trials per model (same for all)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", default="reports/generalise", help="where the JSON results go")
-    p.add_argument("--table", metavar="DIR", help="only print the table of the results in DIR")
+    p.add_argument(
+        "--table",
+        metavar="DIR[,DIR...]",
+        help="only print the table of the results in DIR (several: a model's row comes from "
+        "the first DIR that has it)",
+    )
     args = p.parse_args(argv)
     logging.basicConfig(format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
     logging.getLogger("recogan.evaluate").setLevel(logging.INFO)  # one line per trial
     if args.table:
-        found = {f.stem: json.loads(f.read_text()) for f in Path(args.table).glob("*.json")}
+        found: dict[str, list[dict]] = {}
+        for d in args.table.split(","):
+            for f in sorted(Path(d).glob("*.json")):
+                found.setdefault(f.stem, []).append(json.loads(f.read_text()))
         order = [n for n in SUITE if n in found] + sorted(set(found) - set(SUITE))
-        print(table([found[n] for n in order]))
+        print(table([merge(found[n]) for n in order]))
         return 0
     results = []
     for name in [x.strip() for x in args.datasets.split(",") if x.strip()]:
