@@ -124,7 +124,8 @@ class GANRecommenderConfig:
     diversity: float = 0.0
     #: Weight of the learned item prior (bias + popularity features) at recommend time: the
     #: query is ``[s·f̂, prior_weight]`` against items ``[e_i, prior_i]`` (1 = as trained). A
-    #: recommend-time knob, chosen on validation after training (``prior_weights``).
+    #: recommend-time knob, chosen on validation after training when ``prior_weights`` lists
+    #: candidates.
     prior_weight: float = 1.0
     #: Prior weights tried on the validation split after training (with ``prior_weight``):
     #: the best replaces ``prior_weight`` when it beats it by more than ``KNOB_MARGIN``

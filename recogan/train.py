@@ -350,7 +350,7 @@ class DevicePairs:
     gathered there (no per-batch host work). Same histories as
     :meth:`TrainingPairs.histories`.
 
-    Memory: the event arrays (item, time) and six numbers per pair."""
+    Memory: the event arrays (item, time, a (user, time) key) and seven numbers per pair."""
 
     def __init__(
         self,
