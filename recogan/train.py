@@ -373,10 +373,9 @@ class DevicePairs:
         self.time = tensor(pairs.time)
         self.day = tensor(pop.day_of(pairs.time)) if pop is not None else None
         # (user, time) of every event as one sorted key: a lagged cut is a searchsorted
-        t0 = int(pairs.times.min()) if len(pairs.times) else 0
+        self._t0 = int(pairs.times.min()) if len(pairs.times) else 0
         users = np.repeat(np.arange(len(pairs.indptr) - 1), np.diff(pairs.indptr))
-        self._t0 = t0
-        self.keys = tensor(users.astype(np.int64) * _KEY + (pairs.times - t0))
+        self.keys = tensor(users.astype(np.int64) * _KEY + (pairs.times - self._t0))
         self.user_key = tensor(pairs.user.astype(np.int64) * _KEY)
         width = self.L + 1 if self.basket_context else self.L
         self._offsets = torch.arange(-width, 0, device=device)
