@@ -18,6 +18,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
+import threading
 import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -117,10 +118,13 @@ class GANRecommenderConfig:
     merge: str = "max"
     #: Weight of the discriminator's logit in the re-rank (0: no re-rank).
     d_weight: float = 0.0
-    #: The diversity knob of every interface (0-1; ``diversity_param``): the item prior's
-    #: weight is scaled by ``1 - diversity``, so lists lean less on the best sellers and
-    #: more on the customer's own vector (benchmarks/noise_draws.py: on Online Retail this
-    #: widens coverage faster, per NDCG@10 given up, than re-ranking by MMR).
+    #: The diversity knob of every interface (0-1; ``diversity_param``): each item's score is
+    #: lowered by ``diversity × its hub score`` (``hub_scores``: how high it scores for the
+    #: customers it scores highest for), re-ranking each customer's top
+    #: ``DIVERSITY_DEPTH``. Items that top many customers' lists (hubs of the query space,
+    #: mostly best sellers) give way to items that suit this customer more than most; on
+    #: Online Retail this widens coverage for less NDCG@10 than weakening the item prior or
+    #: re-ranking by MMR (benchmarks/RESULTS.md, issue 13).
     diversity: float = 0.0
     #: Weight of the learned item prior (bias + popularity features) at recommend time: the
     #: query is ``[s·f̂, prior_weight]`` against items ``[e_i, prior_i]`` (1 = as trained). A
@@ -210,7 +214,7 @@ class GANRecommender(Model):
 
     @classmethod
     def diversity_param(cls) -> str:
-        """The GAN's own diversity mechanism: a weaker item prior (see ``diversity``)."""
+        """The GAN's own diversity mechanism: a hubness penalty (see ``diversity``)."""
         return "diversity"
 
     @classmethod
@@ -417,6 +421,9 @@ class GANRecommender(Model):
             bias = t.prior(torch.as_tensor(self.logpop_, device=t.bias.device))
             self.item_index_ = np.hstack([E, bias.cpu().numpy()[:, None]]).astype(np.float32)
             self.scale_ = float(t.log_scale.exp())
+        # hub scores (diversity) by prior weight; shared with the shallow copies that
+        # recogan.diversity makes, so they are computed once per model
+        self._hub_cache = {"lock": threading.Lock()}
 
     # ------------------------------------------------------------------ recommending
     def recommend(self, user_idx, n=10, exclude_seen=True, candidates=None):
@@ -489,10 +496,13 @@ class GANRecommender(Model):
             raise ValueError("history weights contain NaN/inf (bad event times?)")
         b, q, hist_t = self._queries(hist, w, keys)
         S = q.shape[1]
-        depth = min(self.n_items_, max(n, c.rerank_depth) if c.d_weight else n)
-        qn = q.cpu().numpy().reshape(B * S, -1) * self.scale_
-        prior = np.full((B * S, 1), c.prior_weight * (1.0 - c.diversity), np.float32)
-        queries = np.hstack([qn, prior])  # [s q, γ] · [e_i, prior_i]
+        depth = n
+        if c.d_weight:
+            depth = max(depth, c.rerank_depth)
+        if c.diversity:
+            depth = max(depth, self.DIVERSITY_DEPTH)
+        depth = min(self.n_items_, depth)
+        queries = self._index_queries(q.cpu().numpy().reshape(B * S, -1))
         # every draw of a user searches with the user's exclusions and candidates
         per_draw = np.repeat(np.arange(B), S)
         ids, sc = self._search(
@@ -502,16 +512,85 @@ class GANRecommender(Model):
             candidates=_rows(candidates, per_draw),
         )
         pool, pool_scores = _merge(ids.reshape(B, S, -1), sc.reshape(B, S, -1), depth, c.merge)
-        if not c.d_weight:
+        if not c.d_weight and not c.diversity:
             return pool[:, :n], pool_scores[:, :n]
-        with torch.no_grad():
-            nets = self.nets_
-            E = nets.tower.vectors()
-            p = torch.as_tensor(np.maximum(pool, 0), device=self.device_)
-            hm = (hist_t >= 0).float()
-            logits = nets.D(b, E[p], E[hist_t.clamp(min=0)], hm).cpu().numpy()  # (B, depth)
-        final = np.where(pool >= 0, pool_scores + c.d_weight * logits, -np.inf)
+        final = pool_scores.astype(np.float32)
+        if c.diversity:
+            final = final - c.diversity * self.hub_scores()[np.maximum(pool, 0)]
+        if c.d_weight:
+            with torch.no_grad():
+                nets = self.nets_
+                E = nets.tower.vectors()
+                p = torch.as_tensor(np.maximum(pool, 0), device=self.device_)
+                hm = (hist_t >= 0).float()
+                logits = nets.D(b, E[p], E[hist_t.clamp(min=0)], hm).cpu().numpy()  # (B, depth)
+            final = final + c.d_weight * logits
+        final = np.where(pool >= 0, final, -np.inf)
         return top_k(final.astype(np.float32), n, pool)
+
+    def _index_queries(self, q: np.ndarray) -> np.ndarray:
+        """Query vectors ``(Q, d)`` as the index searches them: ``[s q, γ]`` against items
+        ``[e_i, prior_i]`` (``γ`` the prior's weight)."""
+        prior = np.full((len(q), 1), self.config.prior_weight, np.float32)
+        return np.hstack([q * self.scale_, prior]).astype(np.float32)
+
+    #: Items per customer that the diversity knob re-ranks (retrieved without the penalty).
+    DIVERSITY_DEPTH = 100
+    #: Customers (a seeded sample of those with a history) whose queries measure hubness.
+    HUB_USERS = 2048
+    #: An item's hub score is the mean of its scores for this share of the sampled
+    #: customers, the ones it scores highest for (at least one).
+    HUB_SHARE = 0.01
+
+    def hub_scores(self) -> np.ndarray:
+        """Each item's hub score ``(items,)``: its mean score (the retrieval score, prior
+        included, seen items left out) over the ``HUB_SHARE`` of ``HUB_USERS`` sampled
+        customers it scores highest for, as in cross-domain similarity local scaling
+        (Conneau et al., 2018). A hub, an item near many customers' queries, has a high one.
+        Computed when first needed and kept (per prior weight); products placed later get
+        theirs when next needed."""
+        self.check_fitted()
+        cache = self._hub_cache
+        key = float(self.config.prior_weight)
+        with cache["lock"]:
+            have = cache.get(key, np.zeros(0, np.float32))
+            N = len(self.item_index_)
+            if len(have) < N:
+                have = np.concatenate([have, self._hubness(np.arange(len(have), N))])
+                cache[key] = have
+            return have[:N]
+
+    def _hubness(self, items: np.ndarray) -> np.ndarray:
+        c = self.config
+        has = np.flatnonzero((self.user_hist_ >= 0).any(1))
+        users = has
+        if len(has) > self.HUB_USERS:
+            rng = np.random.default_rng([c.seed, 2])
+            users = np.sort(rng.choice(has, self.HUB_USERS, replace=False))
+        if not len(users):
+            return np.zeros(len(items), np.float32)
+        hist, ht = self.user_hist_[users], self.user_hist_t_[users]
+        w = decay_weights((self.train_end_ - ht) / DAY, c.half_life_days)
+        _, q, _ = self._queries(hist, w, [(0, int(u)) for u in users])
+        Q = self._index_queries(q[:, 0].cpu().numpy())  # draw 0 (z = 0)
+        seen = sp.csr_matrix(self.seen_[users])
+        k = max(1, int(np.ceil(self.HUB_SHARE * len(users))))
+        out = np.empty(len(items), np.float32)
+        step = max(1, 2**22 // len(users))  # a (users, step) block of ~16 MB
+        for s in range(0, len(items), step):
+            cols = items[s : s + step]
+            raw = Q @ self.item_index_[cols].T  # (users, cols)
+            block = raw.copy()
+            old = cols < seen.shape[1]
+            sub = seen[:, cols[old]].tocoo()
+            block[sub.row, np.flatnonzero(old)[sub.col]] = -np.inf
+            # an item every sampled customer has bought keeps its scores, seen or not
+            bought_by_all = ~np.isfinite(block).any(0)
+            block[:, bought_by_all] = raw[:, bought_by_all]
+            best = -np.partition(-block, k - 1, axis=0)[:k]  # (k, cols), the k highest
+            finite = np.isfinite(best)
+            out[s : s + step] = np.where(finite, best, 0.0).sum(0) / finite.sum(0)
+        return out
 
     def _search(self, queries: np.ndarray, k: int, exclude, candidates):
         """Maximum-inner-product search of ``queries`` ``(Q, d+1)`` over the item vectors

@@ -235,6 +235,43 @@ def test_early_stopping_scores_the_best_prior_weight(clustered_split):
 
 
 # ---------------------------------------------------------------------- merging draws
+def _dense_scores(model, users):
+    """Every unseen item's score for ``users``, ``(users, items)``, -inf where seen."""
+    items, scores = model.recommend(users, n=model.n_items_)
+    dense = np.full((len(users), model.n_items_), -np.inf)
+    rows = np.repeat(np.arange(len(users)), items.shape[1])
+    ok = items.ravel() >= 0
+    dense[rows[ok], items.ravel()[ok]] = scores.ravel()[ok]
+    return dense
+
+
+def test_hub_scores_by_their_definition(clustered_split):
+    model = GANRecommender(**FAST).fit(clustered_split.train)
+    model.HUB_SHARE = 0.05  # all customers are sampled (fewer than HUB_USERS)
+    users = np.flatnonzero((model.user_hist_ >= 0).any(1))
+    dense = _dense_scores(model, users)
+    k = int(np.ceil(0.05 * len(users)))
+    top = -np.sort(-dense, 0)[:k]  # each item's k best scores among its non-buyers
+    expect = np.where(np.isfinite(top), top, 0.0).sum(0) / np.isfinite(top).sum(0)
+    np.testing.assert_allclose(model.hub_scores(), expect, rtol=1e-4, atol=1e-5)
+
+
+def test_diversity_demotes_hubs(clustered_split):
+    model = GANRecommender(**FAST).fit(clustered_split.train)
+    users = np.arange(model.n_users_)
+    plain, _ = model.recommend(users, n=10)
+    dense = _dense_scores(model, users)
+    hub = model.hub_scores()
+    model.config.diversity = 1.0
+    items, scores = model.recommend(users, n=10)
+    # the best of each customer's top DIVERSITY_DEPTH by score - diversity x hub score
+    np.testing.assert_allclose(scores, dense[users[:, None], items] - hub[items], rtol=1e-5)
+    assert (np.diff(scores, axis=1) <= 1e-6).all()
+    assert hub[items].mean() < hub[plain].mean()
+    # exposure spreads out: the most shown item is shown less
+    assert np.bincount(items.ravel()).max() < np.bincount(plain.ravel()).max()
+
+
 def test_max_merge_equals_the_dense_merge(rng):
     from recogan._topk import topn
     from recogan.model import _merge
