@@ -10,7 +10,8 @@ Recommend, per customer: behaviour embedding ``b_u`` of the last ``max_history``
 eligible items per query (seen items and candidates applied inside the search of the item
 index, :func:`recogan.index.retrieve`) → merge the draws' lists (``max`` score, ``mean`` score
 or reciprocal-rank fusion ``rrf``) → optional re-rank of the top ``rerank_depth`` adding
-``d_weight × D(b_u, item)`` → top ``n``.
+``d_weight × D(b_u, item)`` and, with ``diversity`` d > 0, of the top ``DIVERSITY_DEPTH``
+subtracting ``d × hub score`` (:meth:`GANRecommender.hub_scores`) → top ``n``.
 """
 
 from __future__ import annotations
