@@ -215,7 +215,7 @@ def test_a_prior_weight_that_wins_on_validation_is_kept(clustered_split, monkeyp
         assert m.prior_weight_scores_ == {1.0: 1.0, 2.0: 1.0, 4.0: gain}
 
 
-def test_gan_diversity_weakens_the_prior(clustered_split):
+def test_gan_diversity_leans_less_on_the_best_sellers(clustered_split):
     from recogan.diversity import with_diversity
 
     split = clustered_split
