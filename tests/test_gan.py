@@ -234,7 +234,7 @@ def test_early_stopping_scores_the_best_prior_weight(clustered_split):
     assert both.config.prior_weight == 1.0  # the knob is restored after scoring
 
 
-# ---------------------------------------------------------------------- merging draws
+# ---------------------------------------------------------------------- diversity
 def _dense_scores(model, users):
     """Every unseen item's score for ``users``, ``(users, items)``, -inf where seen."""
     items, scores = model.recommend(users, n=model.n_items_)
@@ -272,6 +272,7 @@ def test_diversity_demotes_hubs(clustered_split):
     assert np.bincount(items.ravel()).max() < np.bincount(plain.ravel()).max()
 
 
+# ---------------------------------------------------------------------- merging draws
 def test_max_merge_equals_the_dense_merge(rng):
     from recogan._topk import topn
     from recogan.model import _merge
