@@ -512,21 +512,25 @@ class GANRecommender(Model):
             exclude=None if exclude is None else sp.csr_matrix(exclude)[per_draw],
             candidates=_rows(candidates, per_draw),
         )
-        pool, pool_scores = _merge(ids.reshape(B, S, -1), sc.reshape(B, S, -1), depth, c.merge)
-        if not c.d_weight and not c.diversity:
-            return pool[:, :n], pool_scores[:, :n]
-        final = pool_scores.astype(np.float32)
         if c.diversity:
-            final = final - c.diversity * self.hub_scores()[np.maximum(pool, 0)]
-        if c.d_weight:
-            with torch.no_grad():
-                nets = self.nets_
-                E = nets.tower.vectors()
-                p = torch.as_tensor(np.maximum(pool, 0), device=self.device_)
-                hm = (hist_t >= 0).float()
-                logits = nets.D(b, E[p], E[hist_t.clamp(min=0)], hm).cpu().numpy()  # (B, depth)
-            final = final + c.d_weight * logits
-        final = np.where(pool >= 0, final, -np.inf)
+            # each draw's list re-ranked by score - d x hub score before the merge (so a
+            # rank-based merge sees the penalised order too)
+            sc = np.where(
+                ids >= 0, sc - c.diversity * self.hub_scores()[np.maximum(ids, 0)], -np.inf
+            )
+            ids, sc = top_k(sc.astype(np.float32), depth, ids)
+        pool, pool_scores = _merge(ids.reshape(B, S, -1), sc.reshape(B, S, -1), depth, c.merge)
+        if not c.d_weight:
+            return pool[:, :n], pool_scores[:, :n]
+        keep = max(n, c.rerank_depth)  # D re-ranks the (penalised) top rerank_depth
+        pool, pool_scores = pool[:, :keep], pool_scores[:, :keep]
+        with torch.no_grad():
+            nets = self.nets_
+            E = nets.tower.vectors()
+            p = torch.as_tensor(np.maximum(pool, 0), device=self.device_)
+            hm = (hist_t >= 0).float()
+            logits = nets.D(b, E[p], E[hist_t.clamp(min=0)], hm).cpu().numpy()  # (B, depth)
+        final = np.where(pool >= 0, pool_scores + c.d_weight * logits, -np.inf)
         return top_k(final.astype(np.float32), n, pool)
 
     def _index_queries(self, q: np.ndarray) -> np.ndarray:

@@ -272,6 +272,17 @@ def test_diversity_demotes_hubs(clustered_split):
     assert np.bincount(items.ravel()).max() < np.bincount(plain.ravel()).max()
 
 
+def test_diversity_penalises_each_draw_before_the_merge(clustered_split):
+    model = GANRecommender(**FAST, diversity=0.5).fit(clustered_split.train)
+    users = np.arange(model.n_users_)
+    by_max = model.recommend(users, n=10)[0]
+    model.config.merge = "rrf"  # one draw: the fused order is that draw's penalised order
+    np.testing.assert_array_equal(model.recommend(users, n=10)[0], by_max)
+    model.config.n_draws = 4  # rank fusion scores, not scores minus hub scores
+    _, scores = model.recommend(users, n=10)
+    assert (scores > 0).all() and (scores <= 4 / 60).all()
+
+
 # ---------------------------------------------------------------------- merging draws
 def test_max_merge_equals_the_dense_merge(rng):
     from recogan._topk import topn
