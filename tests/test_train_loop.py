@@ -86,24 +86,30 @@ def test_lagged_histories_end_before_the_lag(basket_context):
     assert lagged > len(pairs) // 4  # the lags did cut many histories
 
 
-def test_pop_prior_matches_the_dense_sum_and_its_gradient():
+@pytest.mark.parametrize("n_days", [9, 3])  # 3: the batch's rows share days
+def test_pop_prior_matches_the_dense_sum_and_its_gradient(n_days):
     rng = np.random.default_rng(0)
-    W, n_days, N, B = 3, 9, 11, 6
+    W, N, B = 3, 11, 6
     table = torch.as_tensor(rng.random((W, n_days, N)), dtype=torch.float32)
     days = torch.as_tensor(rng.integers(0, n_days, B))
     items = torch.as_tensor(rng.integers(0, N, 5))
     for cols in (None, items):
+        width = N if cols is None else len(cols)
         alpha = torch.tensor([0.3, -0.2, 0.7], requires_grad=True)
-        got = pop_prior(alpha, table, days, cols)
+        base = torch.as_tensor(rng.standard_normal(width), dtype=torch.float32)
+        base.requires_grad_(True)
+        got = pop_prior(alpha, table, days, cols, base=base)
         dense = table[:, days]  # (W, B, N)
         dense = dense if cols is None else dense[:, :, cols]
         want_alpha = alpha.detach().clone().requires_grad_(True)
-        want = (want_alpha[:, None, None] * dense).sum(0)
+        want_base = base.detach().clone().requires_grad_(True)
+        want = (want_alpha[:, None, None] * dense).sum(0) + want_base
         torch.testing.assert_close(got, want)
         g = torch.as_tensor(rng.standard_normal(tuple(want.shape)), dtype=torch.float32)
         (got * g).sum().backward()
         (want * g).sum().backward()
         torch.testing.assert_close(alpha.grad, want_alpha.grad)
+        torch.testing.assert_close(base.grad, want_base.grad)
 
 
 def test_sampled_softmax_masks_targets_and_seen_items():
