@@ -448,8 +448,11 @@ class _Epochs:
         ]
         if self.free_items:
             groups.insert(0, {"params": [tower.emb], "weight_decay": 0.0, "lr": c.lr * c.item_lr})
-        self.opt_g = torch.optim.Adam(groups, lr=c.lr)
-        self.opt_d = torch.optim.Adam(D.parameters(), lr=c.d_lr, weight_decay=c.weight_decay)
+        # fused: one kernel per step instead of a few ops per parameter (same update)
+        self.opt_g = torch.optim.Adam(groups, lr=c.lr, fused=True)
+        self.opt_d = torch.optim.Adam(
+            D.parameters(), lr=c.d_lr, weight_decay=c.weight_decay, fused=True
+        )
         self.data = DevicePairs(pairs, pop, device, half_life_days)
         self.gen = torch.Generator(device=device).manual_seed(int(seed))
         self.cdf = None
@@ -591,6 +594,8 @@ class _Epochs:
         q = f * tower.log_scale.exp()
         if self.amp:  # the product in bfloat16, the prior added in float32
             return torch.mm(q, E.T).float() + prior
+        if self.pop_table is not None and items is None:  # a fresh (B, N) block: add into it
+            return prior.addmm_(q, E.T)
         return torch.addmm(prior, q, E.T)
 
     def _draw(self, logp, rows, own, k):
