@@ -85,27 +85,31 @@ class _PopPriorByDay(torch.autograd.Function):
     batch of 512 pairs spans ~220 days on the real datasets) and copied to the rows; the
     backward sums the gradient's rows by day first, then takes each window's dot product over
     those days only. Same value and gradient as gathering each window's ``(B, N)`` rows, in
-    about half the memory passes over ``(B, N)`` blocks."""
+    about half the memory passes over ``(B, N)`` blocks. With ``by_day`` False (on a GPU, where
+    finding the distinct days would wait for the device) every row counts as its own day."""
 
     @staticmethod
-    def forward(ctx, base, alpha, table, days):
-        udays, inv = torch.unique(days, return_inverse=True)
+    def forward(ctx, base, alpha, table, days, by_day=True):
+        udays, inv = torch.unique(days, return_inverse=True) if by_day else (days, None)
         W, N = table.shape[0], table.shape[2]
         feats = table.index_select(1, udays).float()  # (W, U, N)
         per_day = (alpha.float()[None, :] @ feats.view(W, -1)).view(-1, N)  # (U, N)
         per_day.add_(base)
         ctx.save_for_backward(feats, inv)
         ctx.dtypes = base.dtype, alpha.dtype
-        return per_day.index_select(0, inv)
+        return per_day if inv is None else per_day.index_select(0, inv)
 
     @staticmethod
     def backward(ctx, grad):
         feats, inv = ctx.saved_tensors
         W, U, N = feats.shape
-        by_day = grad.new_zeros(U, N, dtype=torch.float32).index_add_(0, inv, grad.float())
-        g_alpha = feats.view(W, -1) @ by_day.view(-1)  # (W,)
+        if inv is None:
+            by_day = grad.float()
+        else:
+            by_day = grad.new_zeros(U, N, dtype=torch.float32).index_add_(0, inv, grad.float())
+        g_alpha = feats.view(W, -1) @ by_day.reshape(-1)  # (W,)
         g_base = by_day.sum(0)
-        return g_base.to(ctx.dtypes[0]), g_alpha.to(ctx.dtypes[1]), None, None
+        return g_base.to(ctx.dtypes[0]), g_alpha.to(ctx.dtypes[1]), None, None, None
 
 
 def _cells(table_w: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
@@ -123,7 +127,7 @@ def pop_prior(alpha: torch.Tensor, table: torch.Tensor, days: torch.Tensor, item
     if base is None:
         base = table.new_zeros(table.shape[2] if items is None else int(items.shape[0]))
     if items is None:
-        return _PopPriorByDay.apply(base, alpha, table, days)
+        return _PopPriorByDay.apply(base, alpha, table, days, days.device.type == "cpu")
     flat = days[:, None] * table.shape[2] + items[None, :]  # (B, C) cells of a day x item grid
     return _PopPrior.apply(base, alpha, table, flat)
 

@@ -88,8 +88,14 @@ def test_lagged_histories_end_before_the_lag(basket_context):
     assert lagged > len(pairs) // 4  # the lags did cut many histories
 
 
+@pytest.mark.parametrize("by_day", [True, False])  # False: the GPU's path, without a sync
 @pytest.mark.parametrize("n_days", [9, 3])  # 3: the batch's rows share days
-def test_pop_prior_matches_the_dense_sum_and_its_gradient(n_days):
+def test_pop_prior_matches_the_dense_sum_and_its_gradient(n_days, by_day, monkeypatch):
+    import recogan.gan
+
+    if not by_day:  # every row its own day, as on a GPU
+        apply = recogan.gan._PopPriorByDay.apply
+        monkeypatch.setattr(recogan.gan._PopPriorByDay, "apply", lambda *a: apply(*a[:4], False))
     rng = np.random.default_rng(0)
     W, N, B = 3, 11, 6
     table = torch.as_tensor(rng.random((W, n_days, N)), dtype=torch.float32)
