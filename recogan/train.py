@@ -448,8 +448,11 @@ class _Epochs:
         ]
         if self.free_items:
             groups.insert(0, {"params": [tower.emb], "weight_decay": 0.0, "lr": c.lr * c.item_lr})
-        self.opt_g = torch.optim.Adam(groups, lr=c.lr)
-        self.opt_d = torch.optim.Adam(D.parameters(), lr=c.d_lr, weight_decay=c.weight_decay)
+        # fused: one kernel per step instead of a few ops per parameter (same update)
+        self.opt_g = torch.optim.Adam(groups, lr=c.lr, fused=True)
+        self.opt_d = torch.optim.Adam(
+            D.parameters(), lr=c.d_lr, weight_decay=c.weight_decay, fused=True
+        )
         self.data = DevicePairs(pairs, pop, device, half_life_days)
         self.gen = torch.Generator(device=device).manual_seed(int(seed))
         self.cdf = None
@@ -529,7 +532,7 @@ class _Epochs:
         days = data.day[idx] if data.day is not None else None
         with torch.autocast("cuda", dtype=torch.bfloat16, enabled=self.amp):
             E = E_fixed if E_fixed is not None else tower.vectors()  # (N, d)
-            h = E[hist.clamp(min=0)]  # (B, L, d)
+            h = E.index_select(0, hist.clamp(min=0).view(-1)).view(*hist.shape, -1)  # (B, L, d)
             b = pool_vectors(h, hist, w)  # (B, d)
             K = c.train_draws
             z = c.noise_std * torch.randn(B * K, G.noise_dim, generator=self.gen, device=dev)
@@ -573,14 +576,12 @@ class _Epochs:
             ret = _mixture_nll(logp[rk, own], B, K)
             hard = self._draw(logp[::K], rows, rows, n_hard)
             return ret, (None if hard is None else cand[hard])
-        logits = self._scores(f, E, tower.bias, days, None)  # (B K, N)
+        logits = self._scores(f, E, tower.bias, days, None).float()  # (B K, N)
         # seen items are never recommended: do not spend the softmax on them
-        seen = torch.zeros(B, self.N, dtype=torch.bool, device=dev)
-        seen.scatter_(1, hist.clamp(min=0), hist >= 0)
-        seen[rows, target] = False
-        logp = logits.float().masked_fill(_per_draw(seen, K), -1e9).log_softmax(-1)
-        ret = _mixture_nll(logp[rk, target[own]], B, K)
-        return ret, self._draw(logp[::K], rows, target, n_hard)
+        logp_t, hard = _SeenSoftmax.apply(
+            logits, target[own], _per_draw(hist, K), n_hard, K, self.gen
+        )
+        return _mixture_nll(logp_t, B, K), (hard if n_hard else None)
 
     def _scores(self, f, E, base, days, items):
         """``s f·e_i + base_i + popularity part``, the scale applied to the ``(B, d)``
@@ -593,6 +594,8 @@ class _Epochs:
         q = f * tower.log_scale.exp()
         if self.amp:  # the product in bfloat16, the prior added in float32
             return torch.mm(q, E.T).float() + prior
+        if self.pop_table is not None and items is None:  # a fresh (B, N) block: add into it
+            return prior.addmm_(q, E.T)
         return torch.addmm(prior, q, E.T)
 
     def _draw(self, logp, rows, own, k):
@@ -602,7 +605,7 @@ class _Epochs:
             return None
         probs = logp.detach().exp()
         probs[rows, own] = 0.0
-        return torch.multinomial(probs, k, replacement=True, generator=self.gen)
+        return sample_columns(probs, k, self.gen)
 
     def _adversarial(self, Ed, hv, bd, f, hist, target, hard):
         """One discriminator step; returns G's non-saturating adversarial loss (and D's)."""
@@ -633,6 +636,82 @@ class _Epochs:
             D.requires_grad_(True)
         g_adv = bce(g_logit, torch.ones_like(g_logit))  # non-saturating, every draw
         return g_adv, d_loss.detach()
+
+
+class _SeenSoftmax(torch.autograd.Function):
+    """``log p(target)`` per row of the full softmax over ``logits`` ``(R, N)`` with the row's
+    history items ``hist`` ``(R, L)`` (-1 = empty) masked, unless one is the row's ``target``;
+    and ``k`` hard negatives per ``every``-th row drawn from that softmax without the target
+    (:func:`sample_columns`; an empty tensor when ``k`` is 0). Same value and gradient as
+    ``logits.masked_fill(seen, -1e9).log_softmax(-1)[rows, target]``, in a few passes over
+    the ``(R, N)`` block instead of a dozen: the mask is scattered into ``logits`` at the
+    history's columns, the exponentials are taken in place, and the backward rescales them
+    in place. ``logits`` is overwritten (pass the scores' own fresh output, used nowhere
+    else); the backward runs once."""
+
+    @staticmethod
+    def forward(ctx, logits, target, hist, k, every, gen):
+        R = logits.shape[0]
+        tcol = target[:, None]
+        t = logits.gather(1, tcol)  # (R, 1)
+        logits.scatter_(1, torch.where(hist >= 0, hist, tcol), -1e9).scatter_(1, tcol, t)
+        m = logits.amax(1, keepdim=True)
+        p = logits.sub_(m).exp_()  # unnormalised probabilities, in place
+        s = p.sum(1, keepdim=True)
+        logp_t = (t - m - s.log()).squeeze(1)
+        hard = torch.empty(0, k, dtype=torch.long, device=logits.device)
+        if k:
+            # without the target: zero its column while drawing, then restore it
+            first, rows = p[::every], torch.arange(0, R, every, device=p.device)
+            p_t = p[rows, target[::every]]
+            p[rows, target[::every]] = 0.0
+            hard = sample_columns(first, k, gen)
+            p[rows, target[::every]] = p_t
+        ctx.save_for_backward(p, s, target)
+        ctx.mark_non_differentiable(hard)
+        return logp_t, hard
+
+    @staticmethod
+    def backward(ctx, grad, _grad_hard):
+        p, s, target = ctx.saved_tensors
+        if getattr(ctx, "done", False):
+            raise RuntimeError("_SeenSoftmax's backward runs once (it reuses its buffer)")
+        ctx.done = True
+        # d log p_t / d x_j = [j = t] - p_j
+        g = p.mul_(-(grad[:, None] / s))
+        g.scatter_add_(1, target[:, None], grad[:, None])
+        return g, None, None, None, None, None
+
+
+def sample_columns(w: torch.Tensor, k: int, gen: torch.Generator | None, block: int = 64):
+    """``k`` columns per row of the non-negative weights ``w`` ``(R, N)``, drawn with
+    replacement with probability ``w_rj / Σ_j w_rj`` (every row needs a positive weight), as
+    ``torch.multinomial(w, k, replacement=True)`` draws them: a block of ``block`` columns
+    by the blocks' sums, then a column of that block by its weights (the product of the two is
+    the column's probability). One pass over ``w`` (the blocks' sums) where ``multinomial``
+    builds a normalised cumulative sum of every row; the two small draws are inverse-CDF
+    look-ups. Columns of weight 0 are never drawn."""
+    R, N = w.shape
+    full = N // block * block
+    sums = w[:, :full].reshape(R, -1, block).sum(-1)  # (R, N // block)
+    if full < N:
+        sums = torch.cat([sums, w[:, full:].sum(1, keepdim=True)], 1)
+    first = _inverse_cdf(sums, k, gen) * block  # (R, k) each draw's block's first column
+    cols = first[:, :, None] + torch.arange(block, device=w.device)  # (R, k, block)
+    inside = cols < N
+    ww = w.gather(1, cols.clamp(max=N - 1).view(R, -1)).view(R * k, block)
+    ww = ww * inside.view(R * k, block)
+    return first + _inverse_cdf(ww, 1, gen).view(R, k)
+
+
+def _inverse_cdf(w: torch.Tensor, k: int, gen: torch.Generator | None) -> torch.Tensor:
+    """``k`` draws per row of the small non-negative weights ``w`` ``(R, M)``: the first
+    column whose cumulative weight exceeds a uniform draw on ``[0, total)``."""
+    cdf = w.cumsum(1)
+    total = cdf[:, -1:]
+    u = torch.rand(w.shape[0], k, generator=gen, device=w.device, dtype=w.dtype) * total
+    u = torch.minimum(u, torch.nextafter(total, torch.zeros_like(total)))  # below the total
+    return torch.searchsorted(cdf, u, right=True).clamp_(max=w.shape[1] - 1)
 
 
 def _per_draw(mask: torch.Tensor, K: int) -> torch.Tensor:

@@ -365,3 +365,27 @@ def test_all_time_popularity_window():
     assert np.expm1(pop.after(int(d.times.max()))[0, x]) == pytest.approx(2.0)
     with pytest.raises(ValueError, match="all time"):
         WindowPopularity(d, (-1,))
+
+
+def test_dropout_drops_at_its_rate_and_keeps_the_expectation():
+    """The CPU dropout's cheaper mask: the rate (p to 2**-16), the unchanged expectation, the
+    gradient through the same mask, the identity in eval mode, and seeded by torch's seed."""
+    import torch
+
+    from recogan.gan import Dropout
+
+    drop = Dropout(0.1).train()
+    x = torch.ones(1000, 999, requires_grad=True)  # an odd size: not a multiple of 4 bits
+    torch.manual_seed(0)
+    y = drop(x)
+    rate = (y == 0).float().mean().item()
+    assert abs(rate - 0.1) < 0.002
+    assert abs(y.mean().item() - 1.0) < 0.005
+    kept = y[y != 0]
+    torch.testing.assert_close(kept, torch.full_like(kept, 65536 / (65536 - 6554)))
+    y.sum().backward()
+    torch.testing.assert_close(x.grad, y.detach())
+    torch.manual_seed(0)
+    torch.testing.assert_close(drop(x), y)
+    assert torch.equal(drop.eval()(x), x)
+    assert torch.equal(Dropout(0.0).train()(x), x)

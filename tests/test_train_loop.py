@@ -17,6 +17,8 @@ from recogan.train import (
     TrainingPairs,
     WindowPopularity,
     _same_or_seen,
+    _SeenSoftmax,
+    sample_columns,
     sampled_negatives,
 )
 from tests.fast_gan import FAST
@@ -86,24 +88,89 @@ def test_lagged_histories_end_before_the_lag(basket_context):
     assert lagged > len(pairs) // 4  # the lags did cut many histories
 
 
-def test_pop_prior_matches_the_dense_sum_and_its_gradient():
+@pytest.mark.parametrize("by_day", [True, False])  # False: the GPU's path, without a sync
+@pytest.mark.parametrize("n_days", [9, 3])  # 3: the batch's rows share days
+def test_pop_prior_matches_the_dense_sum_and_its_gradient(n_days, by_day, monkeypatch):
+    import recogan.gan
+
+    if not by_day:  # every row its own day, as on a GPU
+        apply = recogan.gan._PopPriorByDay.apply
+        monkeypatch.setattr(recogan.gan._PopPriorByDay, "apply", lambda *a: apply(*a[:4], False))
     rng = np.random.default_rng(0)
-    W, n_days, N, B = 3, 9, 11, 6
+    W, N, B = 3, 11, 6
     table = torch.as_tensor(rng.random((W, n_days, N)), dtype=torch.float32)
     days = torch.as_tensor(rng.integers(0, n_days, B))
     items = torch.as_tensor(rng.integers(0, N, 5))
     for cols in (None, items):
+        width = N if cols is None else len(cols)
         alpha = torch.tensor([0.3, -0.2, 0.7], requires_grad=True)
-        got = pop_prior(alpha, table, days, cols)
+        base = torch.as_tensor(rng.standard_normal(width), dtype=torch.float32)
+        base.requires_grad_(True)
+        got = pop_prior(alpha, table, days, cols, base=base)
         dense = table[:, days]  # (W, B, N)
         dense = dense if cols is None else dense[:, :, cols]
         want_alpha = alpha.detach().clone().requires_grad_(True)
-        want = (want_alpha[:, None, None] * dense).sum(0)
+        want_base = base.detach().clone().requires_grad_(True)
+        want = (want_alpha[:, None, None] * dense).sum(0) + want_base
         torch.testing.assert_close(got, want)
         g = torch.as_tensor(rng.standard_normal(tuple(want.shape)), dtype=torch.float32)
         (got * g).sum().backward()
         (want * g).sum().backward()
         torch.testing.assert_close(alpha.grad, want_alpha.grad)
+        torch.testing.assert_close(base.grad, want_base.grad)
+
+
+@pytest.mark.parametrize("K", [1, 3])
+def test_full_softmax_equals_the_masked_log_softmax_and_its_gradient(K):
+    """The fused full softmax: the masked log-softmax at the target, its gradient, and hard
+    negatives (from every K-th row) that are neither the target nor a seen item."""
+    rng = np.random.default_rng(2)
+    R, N, L = 6 * K, 150, 7
+    logits = torch.as_tensor(3 * rng.standard_normal((R, N)), dtype=torch.float32)
+    target = torch.as_tensor(rng.integers(0, N, R))
+    hist = torch.as_tensor(rng.integers(-1, N, (R, L)))
+    hist[0, 2] = target[0]  # a target in its own history stays a candidate
+    rows = torch.arange(R)
+    seen = torch.zeros(R, N, dtype=torch.bool)
+    seen.scatter_(1, hist.clamp(min=0), hist >= 0)
+    seen[rows, target] = False
+    want_in = logits.clone().requires_grad_(True)
+    want = want_in.masked_fill(seen, -1e9).log_softmax(-1)[rows, target]
+    got_in = logits.clone().requires_grad_(True)
+    gen = torch.Generator().manual_seed(0)
+    got, hard = _SeenSoftmax.apply(got_in * 1.0, target, hist, 40, K, gen)
+    torch.testing.assert_close(got, want)
+    g = torch.as_tensor(rng.standard_normal(R), dtype=torch.float32)
+    (want * g).sum().backward()
+    (got * g).sum().backward()
+    torch.testing.assert_close(got_in.grad, want_in.grad)
+    assert hard.shape == (R // K, 40)
+    first = rows[::K]
+    assert not (hard == target[first, None]).any()
+    assert not seen[first[:, None], hard].any()
+    _, none = _SeenSoftmax.apply(logits.clone(), target, hist, 0, K, gen)
+    assert none.numel() == 0
+
+
+def test_column_sampling_follows_the_weights():
+    """The blockwise draw has multinomial's distribution: frequencies against the weights
+    (chi-square), columns of weight 0 never drawn, a last block shorter than the rest."""
+    rng = np.random.default_rng(3)
+    w = torch.as_tensor(rng.random((3, 150)) ** 4, dtype=torch.float32)  # 150: 2 blocks + 22
+    w[:, 5] = 0.0
+    w[1, 100:] = 0.0  # whole blocks without weight
+    w[2, :128] = 0.0  # only the short last block
+    gen = torch.Generator().manual_seed(0)
+    n = 200_000
+    draws = sample_columns(w.repeat_interleave(n // 500, 0), 500, gen)  # (3 * 400, 500)
+    for r in range(3):
+        got = np.bincount(draws[r * (n // 500) : (r + 1) * (n // 500)].ravel(), minlength=150)
+        p = (w[r] / w[r].sum()).numpy().astype(np.float64)
+        assert got[p == 0].sum() == 0
+        pos = p > 0
+        chi2 = ((got[pos] - n * p[pos]) ** 2 / (n * p[pos])).sum()
+        dof = (p > 0).sum() - 1
+        assert chi2 < dof + 5 * np.sqrt(2 * dof), (r, chi2, dof)
 
 
 def test_sampled_softmax_masks_targets_and_seen_items():
