@@ -468,12 +468,13 @@ class GANRecommender(Model):
             keys.append((1, zlib.crc32(h.astype(np.int64).tobytes())))
         return self._rank(hist, w, keys, n, X if exclude_seen else None, candidates)
 
-    def _queries(self, hist: np.ndarray, w: np.ndarray, keys):
-        """Behaviour embeddings ``(B, d)`` and query vectors ``(B, S, d)`` (torch)."""
+    def _queries(self, hist: np.ndarray, w: np.ndarray, keys, draws: int | None = None):
+        """Behaviour embeddings ``(B, d)`` and query vectors ``(B, S, d)`` (torch); ``S``
+        is ``draws`` or else ``n_draws``."""
         c = self.config
         nets = self.nets_
         dev = self.device_
-        S = c.n_draws
+        S = draws or c.n_draws
         z = np.zeros((len(keys), S, c.noise_dim), dtype=np.float32)
         if S > 1 and c.inference_noise > 0:
             for i, (kind, key) in enumerate(keys):
@@ -576,8 +577,8 @@ class GANRecommender(Model):
             return np.zeros(len(items), np.float32)
         hist, ht = self.user_hist_[users], self.user_hist_t_[users]
         w = decay_weights((self.train_end_ - ht) / DAY, c.half_life_days)
-        _, q, _ = self._queries(hist, w, [(0, int(u)) for u in users])
-        Q = self._index_queries(q[:, 0].cpu().numpy())  # draw 0 (z = 0)
+        _, q, _ = self._queries(hist, w, [(0, int(u)) for u in users], draws=1)
+        Q = self._index_queries(q[:, 0].cpu().numpy())  # the deterministic draw (z = 0)
         seen = sp.csr_matrix(self.seen_[users])
         k = max(1, int(np.ceil(self.HUB_SHARE * len(users))))
         out = np.empty(len(items), np.float32)
