@@ -350,8 +350,7 @@ class GANRecommender(Model):
         rng = np.random.default_rng([c.seed, 7])
         if len(who) > users:
             who = np.sort(rng.choice(who, users, replace=False))
-        hist, ht = self.user_hist_[who], self.user_hist_t_[who]
-        w = decay_weights((self.train_end_ - ht) / DAY, c.half_life_days)
+        hist, w, _ = self._known_histories(who)
         z = c.noise_std * rng.standard_normal((len(who) * S, c.noise_dim)).astype(np.float32)
         nets, dev = self.nets_, self.device_
         with torch.no_grad():
@@ -430,11 +429,16 @@ class GANRecommender(Model):
     def recommend(self, user_idx, n=10, exclude_seen=True, candidates=None):
         users = self.check_users(user_idx)
         n = self.check_n(n, candidates)
-        hist, ht = self.user_hist_[users], self.user_hist_t_[users]
-        w = decay_weights((self.train_end_ - ht) / DAY, self.config.half_life_days)
-        keys = [(0, int(u)) for u in users]
+        hist, w, keys = self._known_histories(users)
         exclude = self.seen_[users] if exclude_seen else None
         return self._rank(hist, w, keys, n, exclude, candidates)
+
+    def _known_histories(self, users: np.ndarray):
+        """Known customers' kept histories ``(B, L)``, their decay weights at the end of
+        training and their noise keys (for :meth:`_rank`)."""
+        hist, ht = self.user_hist_[users], self.user_hist_t_[users]
+        w = decay_weights((self.train_end_ - ht) / DAY, self.config.half_life_days)
+        return hist, w, [(0, int(u)) for u in users]
 
     def recommend_history(
         self,
@@ -575,9 +579,7 @@ class GANRecommender(Model):
             users = np.sort(rng.choice(has, self.HUB_USERS, replace=False))
         if not len(users):
             return np.zeros(len(items), np.float32)
-        hist, ht = self.user_hist_[users], self.user_hist_t_[users]
-        w = decay_weights((self.train_end_ - ht) / DAY, c.half_life_days)
-        _, q, _ = self._queries(hist, w, [(0, int(u)) for u in users], draws=1)
+        _, q, _ = self._queries(*self._known_histories(users), draws=1)
         Q = self._index_queries(q[:, 0].cpu().numpy())  # the deterministic draw (z = 0)
         seen = sp.csr_matrix(self.seen_[users])
         k = max(1, int(np.ceil(self.HUB_SHARE * len(users))))
