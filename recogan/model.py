@@ -96,6 +96,7 @@ class GANRecommenderConfig:
     adversarial: bool = TrainConfig.adversarial
     adv_weight: float = TrainConfig.adv_weight
     n_negatives: int = TrainConfig.n_negatives
+    adv_share: float = TrainConfig.adv_share
     n_sampled: int | None = TrainConfig.n_sampled
     full_softmax_items: int = TrainConfig.full_softmax_items
     pairs_per_epoch: int | None = TrainConfig.pairs_per_epoch

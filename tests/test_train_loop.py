@@ -194,7 +194,9 @@ def test_softmax_choice_follows_the_catalogue_size():
         sampled_negatives(TrainConfig(n_sampled=-1), 10)
 
 
-@pytest.mark.parametrize("extra", [{}, {"n_sampled": 16}, {"pair_half_life_days": 5.0}])
+@pytest.mark.parametrize(
+    "extra", [{}, {"n_sampled": 16}, {"pair_half_life_days": 5.0}, {"adv_share": 0.25}]
+)
 def test_training_is_seeded_and_learns(clustered_split, extra):
     """Same seed, same model; the sampled softmax and weighted pair draws train too."""
     train, test = clustered_split.train, clustered_split.test
@@ -204,6 +206,33 @@ def test_training_is_seeded_and_learns(clustered_split, extra):
     np.testing.assert_array_equal(a.recommend(users, 10)[0], b.recommend(users, 10)[0])
     losses = [r["ret"] for r in a.history_]
     assert all(np.isfinite(losses)) and losses[-1] < losses[0]
+
+
+@pytest.mark.parametrize("extra", [{}, {"n_sampled": 16}])
+def test_the_adversarial_step_uses_its_share_of_each_batch(clustered_split, monkeypatch, extra):
+    from recogan import train
+    from recogan.gan import Discriminator
+
+    rows = {"D": [], "hard": []}
+    forward, draw = Discriminator.forward, train.sample_columns
+
+    def d_spy(self, b, f, *args):
+        if torch.is_grad_enabled():  # training, not the re-rank
+            rows["D"].append(len(b))
+        return forward(self, b, f, *args)
+
+    def draw_spy(w, k, gen, block=64):
+        rows["hard"].append(len(w))
+        return draw(w, k, gen, block)
+
+    monkeypatch.setattr(Discriminator, "forward", d_spy)
+    monkeypatch.setattr(train, "sample_columns", draw_spy)
+    GANRecommender(**{**FAST, **extra, "epochs": 1}, adv_share=0.25).fit(clustered_split.train)
+    B = FAST["batch_size"]
+    assert max(rows["D"]) == B // 4 and len(set(rows["D"])) <= 2  # the last batch is short
+    # D's step and G's pass through D, each on the batch's first quarter, which alone gets
+    # hard negatives
+    assert rows["D"][::2] == rows["D"][1::2] == rows["hard"]
 
 
 def test_generated_vectors_are_measured_per_epoch_and_on_new_data(clustered_split):
