@@ -10,8 +10,9 @@ Recommend, per customer: behaviour embedding ``b_u`` of the last ``max_history``
 eligible items per query (seen items and candidates applied inside the search of the item
 index, :func:`recogan.index.retrieve`) → merge the draws' lists (``max`` score, ``mean`` score
 or reciprocal-rank fusion ``rrf``) → optional re-rank of the top ``rerank_depth`` adding
-``d_weight × D(b_u, item)`` and, with ``diversity`` d > 0, of the top ``DIVERSITY_DEPTH``
-subtracting ``d × hub score`` (:meth:`GANRecommender.hub_scores`) → top ``n``.
+``d_weight × D(b_u, item)`` → top ``n``. With ``diversity`` d > 0 the last ``ceil(d n)``
+positions go to the best other items of the top ``DIVERSITY_DEPTH`` once each draw's scores
+are lowered by ``TAIL_PENALTY × hub score`` (:meth:`GANRecommender.hub_scores`).
 """
 
 from __future__ import annotations
@@ -120,13 +121,16 @@ class GANRecommenderConfig:
     merge: str = "max"
     #: Weight of the discriminator's logit in the re-rank (0: no re-rank).
     d_weight: float = 0.0
-    #: The diversity knob of every interface (0-1; ``diversity_param``): each item's score is
-    #: lowered by ``diversity × its hub score`` (``hub_scores``: how high it scores for the
-    #: customers it scores highest for), re-ranking each customer's top
-    #: ``DIVERSITY_DEPTH``. Items that top many customers' lists (hubs of the query space,
-    #: mostly best sellers) give way to items that suit this customer more than most; on
-    #: Online Retail this widens coverage for less NDCG@10 than weakening the item prior or
-    #: re-ranking by MMR (benchmarks/RESULTS.md, issue 13).
+    #: The diversity knob of every interface (0-1; ``diversity_param``): the share of each
+    #: list, its last ``ceil(diversity × n)`` positions, given to the items that suit this
+    #: customer more than most. The head keeps the model's order; the tail takes the next
+    #: best of the customer's top ``DIVERSITY_DEPTH`` with each score lowered by
+    #: ``TAIL_PENALTY × its hub score`` (``hub_scores``: how high it scores for the customers
+    #: it scores highest for), so items that top many customers' lists (hubs of the query
+    #: space, mostly best sellers) give way there. Lower positions cost NDCG least, so this
+    #: buys more coverage per NDCG@10 given up than penalising the whole list, weakening the
+    #: item prior or re-ranking by MMR (benchmarks/RESULTS.md, "The diversity knob's tail").
+    #: A list's head depends on ``n``: a longer list has a longer head.
     diversity: float = 0.0
     #: Weight of the learned item prior (bias + popularity features) at recommend time: the
     #: query is ``[s·f̂, prior_weight]`` against items ``[e_i, prior_i]`` (1 = as trained). A
@@ -216,7 +220,8 @@ class GANRecommender(Model):
 
     @classmethod
     def diversity_param(cls) -> str:
-        """The GAN's own diversity mechanism: a hubness penalty (see ``diversity``)."""
+        """The GAN's own diversity mechanism: a tail of hub-penalised items (see
+        ``diversity``)."""
         return "diversity"
 
     @classmethod
@@ -503,10 +508,11 @@ class GANRecommender(Model):
             raise ValueError("history weights contain NaN/inf (bad event times?)")
         b, q, hist_t = self._queries(hist, w, keys)
         S = q.shape[1]
+        tail = self.diversity_slots(n)
         depth = n
         if c.d_weight:
             depth = max(depth, c.rerank_depth)
-        if c.diversity:
+        if tail:
             depth = max(depth, self.DIVERSITY_DEPTH)
         depth = min(self.n_items_, depth)
         queries = self._index_queries(q.cpu().numpy().reshape(B * S, -1))
@@ -518,17 +524,27 @@ class GANRecommender(Model):
             exclude=None if exclude is None else sp.csr_matrix(exclude)[per_draw],
             candidates=_rows(candidates, per_draw),
         )
-        if c.diversity:
-            # each draw's list re-ranked by score - d x hub score before the merge (so a
-            # rank-based merge sees the penalised order too)
-            sc = np.where(
-                ids >= 0, sc - c.diversity * self.hub_scores()[np.maximum(ids, 0)], -np.inf
-            )
+        head = self._order(b, hist_t, ids, sc, S, n, depth, hub=None)
+        if not tail:
+            return head
+        # the tail: each draw's list re-ranked by score - TAIL_PENALTY x hub score before
+        # the merge (so a rank-based merge sees the penalised order too), then D
+        hub = self.TAIL_PENALTY * self.hub_scores()
+        return _splice(head, self._order(b, hist_t, ids, sc, S, n, depth, hub), n - tail)
+
+    def _order(self, b, hist_t, ids, sc, S, n, depth, hub):
+        """The top ``n`` per customer from the draws' ``(B S, depth)`` search results: scores
+        minus ``hub[item]`` (None: unpenalised), the draws merged, then the discriminator's
+        re-rank of the top ``rerank_depth``."""
+        c = self.config
+        B = len(b)
+        if hub is not None:
+            sc = np.where(ids >= 0, sc - hub[np.maximum(ids, 0)], -np.inf)
             ids, sc = top_k(sc.astype(np.float32), depth, ids)
         pool, pool_scores = _merge(ids.reshape(B, S, -1), sc.reshape(B, S, -1), depth, c.merge)
         if not c.d_weight:
             return pool[:, :n], pool_scores[:, :n]
-        keep = max(n, c.rerank_depth)  # D re-ranks the (penalised) top rerank_depth
+        keep = max(n, c.rerank_depth)  # D re-ranks the top rerank_depth
         pool, pool_scores = pool[:, :keep], pool_scores[:, :keep]
         with torch.no_grad():
             nets = self.nets_
@@ -539,14 +555,23 @@ class GANRecommender(Model):
         final = np.where(pool >= 0, pool_scores + c.d_weight * logits, -np.inf)
         return top_k(final.astype(np.float32), n, pool)
 
+    def diversity_slots(self, n: int) -> int:
+        """How many of a list's ``n`` positions, the last ones, the diversity knob gives to
+        hub-penalised items: ``ceil(diversity × n)``."""
+        return min(n, int(np.ceil(self.config.diversity * n - 1e-9)))
+
     def _index_queries(self, q: np.ndarray) -> np.ndarray:
         """Query vectors ``(Q, d)`` as the index searches them: ``[s q, γ]`` against items
         ``[e_i, prior_i]`` (``γ`` the prior's weight)."""
         prior = np.full((len(q), 1), self.config.prior_weight, np.float32)
         return np.hstack([q * self.scale_, prior]).astype(np.float32)
 
-    #: Items per customer that the diversity knob re-ranks (retrieved without the penalty).
+    #: Items per customer that the diversity knob's tail is chosen from (retrieved without
+    #: the penalty).
     DIVERSITY_DEPTH = 100
+    #: Weight of the hub score in the tail's order (chosen on the validation windows of
+    #: Online Retail and MovieLens-1M: benchmarks/RESULTS.md, "The diversity knob's tail").
+    TAIL_PENALTY = 1.0
     #: Customers (a seeded sample of those with a history) whose queries measure hubness.
     HUB_USERS = 2048
     #: An item's hub score is the mean of its scores for this share of the sampled
@@ -895,6 +920,26 @@ def _rows(candidates, rows: np.ndarray):
     if candidates is None or np.ndim(candidates) == 1:
         return candidates
     return np.asarray(candidates)[rows]
+
+
+def _splice(head, tail, keep: int):
+    """Lists of ``head``'s first ``keep`` items followed by ``tail``'s best items not among
+    them, ``(B, n)`` like ``head`` (``(items, scores)`` pairs, best first, -1/-inf padded).
+    The tail's scores are capped at the head's last, so lists stay best first."""
+    h_ids, h_sc = head
+    t_ids, t_sc = tail
+    n = h_ids.shape[1]
+    kept = h_ids[:, :keep]
+    fresh = (t_ids >= 0) & ~(t_ids[:, :, None] == kept[:, None, :]).any(-1)
+    first = np.argsort(~fresh, axis=1, kind="stable")[:, : n - keep]  # fresh ones, in order
+    ids = np.take_along_axis(t_ids, first, 1)
+    sc = np.take_along_axis(t_sc, first, 1)
+    ok = np.take_along_axis(fresh, first, 1)
+    if keep:
+        sc = np.minimum(sc, h_sc[:, keep - 1 : keep])
+    ids = np.hstack([kept, np.where(ok, ids, -1)])
+    sc = np.hstack([h_sc[:, :keep], np.where(ok, sc, -np.inf)]).astype(np.float32)
+    return ids, sc
 
 
 def _merge(ids: np.ndarray, sc: np.ndarray, k: int, rule: str):

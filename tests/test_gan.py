@@ -272,6 +272,50 @@ def test_diversity_demotes_hubs(clustered_split):
     assert np.bincount(items.ravel()).max() < np.bincount(plain.ravel()).max()
 
 
+def test_diversity_gives_the_tail_of_each_list_to_the_penalised_order(clustered_split):
+    model = GANRecommender(**FAST).fit(clustered_split.train)
+    users = np.arange(model.n_users_)
+    plain, plain_scores = model.recommend(users, n=10)
+    model.config.diversity = 1.0  # every position: the penalised order itself
+    penalised, _ = model.recommend(users, n=20)
+    hub = model.hub_scores()
+    model.config.diversity = 0.3
+    assert model.diversity_slots(10) == 3
+    items, scores = model.recommend(users, n=10)
+    np.testing.assert_array_equal(items[:, :7], plain[:, :7])  # the head is the model's
+    np.testing.assert_array_equal(scores[:, :7], plain_scores[:, :7])
+    for row, head, pen in zip(items, plain[:, :7], penalised):
+        np.testing.assert_array_equal(row[7:], [i for i in pen if i not in head][:3])
+    assert (np.diff(scores, axis=1) <= 1e-6).all()
+    assert hub[items[:, 7:]].mean() < hub[plain[:, 7:]].mean()
+
+
+@pytest.mark.parametrize("d, n, slots", [(0.0, 10, 0), (0.05, 10, 1), (0.3, 10, 3),
+                                         (0.3, 7, 3), (0.5, 50, 25), (1.0, 10, 10)])  # fmt: skip
+def test_diversity_slots_are_the_ceiling_of_its_share(d, n, slots):
+    assert GANRecommender(diversity=d).diversity_slots(n) == slots
+
+
+def test_splice_keeps_the_head_and_pads_at_the_end():
+    from recogan.model import _splice
+
+    head = (
+        np.array([[4, 2, 7, 1], [3, 5, -1, -1]]),
+        np.array([[9, 8, 7, 6], [5, 4, -np.inf, -np.inf]], np.float32),
+    )
+    tail = (
+        np.array([[2, 9, 7, 0], [5, 3, -1, -1]]),
+        np.array([[8.5, 8, 7.5, 1], [4, 5, -np.inf, -np.inf]], np.float32),
+    )
+    items, scores = _splice(head, tail, 2)
+    np.testing.assert_array_equal(items, [[4, 2, 9, 7], [3, 5, -1, -1]])
+    np.testing.assert_array_equal(
+        scores, np.array([[9, 8, 8, 7.5], [5, 4, -np.inf, -np.inf]], np.float32)
+    )
+    items, _ = _splice(head, tail, 0)
+    np.testing.assert_array_equal(items, tail[0])
+
+
 def test_diversity_penalises_each_draw_before_the_merge(clustered_split):
     model = GANRecommender(**FAST, diversity=0.5).fit(clustered_split.train)
     users = np.arange(model.n_users_)
