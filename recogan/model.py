@@ -147,6 +147,13 @@ class GANRecommenderConfig:
     #: best of them (None: ``prior_weights``, the weights chosen from afterwards, so an epoch
     #: is judged at the weight it would be used with; empty: ``prior_weight`` only).
     stop_prior_weights: tuple | None = None
+    #: Noise-draw settings tried on the validation split after training and after the prior
+    #: weight: each ``n_draws`` of ``draw_choices`` with each rule of ``merge_choices``. The
+    #: best pair replaces ``(n_draws, merge)`` when it beats them by more than
+    #: ``KNOB_MARGIN`` (relative), so draws are merged only as validation says they help.
+    #: Empty ``draw_choices``: keep ``n_draws`` and ``merge``.
+    draw_choices: tuple = (4,)
+    merge_choices: tuple[str, ...] = ("max", "mean", "rrf")
     #: Candidates per customer that the discriminator re-ranks.
     rerank_depth: int = 50
     #: Re-rank weights tried on the validation split after training and after the prior
@@ -176,8 +183,14 @@ class GANRecommender(Model):
         c = self.config
         if c.merge not in MERGE_RULES:
             raise ValueError(f"merge must be one of {MERGE_RULES}, not {c.merge!r}")
-        if c.n_draws < 1:
-            raise ValueError(f"n_draws must be >= 1, got {c.n_draws}")
+        if c.n_draws < 1 or any(int(S) != S or S < 1 for S in c.draw_choices):
+            raise ValueError(
+                f"n_draws and draw_choices must be >= 1, got {c.n_draws} and {c.draw_choices}"
+            )
+        if not set(c.merge_choices) <= set(MERGE_RULES):
+            raise ValueError(
+                f"merge_choices must be among {MERGE_RULES}, not {tuple(c.merge_choices)!r}"
+            )
         if c.max_history < 1:
             raise ValueError(f"max_history must be >= 1, got {c.max_history}")
         if not c.history_lag_days >= 0:
@@ -266,6 +279,11 @@ class GANRecommender(Model):
         self._refresh()
         self._build_index()
         self.prior_weight_scores_ = self._choose_knob(valid, "prior_weight", c.prior_weights)
+        self.draw_scores_ = self._choose_knob(
+            valid,
+            ("n_draws", "merge"),
+            [(int(S), str(m)) for S in c.draw_choices for m in c.merge_choices],
+        )
         self.d_weight_scores_ = self._choose_knob(valid, "d_weight", c.d_weights)
         rows = self._generation_rows
         self.generation_quality_ = (
@@ -274,30 +292,42 @@ class GANRecommender(Model):
             else None
         )
 
-    #: Relative validation gain a recommend-time setting (``prior_weights``, ``d_weights``)
-    #: needs over the configured one to replace it.
+    #: Relative validation gain a recommend-time setting (``prior_weights``,
+    #: ``draw_choices``, ``d_weights``) needs over the configured one to replace it.
     KNOB_MARGIN = 0.01
 
-    def _choose_knob(self, valid: Dataset | None, name: str, values) -> dict:
-        """Score the recommend-time setting ``name`` at its configured value and at each of
-        ``values`` on ``valid``; keep the best if it wins by more than ``KNOB_MARGIN``.
-        Returns ``{value: score}`` (empty without a validation split or values)."""
+    def _choose_knob(self, valid: Dataset | None, name, values) -> dict:
+        """Score the recommend-time setting ``name`` (a field, or a tuple of fields whose
+        ``values`` are tuples) at its configured value and at each of ``values`` on
+        ``valid``; keep the best if it wins by more than ``KNOB_MARGIN``. Returns
+        ``{value: score}`` (empty without a validation split or values)."""
         c = self.config
         if valid is None or not valid.n_interactions or c.epochs <= 0 or not len(values):
             return {}
-        saved, current = c, float(getattr(c, name))
-        scores: dict[float, float] = {}
+        names = (name,) if isinstance(name, str) else tuple(name)
+        if isinstance(name, str):
+            current, values = float(getattr(c, name)), [float(v) for v in values]
+        else:
+            current, values = tuple(getattr(c, n) for n in names), [tuple(v) for v in values]
+
+        def setting(v) -> dict:
+            return dict(zip(names, (v,) if isinstance(name, str) else v))
+
+        saved = c
+        scores: dict = {}
         try:
-            for v in (current, *map(float, values)):
+            for v in (current, *values):
                 if v not in scores:
-                    self.config = dataclasses.replace(saved, **{name: v})
+                    self.config = dataclasses.replace(saved, **setting(v))
                     scores[v] = self.validation_score(valid)
         finally:
             self.config = saved
         best = max(scores, key=scores.get)
         if scores[best] > scores[current] * (1 + self.KNOB_MARGIN):
-            self.config = dataclasses.replace(saved, **{name: best})
-        log.info("%s on validation: %s -> %s", name, scores, getattr(self.config, name))
+            self.config = dataclasses.replace(saved, **setting(best))
+        log.info(
+            "%s on validation: %s -> %s", name, scores, [getattr(self.config, n) for n in names]
+        )
         return scores
 
     def _prepare(self, train: Dataset) -> tuple[TrainingPairs, WindowPopularity | None]:

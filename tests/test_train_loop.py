@@ -294,6 +294,25 @@ def test_recommend_time_settings_are_chosen_on_validation(clustered_split, name,
     assert getattr(GANRecommender(**FAST).fit(split.train), f"{name}_scores_") == {}
 
 
+def test_noise_draws_and_their_merge_are_chosen_on_validation(clustered_split):
+    split = clustered_split
+    kw = dict(train_draws=2, draw_choices=(3,), merge_choices=("max", "rrf"), d_weights=())
+    m = GANRecommender(**FAST, **kw).fit(split.train, split.valid)
+    scores = m.draw_scores_
+    assert set(scores) == {(1, "max"), (3, "max"), (3, "rrf")}
+    best = max(scores, key=scores.get)
+    chosen = (m.config.n_draws, m.config.merge)
+    assert chosen == (best if scores[best] > scores[1, "max"] * (1 + m.KNOB_MARGIN) else (1, "max"))
+    assert (m.refit_params()["n_draws"], m.refit_params()["merge"]) == chosen
+    for S, merge in scores:  # the model's validation scores at those settings
+        m.set_recommend_params(n_draws=S, merge=merge)
+        assert m.validation_score(split.valid) == pytest.approx(scores[S, merge])
+    assert GANRecommender(**FAST, **kw).fit(split.train).draw_scores_ == {}
+    for bad in ({"merge_choices": ("best",)}, {"draw_choices": (0,)}):
+        with pytest.raises(ValueError, match="merge_choices|draw_choices"):
+            GANRecommender(**bad)
+
+
 def test_a_prior_weight_that_wins_on_validation_is_kept(clustered_split, monkeypatch):
     """The choice follows the validation scores: rig them so that 4 wins by more than the
     margin, and that it then wins by less than the margin."""
