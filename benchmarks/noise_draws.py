@@ -1,16 +1,16 @@
 """Does the generator's noise buy coverage? The GAN's noise-draw curve next to MMR over EASE.
 
     PYTHONPATH=. python benchmarks/noise_draws.py [--data online_retail] [--train-draws 1,4]
-        [--seed 0]
+        [--seed 0] [--valid-folds 1] [--levels 0,0.1,0.2,0.25,0.3,0.4,0.5]
 
 For each ``train_draws`` K (noise draws per training pair, mixture likelihood; K = 1 is the
 plain loss) the GAN at its other defaults is fitted untuned (`recogan.evaluate.evaluate`,
-tune=False, one validation window for early stopping, refit on train + valid) and scored on
-the test period with S = 1, 2, 4, 8, 16 inference draws (``n_draws``, merge ``max``), and
-along the diversity knob (the GAN's own: a tail of hub-penalised items). EASE (defaults)
-with its MMR curve is the reference. Prints, per curve point, NDCG@10, coverage@10, diversity@10 and
-novelty@10, and the issue's criterion: is there a setting whose coverage@10 reaches EASE's
-while NDCG@10 stays >= 0.97x the GAN's own S = 1 value?
+tune=False, ``--valid-folds`` validation windows for early stopping, refit on train + valid)
+and scored on the test period with S = 1, 2, 4, 8, 16 inference draws (``n_draws``, merge
+``max``), and along the diversity knob (the GAN's own: a tail of hub-penalised items). EASE
+(defaults) with its MMR curve is the reference. Prints, per curve point, NDCG@10,
+coverage@10, diversity@10 and novelty@10, and the issue's criterion: is there a setting whose
+coverage@10 reaches EASE's while NDCG@10 stays >= 0.97x the GAN's own S = 1 value?
 """
 
 from __future__ import annotations
@@ -31,6 +31,12 @@ def main(argv=None) -> None:
     ap.add_argument("--data", default="online_retail")
     ap.add_argument("--train-draws", default="1,4")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--valid-folds", type=int, default=1, help="early-stopping windows")
+    ap.add_argument(
+        "--levels",
+        default="0,0.1,0.2,0.25,0.3,0.4,0.5",
+        help="the diversity knob's settings (denser than the report's default)",
+    )
     args = ap.parse_args(argv)
     from recogan import datasets
     from recogan.evaluate import evaluate
@@ -46,7 +52,8 @@ def main(argv=None) -> None:
             models,
             tune=False,
             seed=args.seed,
-            valid_folds=1,
+            valid_folds=args.valid_folds,
+            diversity_levels=[float(v) for v in args.levels.split(",")],
             params={"gan": {"train_draws": K, "threads": 1}},
             show_progress=False,
         )

@@ -10,9 +10,10 @@ Recommend, per customer: behaviour embedding ``b_u`` of the last ``max_history``
 eligible items per query (seen items and candidates applied inside the search of the item
 index, :func:`recogan.index.retrieve`) → merge the draws' lists (``max`` score, ``mean`` score
 or reciprocal-rank fusion ``rrf``) → optional re-rank of the top ``rerank_depth`` adding
-``d_weight × D(b_u, item)`` → top ``n``. With ``diversity`` d > 0 the last ``ceil(d n)``
-positions go to the best other items of the top ``DIVERSITY_DEPTH`` once each draw's scores
-are lowered by ``TAIL_PENALTY × hub score`` (:meth:`GANRecommender.hub_scores`).
+``d_weight × D(b_u, item)`` → top ``n``. With ``diversity`` d > 0 the last ``d n`` positions
+go to the best other items of the top ``DIVERSITY_DEPTH`` once each draw's scores are lowered
+by ``TAIL_PENALTY × hub score`` (:meth:`GANRecommender.hub_scores`; a fractional position
+by that fraction of it).
 """
 
 from __future__ import annotations
@@ -122,11 +123,12 @@ class GANRecommenderConfig:
     #: Weight of the discriminator's logit in the re-rank (0: no re-rank).
     d_weight: float = 0.0
     #: The diversity knob of every interface (0-1; ``diversity_param``): the share of each
-    #: list, its last ``ceil(diversity × n)`` positions, given to the items that suit this
+    #: list, its last ``diversity × n`` positions, given to the items that suit this
     #: customer more than most. The head keeps the model's order; the tail takes the next
     #: best of the customer's top ``DIVERSITY_DEPTH`` with each score lowered by
     #: ``TAIL_PENALTY × its hub score`` (``hub_scores``: how high it scores for the customers
-    #: it scores highest for), so items that top many customers' lists (hubs of the query
+    #: it scores highest for; a fractional position, e.g. the third last at 0.25 × 10, by
+    #: that fraction of it), so items that top many customers' lists (hubs of the query
     #: space, mostly best sellers) give way there. Lower positions cost NDCG least, so this
     #: buys more coverage per NDCG@10 given up than penalising the whole list, weakening the
     #: item prior or re-ranking by MMR (benchmarks/RESULTS.md, "The diversity knob's tail").
@@ -557,10 +559,17 @@ class GANRecommender(Model):
         head = self._order(b, hist_t, ids, sc, S, n, depth, hub=None)
         if not tail:
             return head
-        # the tail: each draw's list re-ranked by score - TAIL_PENALTY x hub score before
-        # the merge (so a rank-based merge sees the penalised order too), then D
+        # the tail: each draw's list re-ranked by score - w x TAIL_PENALTY x hub score before
+        # the merge (so a rank-based merge sees the penalised order too), then D; w is 1,
+        # or the fraction of a position that diversity x n leaves for the tail's first one
         hub = self.TAIL_PENALTY * self.hub_scores()
-        return _splice(head, self._order(b, hist_t, ids, sc, S, n, depth, hub), n - tail)
+        x = round(c.diversity * n, 9)
+        full, part = int(np.floor(x)), x - np.floor(x)
+        parts = [(*head, n - tail)]
+        for w, count in ((part, tail - full), (1.0, full)):
+            if count:
+                parts.append((*self._order(b, hist_t, ids, sc, S, n, depth, w * hub), count))
+        return _splice(parts)
 
     def _order(self, b, hist_t, ids, sc, S, n, depth, hub):
         """The top ``n`` per customer from the draws' ``(B S, depth)`` search results: scores
@@ -586,9 +595,10 @@ class GANRecommender(Model):
         return top_k(final.astype(np.float32), n, pool)
 
     def diversity_slots(self, n: int) -> int:
-        """How many of a list's ``n`` positions, the last ones, the diversity knob gives to
-        hub-penalised items: ``ceil(diversity × n)``."""
-        return min(n, int(np.ceil(self.config.diversity * n - 1e-9)))
+        """How many of a list's ``n`` positions, the last ones, the diversity knob re-ranks:
+        ``ceil(diversity × n)``; the last ``floor(diversity × n)`` with the full penalty, the
+        one before them (when ``diversity × n`` is fractional) with its fraction."""
+        return min(n, int(np.ceil(round(self.config.diversity * n, 9))))
 
     def _index_queries(self, q: np.ndarray) -> np.ndarray:
         """Query vectors ``(Q, d)`` as the index searches them: ``[s q, γ]`` against items
@@ -952,23 +962,23 @@ def _rows(candidates, rows: np.ndarray):
     return np.asarray(candidates)[rows]
 
 
-def _splice(head, tail, keep: int):
-    """Lists of ``head``'s first ``keep`` items followed by ``tail``'s best items not among
-    them, ``(B, n)`` like ``head`` (``(items, scores)`` pairs, best first, -1/-inf padded).
-    The tail's scores are capped at the head's last, so lists stay best first."""
-    h_ids, h_sc = head
-    t_ids, t_sc = tail
-    n = h_ids.shape[1]
-    kept = h_ids[:, :keep]
-    fresh = (t_ids >= 0) & ~(t_ids[:, :, None] == kept[:, None, :]).any(-1)
-    first = np.argsort(~fresh, axis=1, kind="stable")[:, : n - keep]  # fresh ones, in order
-    ids = np.take_along_axis(t_ids, first, 1)
-    sc = np.take_along_axis(t_sc, first, 1)
-    ok = np.take_along_axis(fresh, first, 1)
-    if keep:
-        sc = np.minimum(sc, h_sc[:, keep - 1 : keep])
-    ids = np.hstack([kept, np.where(ok, ids, -1)])
-    sc = np.hstack([h_sc[:, :keep], np.where(ok, sc, -np.inf)]).astype(np.float32)
+def _splice(parts):
+    """Lists made of consecutive segments: ``parts`` is ``[(items, scores, count), ...]``,
+    each a ``(B, ·)`` ranking (best first, -1/-inf padded); each segment takes its ranking's
+    first ``count`` items not already in the list. A segment's scores are capped at the
+    list's score before it, so lists stay best first. Every ranking holds the same eligible
+    items (or its ``sum(count)`` best of them), so padding can only come at the end."""
+    ids = np.zeros((len(parts[0][0]), 0), np.int64)
+    sc = np.zeros((len(ids), 0), np.float32)
+    for p_ids, p_sc, count in parts:
+        fresh = (p_ids >= 0) & ~(p_ids[:, :, None] == ids[:, None, :]).any(-1)
+        first = np.argsort(~fresh, axis=1, kind="stable")[:, :count]  # fresh ones, in order
+        ok = np.take_along_axis(fresh, first, 1)
+        new = np.take_along_axis(p_sc, first, 1)
+        if ids.shape[1]:
+            new = np.minimum(new, sc[:, -1:])
+        ids = np.hstack([ids, np.where(ok, np.take_along_axis(p_ids, first, 1), -1)])
+        sc = np.hstack([sc, np.where(ok, new, -np.inf)]).astype(np.float32)
     return ids, sc
 
 

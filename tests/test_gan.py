@@ -290,29 +290,52 @@ def test_diversity_gives_the_tail_of_each_list_to_the_penalised_order(clustered_
     assert hub[items[:, 7:]].mean() < hub[plain[:, 7:]].mean()
 
 
-@pytest.mark.parametrize("d, n, slots", [(0.0, 10, 0), (0.05, 10, 1), (0.3, 10, 3),
+def test_a_fractional_tail_position_gets_that_fraction_of_the_penalty(clustered_split):
+    model = GANRecommender(**FAST).fit(clustered_split.train)
+    users = np.arange(model.n_users_)
+    plain, _ = model.recommend(users, n=10)
+    model.config.diversity = 1.0
+    full, _ = model.recommend(users, n=20)
+    model.TAIL_PENALTY = 0.5  # the instance's: the half-penalised order
+    half, _ = model.recommend(users, n=20)
+    del model.TAIL_PENALTY
+    model.config.diversity = 0.25  # 2.5 positions: the 8th at half the penalty, 9-10 full
+    assert model.diversity_slots(10) == 3
+    items, scores = model.recommend(users, n=10)
+    np.testing.assert_array_equal(items[:, :7], plain[:, :7])
+    for row, head, h, f in zip(items, plain[:, :7], half, full):
+        eighth = next(i for i in h if i not in head)
+        rest = [i for i in f if i not in head and i != eighth][:2]
+        np.testing.assert_array_equal(row[7:], [eighth, *rest])
+    assert (np.diff(scores, axis=1) <= 1e-6).all()
+
+
+@pytest.mark.parametrize("d, n, slots", [(0.0, 10, 0), (0.05, 10, 1), (0.3, 10, 3), (0.25, 10, 3),
                                          (0.3, 7, 3), (0.5, 50, 25), (1.0, 10, 10)])  # fmt: skip
 def test_diversity_slots_are_the_ceiling_of_its_share(d, n, slots):
     assert GANRecommender(diversity=d).diversity_slots(n) == slots
 
 
-def test_splice_keeps_the_head_and_pads_at_the_end():
+def test_splice_takes_each_segment_s_fresh_items_and_pads_at_the_end():
     from recogan.model import _splice
 
+    f32 = np.float32
     head = (
         np.array([[4, 2, 7, 1], [3, 5, -1, -1]]),
-        np.array([[9, 8, 7, 6], [5, 4, -np.inf, -np.inf]], np.float32),
+        np.array([[9, 8, 7, 6], [5, 4, -np.inf, -np.inf]], f32),
+    )
+    mid = (
+        np.array([[7, 2, 4, 1], [5, 3, -1, -1]]),
+        np.array([[9.5, 9, 8, 1], [4, 3, -np.inf, -np.inf]], f32),
     )
     tail = (
         np.array([[2, 9, 7, 0], [5, 3, -1, -1]]),
-        np.array([[8.5, 8, 7.5, 1], [4, 5, -np.inf, -np.inf]], np.float32),
+        np.array([[8.5, 8, 7.5, 1], [4, 5, -np.inf, -np.inf]], f32),
     )
-    items, scores = _splice(head, tail, 2)
-    np.testing.assert_array_equal(items, [[4, 2, 9, 7], [3, 5, -1, -1]])
-    np.testing.assert_array_equal(
-        scores, np.array([[9, 8, 8, 7.5], [5, 4, -np.inf, -np.inf]], np.float32)
-    )
-    items, _ = _splice(head, tail, 0)
+    items, scores = _splice([(*head, 2), (*mid, 1), (*tail, 1)])
+    np.testing.assert_array_equal(items, [[4, 2, 7, 9], [3, 5, -1, -1]])
+    np.testing.assert_array_equal(scores, np.array([[9, 8, 8, 8], [5, 4, -np.inf, -np.inf]], f32))
+    items, _ = _splice([(*tail, 4)])
     np.testing.assert_array_equal(items, tail[0])
 
 
