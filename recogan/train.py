@@ -296,6 +296,8 @@ def train_gan(
         raise ValueError("at least one of the retrieval and adversarial losses must be on")
     if c.train_draws < 1:
         raise ValueError(f"train_draws must be >= 1, got {c.train_draws}")
+    if not 0 < c.adv_share <= 1:
+        raise ValueError(f"adv_share must be in (0, 1], got {c.adv_share}")
     if len(pairs) == 0:
         raise ValueError("no training pairs (every user has a single basket?)")
     set_torch_threads(c.threads)

@@ -233,6 +233,8 @@ def test_the_adversarial_step_uses_its_share_of_each_batch(clustered_split, monk
     # D's step and G's pass through D, each on the batch's first quarter, which alone gets
     # hard negatives
     assert rows["D"][::2] == rows["D"][1::2] == rows["hard"]
+    with pytest.raises(ValueError, match="adv_share"):
+        GANRecommender(**FAST, adv_share=0.0).fit(clustered_split.train)
 
 
 def test_generated_vectors_are_measured_per_epoch_and_on_new_data(clustered_split):
