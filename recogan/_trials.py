@@ -18,13 +18,12 @@ needs (not the report's plotting and statistics).
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import logging
 import multiprocessing as mp
-import queue
 import signal
 import sys
+import time
 import traceback
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -170,7 +169,10 @@ def _worker(wid, model_name, folds, registry, sys_path, tasks, results) -> None:
 
 def _run_pool(model_name, trials, folds, plan: WorkerPlan, show_progress) -> list[FoldFits]:
     ctx = mp.get_context("spawn")
-    tasks, results = ctx.Queue(), ctx.Queue()
+    # results: a SimpleQueue, whose put writes to the pipe before it returns (a Queue hands
+    # the message to a feeder thread, and a worker that dies right after loses it, so its
+    # death would be blamed on the trial before)
+    tasks, results = ctx.Queue(), ctx.SimpleQueue()
     for i, params in enumerate(trials):
         tasks.put((i, params))
     for _ in range(plan.workers):
@@ -211,14 +213,15 @@ def _run_pool(model_name, trials, folds, plan: WorkerPlan, show_progress) -> lis
                 proc.start()
             procs.append(proc)
         while any(x is None for x in out):
-            with contextlib.suppress(queue.Empty):
-                handle(results.get(timeout=0.5))
+            if not results.empty():
+                handle(results.get())
+                continue
             if all(p.is_alive() or w in exited for w, p in enumerate(procs)):
+                time.sleep(0.05)
                 continue
             # a worker is gone: read what it sent before it went, then name what it ran
-            with contextlib.suppress(queue.Empty):
-                while True:
-                    handle(results.get(timeout=0.5))
+            while not results.empty():
+                handle(results.get())
             for w, p in enumerate(procs):
                 if not p.is_alive() and w not in exited:
                     i = running.get(w)
@@ -240,7 +243,6 @@ def _run_pool(model_name, trials, folds, plan: WorkerPlan, show_progress) -> lis
                 p.kill()
                 p.join()
         tasks.cancel_join_thread()
-        results.cancel_join_thread()
         tasks.close()
         results.close()
     return out

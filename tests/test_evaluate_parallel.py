@@ -143,6 +143,17 @@ def test_dead_worker_is_an_error_not_a_hang(folds_split):
     assert _no_tune_workers()
 
 
+def test_a_worker_that_dies_just_after_taking_a_trial_is_blamed_for_that_trial(folds_split):
+    """One worker runs trial 1, then dies the moment it takes trial 2: what it said before
+    it died (trial 1 done, trial 2 started) reaches the parent, so trial 2 is named."""
+    from recogan._trials import WorkerPlan, _run_pool
+
+    cands = [{"tag": 0}, {"tag": 1, "fail": "exit"}]
+    with pytest.raises(TrialError, match=r"worker process died trial 2/2 .*'fail': 'exit'.*3"):
+        _run_pool("probe", cands, folds_split.folds, WorkerPlan(1, (None,)), False)
+    assert _no_tune_workers()
+
+
 SCRIPT = """
 import sys
 from recogan.data import temporal_split
