@@ -556,19 +556,20 @@ class GANRecommender(Model):
             exclude=None if exclude is None else sp.csr_matrix(exclude)[per_draw],
             candidates=_rows(candidates, per_draw),
         )
-        head = self._order(b, hist_t, ids, sc, S, n, depth, hub=None)
         if not tail:
-            return head
-        # the tail: each draw's list re-ranked by score - w x TAIL_PENALTY x hub score before
-        # the merge (so a rank-based merge sees the penalised order too), then D; w is 1,
-        # or the fraction of a position that diversity x n leaves for the tail's first one
+            return self._order(b, hist_t, ids, sc, S, n, depth, hub=None)
+        # the head in the model's order (w None), then the tail: each draw's list re-ranked
+        # by score - w x TAIL_PENALTY x hub score before the merge (so a rank-based merge
+        # sees the penalised order too), then D; w is the fraction of a position that
+        # diversity x n leaves for the tail's first one, then 1 (d = 1: no head to rank)
         hub = self.TAIL_PENALTY * self.hub_scores()
         x = round(c.diversity * n, 9)
         full, part = int(np.floor(x)), x - np.floor(x)
-        parts = [(*head, n - tail)]
-        for w, count in ((part, tail - full), (1.0, full)):
+        parts = []
+        for w, count in ((None, n - tail), (part, tail - full), (1.0, full)):
             if count:
-                parts.append((*self._order(b, hist_t, ids, sc, S, n, depth, w * hub), count))
+                pen = None if w is None else w * hub
+                parts.append((*self._order(b, hist_t, ids, sc, S, n, depth, pen), count))
         return _splice(parts)
 
     def _order(self, b, hist_t, ids, sc, S, n, depth, hub):
