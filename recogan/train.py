@@ -623,10 +623,9 @@ class _Epochs:
         """One discriminator step; returns G's non-saturating adversarial loss (and D's)."""
         c, D, dev = self.c, self.nets.D, self.device
         B = self._adv_rows(len(target))
-        if B < len(target):
+        if B < len(target):  # (the hard negatives were drawn for these rows only)
             K = c.train_draws
             hv, bd, f, hist, target = hv[:B], bd[:B], f[: B * K], hist[:B], target[:B]
-            hard = None if hard is None else hard[:B]
         hm = (hist >= 0).to(hv.dtype)  # (B, L)
         # real-but-not-bought items: half hard (from G's softmax), half uniform
         n_uni = c.n_negatives - (0 if hard is None else hard.shape[1])
