@@ -11,9 +11,9 @@ eligible items per query (seen items and candidates applied inside the search of
 index, :func:`recogan.index.retrieve`) → merge the draws' lists (``max`` score, ``mean`` score
 or reciprocal-rank fusion ``rrf``) → optional re-rank of the top ``rerank_depth`` adding
 ``d_weight × D(b_u, item)`` → top ``n``. With ``diversity`` d > 0 the last ``d n`` positions
-go to the best other items of the top ``DIVERSITY_DEPTH`` once each draw's scores are lowered
-by ``TAIL_PENALTY × hub score`` (:meth:`GANRecommender.hub_scores`; a fractional position
-by that fraction of it).
+go to the best other items of the top ``DIVERSITY_DEPTH`` whose audience the customer is in:
+those it scores as high for as the best ``AUDIENCE_SHARE`` of customers
+(:meth:`GANRecommender.audience_thresholds`; a fractional position with a wider audience).
 """
 
 from __future__ import annotations
@@ -125,13 +125,15 @@ class GANRecommenderConfig:
     #: The diversity knob of every interface (0-1; ``diversity_param``): the share of each
     #: list, its last ``diversity × n`` positions, given to the items that suit this
     #: customer more than most. The head keeps the model's order; the tail takes the next
-    #: best of the customer's top ``DIVERSITY_DEPTH`` with each score lowered by
-    #: ``TAIL_PENALTY × its hub score`` (``hub_scores``: how high it scores for the customers
-    #: it scores highest for; a fractional position, e.g. the third last at 0.25 × 10, by
-    #: that fraction of it), so items that top many customers' lists (hubs of the query
-    #: space, mostly best sellers) give way there. Lower positions cost NDCG least, so this
-    #: buys more coverage per NDCG@10 given up than penalising the whole list, weakening the
-    #: item prior or re-ranking by MMR (benchmarks/RESULTS.md, "The diversity knob's tail").
+    #: best of the customer's top ``DIVERSITY_DEPTH`` among the items whose audience the
+    #: customer is in: it scores them as high as their best ``AUDIENCE_SHARE`` of customers
+    #: do (``audience_thresholds``; a fractional position, e.g. the third last at
+    #: 0.25 × 10, with the audience widened to ``AUDIENCE_SHARE ** 0.5``). Items near
+    #: everyone's query (hubs, mostly best sellers) top many lists but have audiences like
+    #: any other item, so the tail spreads over the catalogue. Lower positions cost NDCG
+    #: least, so this buys more coverage per NDCG@10 given up than penalising hubs,
+    #: weakening the item prior or re-ranking by MMR (benchmarks/RESULTS.md, "The
+    #: diversity knob's tail").
     #: A list's head depends on ``n``: a longer list has a longer head.
     diversity: float = 0.0
     #: Weight of the learned item prior (bias + popularity features) at recommend time: the
@@ -235,7 +237,7 @@ class GANRecommender(Model):
 
     @classmethod
     def diversity_param(cls) -> str:
-        """The GAN's own diversity mechanism: a tail of hub-penalised items (see
+        """The GAN's own diversity mechanism: a tail of items from their audiences (see
         ``diversity``)."""
         return "diversity"
 
@@ -459,9 +461,9 @@ class GANRecommender(Model):
             bias = t.prior(torch.as_tensor(self.logpop_, device=t.bias.device))
             self.item_index_ = np.hstack([E, bias.cpu().numpy()[:, None]]).astype(np.float32)
             self.scale_ = float(t.log_scale.exp())
-        # hub scores (diversity) by prior weight; shared with the shallow copies that
-        # recogan.diversity makes, so they are computed once per model
-        self._hub_cache = {"lock": threading.Lock()}
+        # audience thresholds (diversity) by prior weight; shared with the shallow copies
+        # that recogan.diversity makes, so they are computed once per model
+        self._audience_cache = {"lock": threading.Lock()}
 
     # ------------------------------------------------------------------ recommending
     def recommend(self, user_idx, n=10, exclude_seen=True, candidates=None):
@@ -556,30 +558,32 @@ class GANRecommender(Model):
             exclude=None if exclude is None else sp.csr_matrix(exclude)[per_draw],
             candidates=_rows(candidates, per_draw),
         )
+        plain = self._order(b, hist_t, ids, sc, S, n, depth, floor=None)
         if not tail:
-            return self._order(b, hist_t, ids, sc, S, n, depth, hub=None)
-        # the head in the model's order (w None), then the tail: each draw's list re-ranked
-        # by score - w x TAIL_PENALTY x hub score before the merge (so a rank-based merge
-        # sees the penalised order too), then D; w is the fraction of a position that
-        # diversity x n leaves for the tail's first one, then 1 (d = 1: no head to rank)
-        hub = self.TAIL_PENALTY * self.hub_scores()
+            return plain
+        # the head in the model's order, then the tail: each draw's list cut to the items
+        # whose audience this customer is in (score >= the item's threshold at share
+        # AUDIENCE_SHARE ** w) before the merge and D; w is the fraction of a position that
+        # diversity x n leaves for the tail's first one, then 1. The model's order fills
+        # what a short audience list leaves (so padding can only come at the end)
+        levels = self.audience_thresholds()
         x = round(c.diversity * n, 9)
         full, part = int(np.floor(x)), x - np.floor(x)
-        parts = []
-        for w, count in ((None, n - tail), (part, tail - full), (1.0, full)):
+        parts = [(*plain, n - tail)]
+        for w, count in ((part, tail - full), (1.0, full)):
             if count:
-                pen = None if w is None else w * hub
-                parts.append((*self._order(b, hist_t, ids, sc, S, n, depth, pen), count))
-        return _splice(parts)
+                floor = _threshold(levels, w)
+                parts.append((*self._order(b, hist_t, ids, sc, S, n, depth, floor), count))
+        return _splice([*parts, (*plain, 0)])
 
-    def _order(self, b, hist_t, ids, sc, S, n, depth, hub):
-        """The top ``n`` per customer from the draws' ``(B S, depth)`` search results: scores
-        minus ``hub[item]`` (None: unpenalised), the draws merged, then the discriminator's
-        re-rank of the top ``rerank_depth``."""
+    def _order(self, b, hist_t, ids, sc, S, n, depth, floor):
+        """The top ``n`` per customer from the draws' ``(B S, depth)`` search results: those
+        scoring at least ``floor[item]`` (None: all), the draws merged, then the
+        discriminator's re-rank of the top ``rerank_depth``."""
         c = self.config
         B = len(b)
-        if hub is not None:
-            sc = np.where(ids >= 0, sc - hub[np.maximum(ids, 0)], -np.inf)
+        if floor is not None:
+            sc = np.where((ids >= 0) & (sc >= floor[np.maximum(ids, 0)]), sc, -np.inf)
             ids, sc = top_k(sc.astype(np.float32), depth, ids)
         pool, pool_scores = _merge(ids.reshape(B, S, -1), sc.reshape(B, S, -1), depth, c.merge)
         if not c.d_weight:
@@ -607,51 +611,59 @@ class GANRecommender(Model):
         prior = np.full((len(q), 1), self.config.prior_weight, np.float32)
         return np.hstack([q * self.scale_, prior]).astype(np.float32)
 
-    #: Items per customer that the diversity knob's tail is chosen from (retrieved without
-    #: the penalty).
-    DIVERSITY_DEPTH = 100
-    #: Weight of the hub score in the tail's order (chosen on the validation windows of
-    #: Online Retail and MovieLens-1M: benchmarks/RESULTS.md, "The diversity knob's tail").
-    TAIL_PENALTY = 1.0
-    #: Customers (a seeded sample of those with a history) whose queries measure hubness.
-    HUB_USERS = 2048
-    #: An item's hub score is the mean of its scores for this share of the sampled
-    #: customers, the ones it scores highest for (at least one).
-    HUB_SHARE = 0.01
+    #: Items per customer that the diversity knob's tail is chosen from (each draw's
+    #: nearest, as retrieved for the head).
+    DIVERSITY_DEPTH = 1000
+    #: Customers (a seeded sample of those with a history) that measure items' audiences.
+    AUDIENCE_USERS = 2048
+    #: An item's audience: the share of the sampled customers it scores highest for. The
+    #: tail takes items whose audience the customer is in (chosen on the validation windows
+    #: of Online Retail and MovieLens-1M: benchmarks/RESULTS.md, "The diversity knob's tail").
+    AUDIENCE_SHARE = 0.005
+    #: Shares between all customers and ``AUDIENCE_SHARE`` at which thresholds are kept
+    #: (``AUDIENCE_SHARE ** (j / AUDIENCE_LEVELS)``), for a fractional tail position.
+    AUDIENCE_LEVELS = 8
 
-    def hub_scores(self) -> np.ndarray:
-        """Each item's hub score ``(items,)``: its mean score (the retrieval score, prior
-        included, seen items left out) over the ``HUB_SHARE`` of ``HUB_USERS`` sampled
-        customers it scores highest for, as in cross-domain similarity local scaling
-        (Conneau et al., 2018). A hub, an item near many customers' queries, has a high one.
-        Computed when first needed and kept (per prior weight); products placed later get
-        theirs when next needed."""
+    def audience_thresholds(self) -> np.ndarray:
+        """Each item's audience thresholds ``(AUDIENCE_LEVELS + 1, items)``: row ``j`` is the
+        score (the retrieval score, prior included, seen items left out) that puts a customer
+        in the best ``AUDIENCE_SHARE ** (j / AUDIENCE_LEVELS)`` of ``AUDIENCE_USERS`` sampled
+        customers for that item, the ``ceil(share × sampled)``-th highest of their scores
+        (row 0: the lowest). A customer scoring at least the last row is among the item's
+        best customers: a reverse nearest neighbour, which a hub, an item near many
+        customers' queries, has only as many of as any other item. Computed when first
+        needed and kept (per prior weight); products placed later get theirs when next
+        needed."""
         self.check_fitted()
-        cache = self._hub_cache
+        cache = self._audience_cache
         key = float(self.config.prior_weight)
         with cache["lock"]:
-            have = cache.get(key, np.zeros(0, np.float32))
+            have = cache.get(key, np.zeros((self.AUDIENCE_LEVELS + 1, 0), np.float32))
             N = len(self.item_index_)
-            if len(have) < N:
-                have = np.concatenate([have, self._hubness(np.arange(len(have), N))])
+            if have.shape[1] < N:
+                new = self._audiences(np.arange(have.shape[1], N))
+                have = np.concatenate([have, new], axis=1)
                 cache[key] = have
-            return have[:N]
+            return have[:, :N]
 
-    def _hubness(self, items: np.ndarray) -> np.ndarray:
+    def _audiences(self, items: np.ndarray) -> np.ndarray:
         c = self.config
+        L = self.AUDIENCE_LEVELS
         has = np.flatnonzero((self.user_hist_ >= 0).any(1))
         users = has
-        if len(has) > self.HUB_USERS:
+        if len(has) > self.AUDIENCE_USERS:
             rng = np.random.default_rng([c.seed, 2])
-            users = np.sort(rng.choice(has, self.HUB_USERS, replace=False))
+            users = np.sort(rng.choice(has, self.AUDIENCE_USERS, replace=False))
+        out = np.full((L + 1, len(items)), -np.inf, np.float32)
         if not len(users):
-            return np.zeros(len(items), np.float32)
+            return out
         _, q, _ = self._queries(*self._known_histories(users), draws=1)
         Q = self._index_queries(q[:, 0].cpu().numpy())  # the deterministic draw (z = 0)
         seen = sp.csr_matrix(self.seen_[users])
-        k = max(1, int(np.ceil(self.HUB_SHARE * len(users))))
-        out = np.empty(len(items), np.float32)
-        step = max(1, 2**22 // len(users))  # a (users, step) block of ~16 MB
+        m = len(users)
+        shares = self.AUDIENCE_SHARE ** (np.arange(1, L + 1) / L)
+        ks = np.maximum(1, np.ceil(np.round(shares * m, 9)).astype(np.int64))  # k-th highest
+        step = max(1, 2**22 // m)  # a (users, step) block of ~16 MB
         for s in range(0, len(items), step):
             cols = items[s : s + step]
             raw = Q @ self.item_index_[cols].T  # (users, cols)
@@ -662,9 +674,10 @@ class GANRecommender(Model):
             # an item every sampled customer has bought keeps its scores, seen or not
             bought_by_all = ~np.isfinite(block).any(0)
             block[:, bought_by_all] = raw[:, bought_by_all]
-            best = -np.partition(-block, k - 1, axis=0)[:k]  # (k, cols), the k highest
-            finite = np.isfinite(best)
-            out[s : s + step] = np.where(finite, best, 0.0).sum(0) / finite.sum(0)
+            low = np.where(np.isfinite(block), block, np.inf).min(0)
+            desc = -np.partition(-block, np.unique(ks - 1), axis=0)
+            out[0, s : s + step] = low
+            out[1:, s : s + step] = desc[ks - 1]
         return out
 
     def _search(self, queries: np.ndarray, k: int, exclude, candidates):
@@ -966,21 +979,56 @@ def _rows(candidates, rows: np.ndarray):
 def _splice(parts):
     """Lists made of consecutive segments: ``parts`` is ``[(items, scores, count), ...]``,
     each a ``(B, ·)`` ranking (best first, -1/-inf padded); each segment takes its ranking's
-    first ``count`` items not already in the list. A segment's scores are capped at the
-    list's score before it, so lists stay best first. Every ranking holds the same eligible
-    items (or its ``sum(count)`` best of them), so padding can only come at the end."""
-    ids = np.zeros((len(parts[0][0]), 0), np.int64)
-    sc = np.zeros((len(ids), 0), np.float32)
+    first ``count`` items not already in the list, plus what the segments before it came
+    short of. A segment's scores are capped at the list's score before it, so lists stay
+    best first. Padding (-1 / -inf) comes only at the end."""
+    B = len(parts[0][0])
+    ids = np.zeros((B, 0), np.int64)
+    sc = np.zeros((B, 0), np.float32)
+    short = np.zeros(B, np.int64)  # positions the segments so far could not fill
     for p_ids, p_sc, count in parts:
         fresh = (p_ids >= 0) & ~(p_ids[:, :, None] == ids[:, None, :]).any(-1)
-        first = np.argsort(~fresh, axis=1, kind="stable")[:, :count]  # fresh ones, in order
-        ok = np.take_along_axis(fresh, first, 1)
-        new = np.take_along_axis(p_sc, first, 1)
+        order = np.argsort(~fresh, axis=1, kind="stable")  # fresh ones first, in order
+        ok = np.take_along_axis(fresh, order, 1)
+        want = count + short
+        take = np.minimum(ok.sum(1), want)
+        short = want - take
+        width = int(take.max(initial=0))
+        new_ids = np.take_along_axis(p_ids, order, 1)[:, :width]
+        new_sc = np.take_along_axis(p_sc, order, 1)[:, :width]
         if ids.shape[1]:
-            new = np.minimum(new, sc[:, -1:])
-        ids = np.hstack([ids, np.where(ok, np.take_along_axis(p_ids, first, 1), -1)])
-        sc = np.hstack([sc, np.where(ok, new, -np.inf)]).astype(np.float32)
-    return ids, sc
+            prev = np.where(np.isfinite(sc), sc, np.inf).min(1, keepdims=True)
+            new_sc = np.minimum(new_sc, prev)
+        used = np.arange(width)[None, :] < take[:, None]
+        ids, sc = _packed(ids, sc, np.where(used, new_ids, -1), np.where(used, new_sc, -np.inf))
+    total = sum(count for _, _, count in parts)
+    pad = total - ids.shape[1]
+    if pad > 0:
+        ids = np.pad(ids, ((0, 0), (0, pad)), constant_values=-1)
+        sc = np.pad(sc, ((0, 0), (0, pad)), constant_values=-np.inf)
+    return ids, sc.astype(np.float32)
+
+
+def _packed(ids, sc, new_ids, new_sc):
+    """Rows of ``ids`` followed by ``new_ids`` with every row's -1 pads moved to its end."""
+    both = np.hstack([ids, new_ids])
+    both_sc = np.hstack([sc, new_sc]).astype(np.float32)
+    order = np.argsort(both < 0, axis=1, kind="stable")
+    both, both_sc = np.take_along_axis(both, order, 1), np.take_along_axis(both_sc, order, 1)
+    width = int((both >= 0).sum(1).max(initial=0))
+    return both[:, :width], both_sc[:, :width]
+
+
+def _threshold(levels: np.ndarray, w: float) -> np.ndarray:
+    """Each item's score threshold at the tail weight ``w`` in (0, 1]: ``levels`` (rows: the
+    audience thresholds at shares ``AUDIENCE_SHARE ** (j / L)``, j = 0..L) interpolated at
+    row ``w L`` (1: the audience itself; towards 0: everyone)."""
+    L = len(levels) - 1
+    x = min(max(w, 0.0), 1.0) * L
+    j = min(int(np.floor(x)), L - 1)
+    with np.errstate(invalid="ignore"):  # -inf (everyone) at either end gives NaN: -inf
+        t = levels[j] + (x - j) * (levels[j + 1] - levels[j])
+    return np.where(np.isnan(t), -np.inf, t).astype(np.float32)
 
 
 def _merge(ids: np.ndarray, sc: np.ndarray, k: int, rule: str):

@@ -111,17 +111,17 @@ def test_added_product_is_recommended_where_it_fits(rec):
     assert rec.titles(["n2", "i1"]) == ["party item new", "kitchen item 1"]
 
 
-def test_added_products_get_hub_scores(rec):
+def test_added_products_get_audience_thresholds(rec):
     model = rec.model
-    before = model.hub_scores().copy()
+    before = model.audience_thresholds().copy()
     rec.add_items(new_products())
     model = rec.model
-    after = model.hub_scores()
-    assert len(after) == len(before) + 4
-    np.testing.assert_array_equal(after[: len(before)], before)  # kept, not recomputed
+    after = model.audience_thresholds()
+    assert after.shape == (before.shape[0], before.shape[1] + 4)
+    np.testing.assert_array_equal(after[:, : before.shape[1]], before)  # kept, not recomputed
     fresh = type(model).__new__(type(model))
-    fresh.__dict__.update(model.__dict__, _hub_cache={"lock": threading.Lock()})
-    np.testing.assert_allclose(fresh.hub_scores(), after, rtol=1e-5, atol=1e-6)
+    fresh.__dict__.update(model.__dict__, _audience_cache={"lock": threading.Lock()})
+    np.testing.assert_allclose(fresh.audience_thresholds(), after, rtol=1e-5, atol=1e-6)
 
 
 def test_prior_of_a_new_product(rec):

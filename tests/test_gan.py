@@ -245,69 +245,87 @@ def _dense_scores(model, users):
     return dense
 
 
-def test_hub_scores_by_their_definition(clustered_split):
+def test_audience_thresholds_by_their_definition(clustered_split):
     model = GANRecommender(**FAST).fit(clustered_split.train)
-    model.HUB_SHARE = 0.05  # all customers are sampled (fewer than HUB_USERS)
+    model.AUDIENCE_SHARE = 0.1  # all customers are sampled (fewer than AUDIENCE_USERS)
+    model.AUDIENCE_LEVELS = 2
     users = np.flatnonzero((model.user_hist_ >= 0).any(1))
-    dense = _dense_scores(model, users)
-    k = int(np.ceil(0.05 * len(users)))
-    top = -np.sort(-dense, 0)[:k]  # each item's k best scores among its non-buyers
-    expect = np.where(np.isfinite(top), top, 0.0).sum(0) / np.isfinite(top).sum(0)
-    np.testing.assert_allclose(model.hub_scores(), expect, rtol=1e-4, atol=1e-5)
+    dense = _dense_scores(model, users)  # -inf where bought
+    desc = -np.sort(-dense, 0)  # each item's scores, best customer first
+    m = len(users)
+    levels = model.audience_thresholds()
+    assert levels.shape == (3, model.n_items_)
+    np.testing.assert_allclose(levels[0], np.where(np.isfinite(dense), dense, np.inf).min(0),
+                               rtol=1e-4, atol=1e-5)  # fmt: skip
+    for row, share in ((1, 0.1**0.5), (2, 0.1)):
+        k = int(np.ceil(share * m))
+        np.testing.assert_allclose(levels[row], desc[k - 1], rtol=1e-4, atol=1e-5)
+    assert (np.diff(levels, axis=0) >= 0).all()  # a smaller audience, a higher bar
 
 
-def test_diversity_demotes_hubs(clustered_split):
+def _audience_order(model, users, dense, share):
+    """Each customer's unseen items in score order, those whose audience (at ``share`` of
+    the customers) the customer is in first."""
+    known = dense[(model.user_hist_[users] >= 0).any(1)]  # the customers sampled
+    bar = -np.sort(-known, 0)[int(np.ceil(share * len(known))) - 1]
+    key = np.where(dense >= bar - 1e-5, dense, dense - 1e9)
+    return np.argsort(-key, 1, kind="stable"), dense >= bar - 1e-5
+
+
+def test_diversity_gives_the_tail_of_each_list_to_the_customers_audiences(clustered_split):
     model = GANRecommender(**FAST).fit(clustered_split.train)
-    users = np.arange(model.n_users_)
-    plain, _ = model.recommend(users, n=10)
-    dense = _dense_scores(model, users)
-    hub = model.hub_scores()
-    model.config.diversity = 1.0
-    items, scores = model.recommend(users, n=10)
-    # the best of each customer's top DIVERSITY_DEPTH by score - diversity x hub score
-    np.testing.assert_allclose(scores, dense[users[:, None], items] - hub[items], rtol=1e-5)
-    assert (np.diff(scores, axis=1) <= 1e-6).all()
-    assert hub[items].mean() < hub[plain].mean()
-    # exposure spreads out: the most shown item is shown less
-    assert np.bincount(items.ravel()).max() < np.bincount(plain.ravel()).max()
-
-
-def test_diversity_gives_the_tail_of_each_list_to_the_penalised_order(clustered_split):
-    model = GANRecommender(**FAST).fit(clustered_split.train)
+    model.AUDIENCE_SHARE = 0.1
     users = np.arange(model.n_users_)
     plain, plain_scores = model.recommend(users, n=10)
-    model.config.diversity = 1.0  # every position: the penalised order itself
-    penalised, _ = model.recommend(users, n=20)
-    hub = model.hub_scores()
+    dense = _dense_scores(model, users)
+    order, member = _audience_order(model, users, dense, 0.1)
     model.config.diversity = 0.3
     assert model.diversity_slots(10) == 3
     items, scores = model.recommend(users, n=10)
     np.testing.assert_array_equal(items[:, :7], plain[:, :7])  # the head is the model's
     np.testing.assert_array_equal(scores[:, :7], plain_scores[:, :7])
-    for row, head, pen in zip(items, plain[:, :7], penalised):
+    for row, head, pen in zip(items, plain[:, :7], order):
         np.testing.assert_array_equal(row[7:], [i for i in pen if i not in head][:3])
     assert (np.diff(scores, axis=1) <= 1e-6).all()
-    assert hub[items[:, 7:]].mean() < hub[plain[:, 7:]].mean()
+    rows = np.arange(len(users))[:, None]
+    assert member[rows, items[:, 7:]].mean() > member[rows, plain[:, 7:]].mean()
+    # exposure evens out over the catalogue
+    shown = np.bincount(items.ravel(), minlength=model.n_items_)
+    assert shown.std() < np.bincount(plain.ravel(), minlength=model.n_items_).std()
+    model.config.diversity = 1.0  # no head: the audience order throughout
+    whole, _ = model.recommend(users, n=10)
+    np.testing.assert_array_equal(whole, order[:, :10])
 
 
-def test_a_fractional_tail_position_gets_that_fraction_of_the_penalty(clustered_split):
+def test_a_fractional_tail_position_gets_a_wider_audience(clustered_split):
     model = GANRecommender(**FAST).fit(clustered_split.train)
+    model.AUDIENCE_SHARE = 0.04
+    model.AUDIENCE_LEVELS = 2  # shares 1, 0.2 and 0.04
     users = np.arange(model.n_users_)
     plain, _ = model.recommend(users, n=10)
-    model.config.diversity = 1.0
-    full, _ = model.recommend(users, n=20)
-    model.TAIL_PENALTY = 0.5  # the instance's: the half-penalised order
-    half, _ = model.recommend(users, n=20)
-    del model.TAIL_PENALTY
-    model.config.diversity = 0.25  # 2.5 positions: the 8th at half the penalty, 9-10 full
+    dense = _dense_scores(model, users)
+    narrow, _ = _audience_order(model, users, dense, 0.04)
+    wide, _ = _audience_order(model, users, dense, 0.2)
+    model.config.diversity = 0.25  # 2.5 positions: the 8th at weight 0.5 (share 0.2)
     assert model.diversity_slots(10) == 3
     items, scores = model.recommend(users, n=10)
     np.testing.assert_array_equal(items[:, :7], plain[:, :7])
-    for row, head, h, f in zip(items, plain[:, :7], half, full):
+    for row, head, h, f in zip(items, plain[:, :7], wide, narrow):
         eighth = next(i for i in h if i not in head)
         rest = [i for i in f if i not in head and i != eighth][:2]
         np.testing.assert_array_equal(row[7:], [eighth, *rest])
     assert (np.diff(scores, axis=1) <= 1e-6).all()
+
+
+def test_threshold_interpolates_between_audience_levels():
+    from recogan.model import _threshold
+
+    levels = np.array([[-np.inf, 0.0], [1.0, 2.0], [3.0, 6.0]], np.float32)
+    np.testing.assert_array_equal(_threshold(levels, 1.0), [3.0, 6.0])
+    np.testing.assert_array_equal(_threshold(levels, 0.5), [1.0, 2.0])
+    np.testing.assert_array_equal(_threshold(levels, 0.75), [2.0, 4.0])
+    np.testing.assert_array_equal(_threshold(levels, 0.25), [-np.inf, 1.0])  # everyone, or half-way
+    assert (_threshold(levels, 0.0) == levels[0]).all()
 
 
 @pytest.mark.parametrize("d, n, slots", [(0.0, 10, 0), (0.05, 10, 1), (0.3, 10, 3), (0.25, 10, 3),
@@ -337,15 +355,21 @@ def test_splice_takes_each_segment_s_fresh_items_and_pads_at_the_end():
     np.testing.assert_array_equal(scores, np.array([[9, 8, 8, 8], [5, 4, -np.inf, -np.inf]], f32))
     items, _ = _splice([(*tail, 4)])
     np.testing.assert_array_equal(items, tail[0])
+    # a segment that comes short: the next one fills in, and padding stays at the end
+    short = (np.array([[9, -1, -1, -1], [-1, -1, -1, -1]]),
+             np.array([[7, -np.inf, -np.inf, -np.inf], [-np.inf] * 4], f32))  # fmt: skip
+    items, scores = _splice([(*head, 1), (*short, 2), (*tail, 0)])
+    np.testing.assert_array_equal(items, [[4, 9, 2], [3, 5, -1]])
+    np.testing.assert_array_equal(scores, np.array([[9, 7, 7], [5, 4, -np.inf]], f32))
 
 
-def test_diversity_penalises_each_draw_before_the_merge(clustered_split):
+def test_diversity_filters_each_draw_before_the_merge(clustered_split):
     model = GANRecommender(**FAST, diversity=0.5).fit(clustered_split.train)
     users = np.arange(model.n_users_)
     by_max = model.recommend(users, n=10)[0]
-    model.config.merge = "rrf"  # one draw: the fused order is that draw's penalised order
+    model.config.merge = "rrf"  # one draw: the fused order is that draw's audience order
     np.testing.assert_array_equal(model.recommend(users, n=10)[0], by_max)
-    model.config.n_draws = 4  # rank fusion scores, not scores minus hub scores
+    model.config.n_draws = 4  # rank fusion scores, not retrieval scores
     _, scores = model.recommend(users, n=10)
     assert (scores > 0).all() and (scores <= 4 / 60).all()
 
