@@ -7,7 +7,7 @@ For each ``train_draws`` K (noise draws per training pair, mixture likelihood; K
 plain loss) the GAN at its other defaults is fitted untuned (`recogan.evaluate.evaluate`,
 tune=False, ``--valid-folds`` validation windows for early stopping, refit on train + valid)
 and scored on the test period with S = 1, 2, 4, 8, 16 inference draws (``n_draws``, merge
-``max``), and along the diversity knob (the GAN's own: a tail of hub-penalised items). EASE
+``max``), and along the diversity knob (the GAN's own: a tail from its items' audiences). EASE
 (defaults) with its MMR curve is the reference. Prints, per curve point, NDCG@10,
 coverage@10, diversity@10 and novelty@10, and the issue's criterion: is there a setting whose
 coverage@10 reaches EASE's while NDCG@10 stays >= 0.97x the GAN's own S = 1 value?

@@ -613,13 +613,13 @@ class GANRecommender(Model):
 
     #: Items per customer that the diversity knob's tail is chosen from (each draw's
     #: nearest, as retrieved for the head).
-    DIVERSITY_DEPTH = 1000
+    DIVERSITY_DEPTH = 2000
     #: Customers (a seeded sample of those with a history) that measure items' audiences.
-    AUDIENCE_USERS = 2048
+    AUDIENCE_USERS = 8192
     #: An item's audience: the share of the sampled customers it scores highest for. The
     #: tail takes items whose audience the customer is in (chosen on the validation windows
     #: of Online Retail and MovieLens-1M: benchmarks/RESULTS.md, "The diversity knob's tail").
-    AUDIENCE_SHARE = 0.005
+    AUDIENCE_SHARE = 0.003
     #: Shares between all customers and ``AUDIENCE_SHARE`` at which thresholds are kept
     #: (``AUDIENCE_SHARE ** (j / AUDIENCE_LEVELS)``), for a fractional tail position.
     AUDIENCE_LEVELS = 8
