@@ -13,7 +13,8 @@ or reciprocal-rank fusion ``rrf``) → optional re-rank of the top ``rerank_dept
 ``d_weight × D(b_u, item)`` → top ``n``. With ``diversity`` d > 0 the last ``d n`` positions
 go to the best other items of the top ``DIVERSITY_DEPTH`` whose audience the customer is in:
 those it scores as high for as the best ``AUDIENCE_SHARE`` of customers
-(:meth:`GANRecommender.audience_thresholds`; a fractional position with a wider audience).
+(:meth:`GANRecommender.audience_thresholds`; a fractional ``d n`` gives that share of
+customers one more such position).
 """
 
 from __future__ import annotations
@@ -127,13 +128,13 @@ class GANRecommenderConfig:
     #: customer more than most. The head keeps the model's order; the tail takes the next
     #: best of the customer's top ``DIVERSITY_DEPTH`` among the items whose audience the
     #: customer is in: it scores them as high as their best ``AUDIENCE_SHARE`` of customers
-    #: do (``audience_thresholds``; a fractional position, e.g. the third last at
-    #: 0.25 × 10, with the audience widened to ``AUDIENCE_SHARE ** 0.5``). Items near
-    #: everyone's query (hubs, mostly best sellers) top many lists but have audiences like
-    #: any other item, so the tail spreads over the catalogue. Lower positions cost NDCG
-    #: least, so this buys more coverage per NDCG@10 given up than penalising hubs,
-    #: weakening the item prior or re-ranking by MMR (benchmarks/RESULTS.md, "The
-    #: diversity knob's tail").
+    #: do (``audience_thresholds``). A fractional ``diversity × n`` gives that share of
+    #: customers (a seeded choice) one more tail position: 0.25 × 10 is a 3-item tail for
+    #: half of them and a 2-item one for the rest. Items near everyone's query (hubs,
+    #: mostly best sellers) top many lists but have audiences like any other item, so the
+    #: tail spreads over the catalogue. Lower positions cost NDCG least, so this buys more
+    #: coverage per NDCG@10 given up than penalising hubs, weakening the item prior or
+    #: re-ranking by MMR (benchmarks/RESULTS.md, "The tail from the items' audiences").
     #: A list's head depends on ``n``: a longer list has a longer head.
     diversity: float = 0.0
     #: Weight of the learned item prior (bias + popularity features) at recommend time: the
@@ -542,7 +543,8 @@ class GANRecommender(Model):
             raise ValueError("history weights contain NaN/inf (bad event times?)")
         b, q, hist_t = self._queries(hist, w, keys)
         S = q.shape[1]
-        tail = self.diversity_slots(n)
+        count = self.diversity_slots(n, keys)  # (B,) tail positions
+        tail = bool(count.any())
         depth = n
         if c.d_weight:
             depth = max(depth, c.rerank_depth)
@@ -562,19 +564,13 @@ class GANRecommender(Model):
         if not tail:
             return plain
         # the head in the model's order, then the tail: each draw's list cut to the items
-        # whose audience this customer is in (score >= the item's threshold at share
-        # AUDIENCE_SHARE ** w) before the merge and D; w is the fraction of a position that
-        # diversity x n leaves for the tail's first one, then 1. The model's order fills
-        # what a short audience list leaves (so padding can only come at the end)
-        levels = self.audience_thresholds()
-        x = round(c.diversity * n, 9)
-        full, part = int(np.floor(x)), x - np.floor(x)
-        parts = [(*plain, n - tail)]
-        for w, count in ((part, tail - full), (1.0, full)):
-            if count:
-                floor = _threshold(levels, w)
-                parts.append((*self._order(b, hist_t, ids, sc, S, n, depth, floor), count))
-        return _splice([*parts, (*plain, 0)])
+        # whose audience this customer is in (score >= the item's audience threshold)
+        # before the merge and D. diversity x n tail positions on average: a fractional
+        # part w gives a seeded w share of customers one more. The model's order fills what
+        # a short audience list leaves (so padding can only come at the end)
+        floor = self.audience_thresholds()
+        tail_order = self._order(b, hist_t, ids, sc, S, n, depth, floor)
+        return _splice([(*plain, n - count), (*tail_order, count), (*plain, 0)])
 
     def _order(self, b, hist_t, ids, sc, S, n, depth, floor):
         """The top ``n`` per customer from the draws' ``(B S, depth)`` search results: those
@@ -582,14 +578,17 @@ class GANRecommender(Model):
         discriminator's re-rank of the top ``rerank_depth``."""
         c = self.config
         B = len(b)
+        keep = max(n, c.rerank_depth) if c.d_weight else n  # D re-ranks the top rerank_depth
+        # an item among the merged best `keep` by its best draw is among that draw's best
+        # `keep`, so one draw or the max rule needs no deeper lists
+        deep = depth if S > 1 and c.merge != "max" else min(keep, depth)
         if floor is not None:
             sc = np.where((ids >= 0) & (sc >= floor[np.maximum(ids, 0)]), sc, -np.inf)
-            ids, sc = top_k(sc.astype(np.float32), depth, ids)
-        pool, pool_scores = _merge(ids.reshape(B, S, -1), sc.reshape(B, S, -1), depth, c.merge)
+            ids, sc = top_k(sc.astype(np.float32), deep, ids)
+        ids, sc = ids[:, :deep], sc[:, :deep]
+        pool, pool_scores = _merge(ids.reshape(B, S, -1), sc.reshape(B, S, -1), keep, c.merge)
         if not c.d_weight:
-            return pool[:, :n], pool_scores[:, :n]
-        keep = max(n, c.rerank_depth)  # D re-ranks the top rerank_depth
-        pool, pool_scores = pool[:, :keep], pool_scores[:, :keep]
+            return pool, pool_scores
         with torch.no_grad():
             nets = self.nets_
             E = nets.tower.vectors()
@@ -599,11 +598,14 @@ class GANRecommender(Model):
         final = np.where(pool >= 0, pool_scores + c.d_weight * logits, -np.inf)
         return top_k(final.astype(np.float32), n, pool)
 
-    def diversity_slots(self, n: int) -> int:
-        """How many of a list's ``n`` positions, the last ones, the diversity knob re-ranks:
-        ``ceil(diversity × n)``; the last ``floor(diversity × n)`` with the full penalty, the
-        one before them (when ``diversity × n`` is fractional) with its fraction."""
-        return min(n, int(np.ceil(round(self.config.diversity * n, 9))))
+    def diversity_slots(self, n: int, keys) -> np.ndarray:
+        """How many of each list's ``n`` positions, the last ones, the diversity knob gives
+        to the audience tail, per noise key ``(kind, key)`` (a customer's): ``diversity ×
+        n`` on average, ``floor`` of it for most and one more for a seeded share of
+        customers equal to its fractional part."""
+        x = min(float(n), round(self.config.diversity * n, 9))
+        extra = _key_uniform(self.config.seed, keys) < x - np.floor(x)
+        return int(np.floor(x)) + extra.astype(np.int64)
 
     def _index_queries(self, q: np.ndarray) -> np.ndarray:
         """Query vectors ``(Q, d)`` as the index searches them: ``[s q, γ]`` against items
@@ -618,52 +620,49 @@ class GANRecommender(Model):
     AUDIENCE_USERS = 8192
     #: An item's audience: the share of the sampled customers it scores highest for. The
     #: tail takes items whose audience the customer is in (chosen on the validation windows
-    #: of Online Retail and MovieLens-1M: benchmarks/RESULTS.md, "The diversity knob's tail").
+    #: of Online Retail and MovieLens-1M: benchmarks/RESULTS.md, "The tail from the items'
+    #: audiences").
     AUDIENCE_SHARE = 0.003
-    #: Shares between all customers and ``AUDIENCE_SHARE`` at which thresholds are kept
-    #: (``AUDIENCE_SHARE ** (j / AUDIENCE_LEVELS)``), for a fractional tail position.
-    AUDIENCE_LEVELS = 8
+    #: The fewest customers an audience holds (a quantile of fewer is mostly noise; with
+    #: few customers the share is larger).
+    AUDIENCE_MIN = 10
 
     def audience_thresholds(self) -> np.ndarray:
-        """Each item's audience thresholds ``(AUDIENCE_LEVELS + 1, items)``: row ``j`` is the
-        score (the retrieval score, prior included, seen items left out) that puts a customer
-        in the best ``AUDIENCE_SHARE ** (j / AUDIENCE_LEVELS)`` of ``AUDIENCE_USERS`` sampled
-        customers for that item, the ``ceil(share × sampled)``-th highest of their scores
-        (row 0: the lowest). A customer scoring at least the last row is among the item's
-        best customers: a reverse nearest neighbour, which a hub, an item near many
-        customers' queries, has only as many of as any other item. Computed when first
-        needed and kept (per prior weight); products placed later get theirs when next
-        needed."""
+        """Each item's audience threshold ``(items,)``: the score (the retrieval score, prior
+        included, seen items left out) that puts a customer in the best ``AUDIENCE_SHARE``
+        of ``AUDIENCE_USERS`` sampled customers for that item, the ``ceil(share ×
+        sampled)``-th highest of their scores (at least the ``AUDIENCE_MIN``-th). A
+        customer scoring at least that is among the item's best customers, one of its
+        reverse nearest neighbours; a hub, an item near many customers' queries, tops many
+        lists but has no more of these than any other item. Computed when first needed and
+        kept (per prior weight); products placed later get theirs when next needed."""
         self.check_fitted()
         cache = self._audience_cache
         key = float(self.config.prior_weight)
         with cache["lock"]:
-            have = cache.get(key, np.zeros((self.AUDIENCE_LEVELS + 1, 0), np.float32))
+            have = cache.get(key, np.zeros(0, np.float32))
             N = len(self.item_index_)
-            if have.shape[1] < N:
-                new = self._audiences(np.arange(have.shape[1], N))
-                have = np.concatenate([have, new], axis=1)
+            if len(have) < N:
+                have = np.concatenate([have, self._audiences(np.arange(len(have), N))])
                 cache[key] = have
-            return have[:, :N]
+            return have[:N]
 
     def _audiences(self, items: np.ndarray) -> np.ndarray:
         c = self.config
-        L = self.AUDIENCE_LEVELS
         has = np.flatnonzero((self.user_hist_ >= 0).any(1))
         users = has
         if len(has) > self.AUDIENCE_USERS:
             rng = np.random.default_rng([c.seed, 2])
             users = np.sort(rng.choice(has, self.AUDIENCE_USERS, replace=False))
-        out = np.full((L + 1, len(items)), -np.inf, np.float32)
         if not len(users):
-            return out
+            return np.full(len(items), -np.inf, np.float32)
         _, q, _ = self._queries(*self._known_histories(users), draws=1)
         Q = self._index_queries(q[:, 0].cpu().numpy())  # the deterministic draw (z = 0)
         seen = sp.csr_matrix(self.seen_[users])
-        m = len(users)
-        shares = self.AUDIENCE_SHARE ** (np.arange(1, L + 1) / L)
-        ks = np.maximum(1, np.ceil(np.round(shares * m, 9)).astype(np.int64))  # k-th highest
-        step = max(1, 2**22 // m)  # a (users, step) block of ~16 MB
+        k = max(1, int(np.ceil(round(self.AUDIENCE_SHARE * len(users), 9))))
+        k = min(len(users), max(k, self.AUDIENCE_MIN))
+        out = np.empty(len(items), np.float32)
+        step = max(1, 2**22 // len(users))  # a (users, step) block of ~16 MB
         for s in range(0, len(items), step):
             cols = items[s : s + step]
             raw = Q @ self.item_index_[cols].T  # (users, cols)
@@ -674,10 +673,7 @@ class GANRecommender(Model):
             # an item every sampled customer has bought keeps its scores, seen or not
             bought_by_all = ~np.isfinite(block).any(0)
             block[:, bought_by_all] = raw[:, bought_by_all]
-            low = np.where(np.isfinite(block), block, np.inf).min(0)
-            desc = -np.partition(-block, np.unique(ks - 1), axis=0)
-            out[0, s : s + step] = low
-            out[1:, s : s + step] = desc[ks - 1]
+            out[s : s + step] = -np.partition(-block, k - 1, axis=0)[k - 1]
         return out
 
     def _search(self, queries: np.ndarray, k: int, exclude, candidates):
@@ -978,10 +974,11 @@ def _rows(candidates, rows: np.ndarray):
 
 def _splice(parts):
     """Lists made of consecutive segments: ``parts`` is ``[(items, scores, count), ...]``,
-    each a ``(B, ·)`` ranking (best first, -1/-inf padded); each segment takes its ranking's
-    first ``count`` items not already in the list, plus what the segments before it came
-    short of. A segment's scores are capped at the list's score before it, so lists stay
-    best first. Padding (-1 / -inf) comes only at the end."""
+    each a ``(B, ·)`` ranking (best first, -1/-inf padded) and ``count`` an int or one per
+    row; each segment takes its ranking's first ``count`` items not already in the list,
+    plus what the segments before it came short of. A segment's scores are capped at the
+    list's score before it, so lists stay best first. Padding (-1 / -inf) comes only at the
+    end."""
     B = len(parts[0][0])
     ids = np.zeros((B, 0), np.int64)
     sc = np.zeros((B, 0), np.float32)
@@ -1001,7 +998,7 @@ def _splice(parts):
             new_sc = np.minimum(new_sc, prev)
         used = np.arange(width)[None, :] < take[:, None]
         ids, sc = _packed(ids, sc, np.where(used, new_ids, -1), np.where(used, new_sc, -np.inf))
-    total = sum(count for _, _, count in parts)
+    total = int(np.max(sum(np.asarray(count) for _, _, count in parts), initial=0))
     pad = total - ids.shape[1]
     if pad > 0:
         ids = np.pad(ids, ((0, 0), (0, pad)), constant_values=-1)
@@ -1019,16 +1016,17 @@ def _packed(ids, sc, new_ids, new_sc):
     return both[:, :width], both_sc[:, :width]
 
 
-def _threshold(levels: np.ndarray, w: float) -> np.ndarray:
-    """Each item's score threshold at the tail weight ``w`` in (0, 1]: ``levels`` (rows: the
-    audience thresholds at shares ``AUDIENCE_SHARE ** (j / L)``, j = 0..L) interpolated at
-    row ``w L`` (1: the audience itself; towards 0: everyone)."""
-    L = len(levels) - 1
-    x = min(max(w, 0.0), 1.0) * L
-    j = min(int(np.floor(x)), L - 1)
-    with np.errstate(invalid="ignore"):  # -inf (everyone) at either end gives NaN: -inf
-        t = levels[j] + (x - j) * (levels[j + 1] - levels[j])
-    return np.where(np.isnan(t), -np.inf, t).astype(np.float32)
+def _key_uniform(seed: int, keys) -> np.ndarray:
+    """A number in [0, 1) per noise key ``(kind, key)``, fixed by ``seed`` (splitmix64), so
+    a customer's share of a fractional tail never depends on who else is in the batch."""
+    mask = (1 << 64) - 1
+    x = np.array([((kind << 32) + key) & mask for kind, key in keys], np.uint64)
+    x ^= np.uint64((int(seed) * 0x9E3779B97F4A7C15) & mask)
+    x += np.uint64(0x9E3779B97F4A7C15)
+    x = (x ^ (x >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+    x = (x ^ (x >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+    x ^= x >> np.uint64(31)
+    return (x >> np.uint64(11)).astype(np.float64) / float(1 << 53)
 
 
 def _merge(ids: np.ndarray, sc: np.ndarray, k: int, rule: str):

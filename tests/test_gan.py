@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -248,28 +250,25 @@ def _dense_scores(model, users):
 def test_audience_thresholds_by_their_definition(clustered_split):
     model = GANRecommender(**FAST).fit(clustered_split.train)
     model.AUDIENCE_SHARE = 0.1  # all customers are sampled (fewer than AUDIENCE_USERS)
-    model.AUDIENCE_LEVELS = 2
     users = np.flatnonzero((model.user_hist_ >= 0).any(1))
     dense = _dense_scores(model, users)  # -inf where bought
-    desc = -np.sort(-dense, 0)  # each item's scores, best customer first
-    m = len(users)
-    levels = model.audience_thresholds()
-    assert levels.shape == (3, model.n_items_)
-    np.testing.assert_allclose(levels[0], np.where(np.isfinite(dense), dense, np.inf).min(0),
-                               rtol=1e-4, atol=1e-5)  # fmt: skip
-    for row, share in ((1, 0.1**0.5), (2, 0.1)):
-        k = int(np.ceil(share * m))
-        np.testing.assert_allclose(levels[row], desc[k - 1], rtol=1e-4, atol=1e-5)
-    assert (np.diff(levels, axis=0) >= 0).all()  # a smaller audience, a higher bar
+    k = int(np.ceil(0.1 * len(users)))
+    expect = -np.sort(-dense, 0)[k - 1]  # each item's k-th best customer's score
+    np.testing.assert_allclose(model.audience_thresholds(), expect, rtol=1e-4, atol=1e-5)
+    model._audience_cache = {"lock": threading.Lock()}  # computed afresh
+    model.AUDIENCE_SHARE = 0.001  # a share of under one customer: AUDIENCE_MIN of them
+    expect = -np.sort(-dense, 0)[model.AUDIENCE_MIN - 1]
+    np.testing.assert_allclose(model.audience_thresholds(), expect, rtol=1e-4, atol=1e-5)
 
 
-def _audience_order(model, users, dense, share):
-    """Each customer's unseen items in score order, those whose audience (at ``share`` of
-    the customers) the customer is in first."""
-    known = dense[(model.user_hist_[users] >= 0).any(1)]  # the customers sampled
-    bar = -np.sort(-known, 0)[int(np.ceil(share * len(known))) - 1]
-    key = np.where(dense >= bar - 1e-5, dense, dense - 1e9)
-    return np.argsort(-key, 1, kind="stable"), dense >= bar - 1e-5
+def _audience_order(model, users, dense):
+    """Each customer's unseen items in score order, those whose audience the customer is in
+    first (the thresholds by their definition, over the sampled customers)."""
+    known = dense[(model.user_hist_[users] >= 0).any(1)]
+    k = max(int(np.ceil(model.AUDIENCE_SHARE * len(known))), model.AUDIENCE_MIN)
+    member = dense >= -np.sort(-known, 0)[k - 1] - 1e-5
+    key = np.where(member, dense, dense - 1e9)
+    return np.argsort(-key, 1, kind="stable"), member
 
 
 def test_diversity_gives_the_tail_of_each_list_to_the_customers_audiences(clustered_split):
@@ -278,9 +277,8 @@ def test_diversity_gives_the_tail_of_each_list_to_the_customers_audiences(cluste
     users = np.arange(model.n_users_)
     plain, plain_scores = model.recommend(users, n=10)
     dense = _dense_scores(model, users)
-    order, member = _audience_order(model, users, dense, 0.1)
+    order, member = _audience_order(model, users, dense)
     model.config.diversity = 0.3
-    assert model.diversity_slots(10) == 3
     items, scores = model.recommend(users, n=10)
     np.testing.assert_array_equal(items[:, :7], plain[:, :7])  # the head is the model's
     np.testing.assert_array_equal(scores[:, :7], plain_scores[:, :7])
@@ -297,41 +295,34 @@ def test_diversity_gives_the_tail_of_each_list_to_the_customers_audiences(cluste
     np.testing.assert_array_equal(whole, order[:, :10])
 
 
-def test_a_fractional_tail_position_gets_a_wider_audience(clustered_split):
+def test_a_fractional_tail_gives_that_share_of_customers_one_more_position(clustered_split):
     model = GANRecommender(**FAST).fit(clustered_split.train)
-    model.AUDIENCE_SHARE = 0.04
-    model.AUDIENCE_LEVELS = 2  # shares 1, 0.2 and 0.04
+    model.AUDIENCE_SHARE = 0.05
     users = np.arange(model.n_users_)
     plain, _ = model.recommend(users, n=10)
-    dense = _dense_scores(model, users)
-    narrow, _ = _audience_order(model, users, dense, 0.04)
-    wide, _ = _audience_order(model, users, dense, 0.2)
-    model.config.diversity = 0.25  # 2.5 positions: the 8th at weight 0.5 (share 0.2)
-    assert model.diversity_slots(10) == 3
+    order, _ = _audience_order(model, users, _dense_scores(model, users))
+    model.config.diversity = 0.25  # 2.5 positions: 3 for half of the customers, 2 for the rest
+    tails = model.diversity_slots(10, [(0, int(u)) for u in users])
+    assert set(tails) == {2, 3} and 0.35 < (tails == 3).mean() < 0.65
     items, scores = model.recommend(users, n=10)
-    np.testing.assert_array_equal(items[:, :7], plain[:, :7])
-    for row, head, h, f in zip(items, plain[:, :7], wide, narrow):
-        eighth = next(i for i in h if i not in head)
-        rest = [i for i in f if i not in head and i != eighth][:2]
-        np.testing.assert_array_equal(row[7:], [eighth, *rest])
+    for row, base, pen, t in zip(items, plain, order, tails):
+        head = base[: 10 - t]
+        np.testing.assert_array_equal(row, [*head, *[i for i in pen if i not in head][:t]])
     assert (np.diff(scores, axis=1) <= 1e-6).all()
+    # a customer's share does not depend on the batch, and the seed draws it
+    np.testing.assert_array_equal(model.recommend(users[::-1][:50], n=10)[0], items[::-1][:50])
+    model.config.seed += 1
+    assert (model.diversity_slots(10, [(0, int(u)) for u in users]) != tails).any()
 
 
-def test_threshold_interpolates_between_audience_levels():
-    from recogan.model import _threshold
-
-    levels = np.array([[-np.inf, 0.0], [1.0, 2.0], [3.0, 6.0]], np.float32)
-    np.testing.assert_array_equal(_threshold(levels, 1.0), [3.0, 6.0])
-    np.testing.assert_array_equal(_threshold(levels, 0.5), [1.0, 2.0])
-    np.testing.assert_array_equal(_threshold(levels, 0.75), [2.0, 4.0])
-    np.testing.assert_array_equal(_threshold(levels, 0.25), [-np.inf, 1.0])  # everyone, or half-way
-    assert (_threshold(levels, 0.0) == levels[0]).all()
-
-
-@pytest.mark.parametrize("d, n, slots", [(0.0, 10, 0), (0.05, 10, 1), (0.3, 10, 3), (0.25, 10, 3),
-                                         (0.3, 7, 3), (0.5, 50, 25), (1.0, 10, 10)])  # fmt: skip
-def test_diversity_slots_are_the_ceiling_of_its_share(d, n, slots):
-    assert GANRecommender(diversity=d).diversity_slots(n) == slots
+@pytest.mark.parametrize("d, n, low, high", [(0.0, 10, 0, 0), (0.05, 10, 0, 1), (0.3, 10, 3, 3),
+                                             (0.25, 10, 2, 3), (0.3, 7, 2, 3), (0.5, 50, 25, 25),
+                                             (1.0, 10, 10, 10)])  # fmt: skip
+def test_diversity_slots_average_its_share(d, n, low, high):
+    keys = [(0, u) for u in range(4000)] + [(1, 17 * u) for u in range(4000)]
+    slots = GANRecommender(diversity=d).diversity_slots(n, keys)
+    assert slots.min() == low and slots.max() == high
+    assert abs(slots.mean() - d * n) < 0.03  # the fractional part is a share of customers
 
 
 def test_splice_takes_each_segment_s_fresh_items_and_pads_at_the_end():
