@@ -604,8 +604,10 @@ class GANRecommender(Model):
         n`` on average, ``floor`` of it for most and one more for a seeded share of
         customers equal to its fractional part."""
         x = min(float(n), round(self.config.diversity * n, 9))
-        extra = _key_uniform(self.config.seed, keys) < x - np.floor(x)
-        return int(np.floor(x)) + extra.astype(np.int64)
+        whole = int(np.floor(x))
+        if x == whole:  # no fractional share to draw (d = 0 included)
+            return np.full(len(keys), whole, np.int64)
+        return whole + (_key_uniform(self.config.seed, keys) < x - whole).astype(np.int64)
 
     def _index_queries(self, q: np.ndarray) -> np.ndarray:
         """Query vectors ``(Q, d)`` as the index searches them: ``[s q, γ]`` against items
