@@ -43,6 +43,10 @@ __all__ = ["MERGE_RULES", "GANRecommender", "GANRecommenderConfig"]
 class GANRecommender(
     Ranking, AudienceTail, Placing, ValidationChoices, Measuring, Persistence, Model
 ):
+    """The GAN-augmented recommender (see the module's docstring); its settings are
+    :class:`~recogan.gan.config.GANRecommenderConfig`'s, each part's own jobs are in the
+    class it inherits from that part's module."""
+
     name = "gan"
     Config = GANRecommenderConfig
     early_stopping_params = ("epochs",)
