@@ -326,7 +326,7 @@ def test_diversity_slots_average_its_share(d, n, low, high):
 
 
 def test_splice_takes_each_segment_s_fresh_items_and_pads_at_the_end():
-    from recogan.gan.tail import splice as _splice
+    from recogan.gan.tail import splice
 
     f32 = np.float32
     head = (
@@ -341,15 +341,15 @@ def test_splice_takes_each_segment_s_fresh_items_and_pads_at_the_end():
         np.array([[2, 9, 7, 0], [5, 3, -1, -1]]),
         np.array([[8.5, 8, 7.5, 1], [4, 5, -np.inf, -np.inf]], f32),
     )
-    items, scores = _splice([(*head, 2), (*mid, 1), (*tail, 1)])
+    items, scores = splice([(*head, 2), (*mid, 1), (*tail, 1)])
     np.testing.assert_array_equal(items, [[4, 2, 7, 9], [3, 5, -1, -1]])
     np.testing.assert_array_equal(scores, np.array([[9, 8, 8, 8], [5, 4, -np.inf, -np.inf]], f32))
-    items, _ = _splice([(*tail, 4)])
+    items, _ = splice([(*tail, 4)])
     np.testing.assert_array_equal(items, tail[0])
     # a segment that comes short: the next one fills in, and padding stays at the end
     short = (np.array([[9, -1, -1, -1], [-1, -1, -1, -1]]),
              np.array([[7, -np.inf, -np.inf, -np.inf], [-np.inf] * 4], f32))  # fmt: skip
-    items, scores = _splice([(*head, 1), (*short, 2), (*tail, 0)])
+    items, scores = splice([(*head, 1), (*short, 2), (*tail, 0)])
     np.testing.assert_array_equal(items, [[4, 9, 2], [3, 5, -1]])
     np.testing.assert_array_equal(scores, np.array([[9, 7, 7], [5, 4, -np.inf]], f32))
 
