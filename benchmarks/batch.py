@@ -273,7 +273,7 @@ def scale_case(args, device: str) -> dict:
 
 def gan_bundle(work: Path, epochs: int, device: str) -> Path:
     from recogan.datasets import online_retail
-    from recogan.model import GANRecommender
+    from recogan.gan.model import GANRecommender
 
     path = work / f"retail-gan-e{epochs}"
     if not (path / "manifest.json").exists():

@@ -38,8 +38,8 @@ def main(argv=None) -> None:
     from generalise import load
 
     from recogan.data import Split, temporal_split
+    from recogan.gan.model import GANRecommender
     from recogan.metrics import validation_ndcg
-    from recogan.model import GANRecommender
 
     print("| dataset | variant | valid NDCG@10 | test NDCG@10 | vs no re-rank |")
     print("|---|---|---|---|---|")

@@ -106,7 +106,7 @@ def first_word(title) -> str:
 
 # ---------------------------------------------------------------------- model
 def fit_model(old, cut: int, valid_days: float, epochs: int | None):
-    from recogan.model import GANRecommender
+    from recogan.gan.model import GANRecommender
 
     t0 = time.perf_counter()
     if epochs is None:

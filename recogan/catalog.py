@@ -9,7 +9,7 @@ A fitted model knows the products it was trained on (indices ``0..n_trained-1``)
   from its content with the fitted feature pipeline, taking its collaborative part from the
   trained products most similar in content, and gives it the prior of the products launched
   in the last weeks of training (weighted by their buyers; see
-  :meth:`recogan.model.GANRecommender.place_items`); Popularity ranks it after every
+  :meth:`recogan.gan.model.GANRecommender.place_items`); Popularity ranks it after every
   sold product; models whose scores come only from purchases (EASE, ItemKNN, iALS) raise
   :class:`CannotPlaceItemsError`.
 - :func:`remove_items` withdraws products: a mask that the service API and batch scoring

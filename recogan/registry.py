@@ -16,7 +16,7 @@ MODEL_REGISTRY: dict[str, str] = {
     "itemknn": "recogan.baselines:ItemKNN",
     "ease": "recogan.baselines:EASE",
     "ials": "recogan.baselines:IALS",
-    "gan": "recogan.model:GANRecommender",
+    "gan": "recogan.gan.model:GANRecommender",
 }
 
 

@@ -1,6 +1,7 @@
 """The layers of ARCHITECTURE.md, checked on the source: no import points up a layer, the
 module graph has no cycle, and imports sit at the top of modules (only optional or heavy
-dependencies that must stay behind the lazy boundary are imported inside functions)."""
+dependencies that must stay behind the lazy boundary are imported inside functions). The
+GAN's package keeps its modules and functions short."""
 
 from __future__ import annotations
 
@@ -18,15 +19,16 @@ LAYERS = [
     (
         "recogan.metrics",
         "recogan.features",
-        "recogan.gan",
+        "recogan.gan.config",
+        "recogan.gan.networks",
         "recogan.index",
         "recogan._similarity",
         "recogan.catalog",
         "recogan.diversity",
         "recogan.vector_quality",
     ),
-    ("recogan.train",),
-    ("recogan.registry", "recogan.artifacts", "recogan.base", "recogan.model", "recogan.baselines"),
+    ("recogan.gan.pairs", "recogan.gan.train", "recogan.gan._loop"),
+    ("recogan.registry", "recogan.artifacts", "recogan.base", "recogan.gan", "recogan.baselines"),
     (
         "recogan.fitting",
         "recogan._trials",
@@ -157,6 +159,47 @@ def test_the_checker_sees_upward_and_inner_imports(tmp_path):
     src = "def f():\n    from recogan.evaluate import evaluate\n"
     path = tmp_path / "model.py"
     path.write_text(src)
-    ((target, line, in_function),) = list(_imports("recogan.model", path))
+    ((target, line, in_function),) = list(_imports("recogan.gan.model", path))
     assert target == "recogan.evaluate" and line == 2 and in_function
-    assert _layer(target) > _layer("recogan.model")
+    assert _layer(target) > _layer("recogan.gan.model")
+
+
+#: Packages whose modules and functions must stay short (one job per module).
+SIZE_CHECKED = ("recogan.gan",)
+MAX_MODULE_LINES = 500
+MAX_FUNCTION_LINES = 60
+
+
+def _too_long(module: str, path: Path) -> list[str]:
+    """What in ``module`` is over the size limits: the module, and each function (methods
+    and nested functions included, decorators and docstrings counted)."""
+    text = path.read_text()
+    out = []
+    lines = len(text.splitlines())
+    if lines > MAX_MODULE_LINES:
+        out.append(f"{module}: {lines} lines (at most {MAX_MODULE_LINES})")
+    for node in ast.walk(ast.parse(text)):
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            first = min([node.lineno, *(d.lineno for d in node.decorator_list)])
+            length = node.end_lineno - first + 1
+            if length > MAX_FUNCTION_LINES:
+                out.append(
+                    f"{module}:{node.lineno} {node.name}: {length} lines "
+                    f"(at most {MAX_FUNCTION_LINES})"
+                )
+    return out
+
+
+def test_the_gan_package_keeps_modules_and_functions_short():
+    checked = [m for m in MODULES if any(m == p or m.startswith(p + ".") for p in SIZE_CHECKED)]
+    assert len(checked) > 5  # the package is there and seen
+    long = [line for m in checked for line in _too_long(m, MODULES[m])]
+    assert not long, "\n".join(long)
+
+
+def test_the_size_check_sees_a_long_module_and_a_long_function(tmp_path):
+    body = "\n".join(f"    x{i} = {i}" for i in range(MAX_FUNCTION_LINES))
+    path = tmp_path / "long.py"
+    path.write_text(f"@staticmethod\ndef f():\n{body}\n" + "\n" * MAX_MODULE_LINES)
+    long = _too_long("recogan.gan.long", path)
+    assert len(long) == 2 and "f: 62 lines" in long[1] and "lines (at most 500)" in long[0]

@@ -10,8 +10,8 @@ from recogan.artifacts import load_model
 from recogan.batch import batch_score, read_recommendations, read_success
 from recogan.batch._job import BatchConfig, _workers
 from recogan.cli import main
+from recogan.gan.model import GANRecommender
 from recogan.index._torch import cuda_available
-from recogan.model import GANRecommender
 from tests.fast_gan import FAST as GAN_FAST
 
 FAST = {"show_progress": False, "workers": 1}

@@ -16,7 +16,7 @@ import pytest
 from recogan.artifacts import BundleError, files_dir, load_model, read_manifest
 from recogan.catalog import CannotPlaceItemsError, ReadWriteLock, add_items
 from recogan.features import ItemFeatures
-from recogan.model import GANRecommender
+from recogan.gan.model import GANRecommender
 from recogan.recommender import Recommender
 
 TINY = dict(epochs=2, g_hidden=32, d_hidden=16, batch_size=128, threads=1, device="cpu", seed=0)

@@ -6,7 +6,7 @@ import pytest
 
 from recogan.artifacts import files_dir, load_model
 from recogan.datasets import synthetic_clusters
-from recogan.model import GANRecommender
+from recogan.gan.model import GANRecommender
 from tests.fast_gan import FAST
 
 pytestmark = pytest.mark.slow

@@ -9,18 +9,17 @@ import torch
 
 from recogan.data import Dataset
 from recogan.features import DAY, decay_weights
-from recogan.gan import pop_prior
-from recogan.model import GANRecommender
-from recogan.train import (
+from recogan.gan._loop import (
     DevicePairs,
-    TrainConfig,
-    TrainingPairs,
-    WindowPopularity,
     _same_or_seen,
     _SeenSoftmax,
     sample_columns,
     sampled_negatives,
 )
+from recogan.gan.config import TrainConfig
+from recogan.gan.model import GANRecommender
+from recogan.gan.networks import pop_prior
+from recogan.gan.pairs import TrainingPairs, WindowPopularity
 from tests.fast_gan import FAST
 
 
@@ -91,11 +90,11 @@ def test_lagged_histories_end_before_the_lag(basket_context):
 @pytest.mark.parametrize("by_day", [True, False])  # False: the GPU's path, without a sync
 @pytest.mark.parametrize("n_days", [9, 3])  # 3: the batch's rows share days
 def test_pop_prior_matches_the_dense_sum_and_its_gradient(n_days, by_day, monkeypatch):
-    import recogan.gan
+    from recogan.gan import networks
 
     if not by_day:  # every row its own day, as on a GPU
-        apply = recogan.gan._PopPriorByDay.apply
-        monkeypatch.setattr(recogan.gan._PopPriorByDay, "apply", lambda *a: apply(*a[:4], False))
+        apply = networks._PopPriorByDay.apply
+        monkeypatch.setattr(networks._PopPriorByDay, "apply", lambda *a: apply(*a[:4], False))
     rng = np.random.default_rng(0)
     W, N, B = 3, 11, 6
     table = torch.as_tensor(rng.random((W, n_days, N)), dtype=torch.float32)
@@ -210,11 +209,11 @@ def test_training_is_seeded_and_learns(clustered_split, extra):
 
 @pytest.mark.parametrize("extra", [{}, {"n_sampled": 16}])
 def test_the_adversarial_step_uses_its_share_of_each_batch(clustered_split, monkeypatch, extra):
-    from recogan import train
-    from recogan.gan import Discriminator
+    from recogan.gan import _loop
+    from recogan.gan.networks import Discriminator
 
     rows = {"D": [], "hard": []}
-    forward, draw = Discriminator.forward, train.sample_columns
+    forward, draw = Discriminator.forward, _loop.sample_columns
 
     def d_spy(self, b, f, *args):
         if torch.is_grad_enabled():  # training, not the re-rank
@@ -226,7 +225,7 @@ def test_the_adversarial_step_uses_its_share_of_each_batch(clustered_split, monk
         return draw(w, k, gen, block)
 
     monkeypatch.setattr(Discriminator, "forward", d_spy)
-    monkeypatch.setattr(train, "sample_columns", draw_spy)
+    monkeypatch.setattr(_loop, "sample_columns", draw_spy)
     GANRecommender(**{**FAST, **extra, "epochs": 1}, adv_share=0.25).fit(clustered_split.train)
     B = FAST["batch_size"]
     assert max(rows["D"]) == B // 4 and len(set(rows["D"])) <= 2  # the last batch is short
@@ -263,7 +262,7 @@ def test_several_training_draws_train_a_generator_whose_draws_differ(clustered_s
 
 
 def test_mixture_loss_is_the_cross_entropy_for_one_draw_and_rewards_one_good_draw():
-    from recogan.train import _mixture_nll
+    from recogan.gan._loop import _mixture_nll
 
     lp = torch.log(torch.tensor([0.5, 0.25]))
     torch.testing.assert_close(_mixture_nll(lp, 2, 1), -lp.mean())
@@ -351,17 +350,16 @@ def test_gan_diversity_leans_less_on_the_best_sellers(clustered_split):
 def test_the_mixed_precision_scores_path_computes_the_same_scores(clustered):
     """The CUDA bfloat16 path's arithmetic (product, then the prior in float32), run on the
     CPU where autocast leaves float32 alone: the same scores as the fused product."""
-    from recogan.gan import GANConfig
-    from recogan.model import _sub
-    from recogan.train import _Epochs
+    from recogan.gan._loop import _Epochs
+    from recogan.gan.config import GANConfig
 
     m = GANRecommender(**FAST)
     m.n_users_, m.n_items_ = clustered.n_users, clustered.n_items
     m.train_end_ = int(clustered.times.max())
     m.device_ = "cpu"
     pairs, pop = m._prepare(clustered)
-    m._build(_sub(m.config, GANConfig))
-    ep = _Epochs(m.nets_, pairs, pop, _sub(m.config, TrainConfig), 30.0, 0, "cpu")
+    m._build(m.config.part(GANConfig))
+    ep = _Epochs(m.nets_, pairs, pop, m.config.part(TrainConfig), 30.0, 0, "cpu")
     idx = torch.arange(8)
     f = torch.nn.functional.normalize(torch.randn(8, m.F_.shape[1]), dim=-1)
     E, days = m.nets_.tower.vectors(), ep.data.day[idx]

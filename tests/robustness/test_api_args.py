@@ -198,7 +198,7 @@ def test_model_settings_are_checked(make, error, match):
 
 
 def test_gan_settings_are_type_checked():
-    from recogan.model import GANRecommender
+    from recogan.gan.model import GANRecommender
 
     with pytest.raises(TypeError, match="GANRecommenderConfig.epochs must be int"):
         GANRecommender(epochs="3")
