@@ -9,6 +9,9 @@ Two measurements, both on a validation window only (train = everything before it
 - ``--fit``: the GAN fitted at its defaults plus ``--params`` with early stopping on the
   window, and its validation NDCG@10 (:func:`recogan.metrics.validation_ndcg`, the score
   ``recogan evaluate`` reports per window), the epoch kept and the recommend-time choices.
+- ``--test MODEL``: for the record once every choice is frozen, :func:`recogan.evaluate.evaluate`
+  of one model at ``--params`` (no tuning) with only the latest validation window: fit with
+  early stopping there, refit on train + valid, scored on the test period.
 
 Datasets: ``completejourney_heldout`` (held-out protocol, :func:`recogan.datasets.heldout_split`),
 ``completejourney``, ``online_retail`` and ``ml-1m`` (``recogan evaluate``'s default temporal
@@ -114,6 +117,41 @@ def fit(train, valid, params: dict) -> dict:
     }
 
 
+def test(name: str, model: str, params: dict, seed: int) -> dict:
+    import torch
+
+    from recogan import datasets
+    from recogan.evaluate import Protocol, evaluate
+
+    torch.set_num_threads(1)
+    data = datasets.load(name)
+    if name == "completejourney_heldout":
+        split = datasets.heldout_split(data, windows=1)
+    else:
+        split = Protocol(valid_folds=1).split(data)
+    t0 = time.perf_counter()
+    rep = evaluate(
+        split,
+        models=[model],
+        params={model: params},
+        tune=False,
+        seed=seed,
+        jobs=1,
+        diversity_levels=(),
+        show_progress=False,
+    )
+    row = rep.metrics.loc[model]
+    return {
+        "data": name,
+        "model": model,
+        "params": params,
+        "seed": seed,
+        "test": {c: float(row[c]) for c in ("NDCG@10", "coverage@10", "popbias@10") if c in row},
+        "valid NDCG@10": float(rep.tuning[model]["valid_NDCG@10"]),
+        "seconds": time.perf_counter() - t0,
+    }
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--data", default="completejourney_heldout")
@@ -121,8 +159,15 @@ def main(argv=None) -> int:
     mode = ap.add_mutually_exclusive_group(required=True)
     mode.add_argument("--probe", nargs="+", metavar="FEATURES_JSON")
     mode.add_argument("--fit", metavar="PARAMS_JSON")
+    mode.add_argument("--test", metavar="MODEL")
+    ap.add_argument("--params", default="{}", help="--test: the model's parameters (JSON)")
+    ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
+    if args.test:
+        out = test(args.data, args.test, json.loads(args.params), args.seed)
+        print("RESULT", json.dumps(out), flush=True)
+        return 0
     train, valid = load_fold(args.data, args.fold)
     if args.probe:
         rows = probe(train, valid, [json.loads(c) for c in args.probe])
