@@ -285,12 +285,15 @@ def test_recommend_time_settings_are_chosen_on_validation(clustered_split, name,
     else:
         assert getattr(m.config, name) == default
     assert m.refit_params()[name] == getattr(m.config, name)
-    # the scores are the model's validation scores at those settings
-    chosen = getattr(m.config, name)
+    # the scores are the model's validation scores at those settings, with the settings
+    # chosen after this one (noise draws, then the re-rank) at their configured values
+    chosen = {k: getattr(m.config, k) for k in ("n_draws", "merge", "d_weight", name)}
+    later = () if name == "d_weight" else ("n_draws", "merge", "d_weight")
+    m.set_recommend_params(**{k: getattr(GANRecommender.Config(), k) for k in later})
     for v in values:
         m.set_recommend_params(**{name: v})
         assert m.validation_score(split.valid) == pytest.approx(scores[v])
-    m.set_recommend_params(**{name: chosen})
+    m.set_recommend_params(**chosen)
     # without a validation split nothing is chosen
     assert getattr(GANRecommender(**FAST).fit(split.train), f"{name}_scores_") == {}
 
