@@ -13,7 +13,7 @@ share a timestamp is one test event here (HR@10 counts a hit on any of its items
 of one basket never predict each other in training. The table also gives HR@10 over the users
 whose test basket is a single rating, the closest match to the published protocol.
 
-    python benchmarks/sasrec_loo.py --epochs 40 --threads 1
+    python benchmarks/sasrec_loo.py --epochs 40 --threads 1 --max-minutes 60
     python benchmarks/sasrec_loo.py --ml1m /path/to/ml-1m --max-len 200 --hidden 64
 """
 
@@ -39,6 +39,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--ml1m", default=os.environ.get("RECOGAN_ML1M", str(ML1M_DEFAULT)))
     p.add_argument("--epochs", type=int, default=200, help="most epochs (early stopping)")
     p.add_argument("--patience", type=int, default=5)
+    p.add_argument(
+        "--max-minutes", type=float, default=None, help="stop training after this much time"
+    )
     p.add_argument("--max-len", type=int, default=200)
     p.add_argument("--hidden", type=int, default=64)
     p.add_argument("--blocks", type=int, default=2)
@@ -72,6 +75,7 @@ def main(argv: list[str] | None = None) -> int:
         batch_size=args.batch_size,
         epochs=args.epochs,
         patience=args.patience,
+        max_seconds=None if args.max_minutes is None else 60.0 * args.max_minutes,
         n_sampled=args.n_sampled,
         device=args.device,
         threads=args.threads,

@@ -13,7 +13,7 @@ torch = pytest.importorskip("torch")
 
 
 def small_sasrec(**kw):
-    params = dict(hidden=16, blocks=1, max_len=12, lr=1e-2, batch_size=32, epochs=15)
+    params = dict(hidden=16, blocks=1, max_len=12, lr=1e-2, batch_size=32, epochs=10)
     return SASRec(**{**params, **kw})
 
 
@@ -110,3 +110,8 @@ def test_cuda_matches_cpu_ranking(clustered_split):
     a, _ = cpu.recommend(np.arange(20), n=5)
     b, _ = gpu.recommend(np.arange(20), n=5)
     assert (a == b).mean() > 0.8
+
+
+def test_time_budget_stops_after_the_epoch(clustered_split):
+    model = small_sasrec(epochs=50, max_seconds=1e-6, device="cpu").fit(clustered_split.train)
+    assert len(model.history_) == 1 and model.refit_params()["epochs"] == 1

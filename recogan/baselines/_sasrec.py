@@ -20,6 +20,7 @@ from __future__ import annotations
 import copy
 import logging
 import math
+import time
 from dataclasses import dataclass
 
 import numpy as np
@@ -57,6 +58,9 @@ class SASRecConfig:
     epochs: int = 100
     #: Epochs without a better validation score before training stops.
     patience: int = 5
+    #: Stop after the epoch during which this many seconds of training have passed (None: no
+    #: limit). For benchmarks on a time budget; the epoch count then depends on the machine.
+    max_seconds: float | None = None
     #: Shared negatives of the sampled softmax; 0: always the full softmax; None: automatic,
     #: the full softmax up to ``full_softmax_items`` items, ``AUTO_SAMPLED`` negatives above.
     n_sampled: int | None = None
@@ -81,6 +85,7 @@ class SASRecConfig:
         require(self, "batch_size", ge=1)
         require(self, "epochs", ge=1)
         require(self, "patience", ge=1)
+        require(self, "max_seconds", gt=0, optional=True)
         require(self, "n_sampled", ge=0, optional=True)
         require(self, "full_softmax_items", ge=1)
         require(self, "threads", ge=1)
@@ -266,6 +271,7 @@ class SASRec(Model):
             logq = torch.log(q_t * m)
             gen = torch.Generator(device=dev).manual_seed(c.seed)
         best, best_state, bad, best_epoch = -np.inf, None, 0, c.epochs
+        t0 = time.perf_counter()
         self.history_ = []
         for epoch in range(1, c.epochs + 1):
             self.net_.train()
@@ -308,10 +314,13 @@ class SASRec(Model):
             log.info("sasrec %s", row)
             if valid is not None and bad >= c.patience:
                 break
+            if c.max_seconds is not None and time.perf_counter() - t0 > c.max_seconds:
+                log.info("sasrec: time budget of %.0f s spent after epoch %d", c.max_seconds, epoch)
+                break
         if best_state is not None:
             self.net_.load_state_dict(best_state)
         if valid is None:
-            best_epoch = c.epochs
+            best_epoch = min(best_epoch, len(self.history_))
         elif best_state is None:  # no validation score to go by (e.g. no validation user)
             best_epoch = len(self.history_)
         self.best_epoch_ = best_epoch
