@@ -356,8 +356,13 @@ class SASRec(Model):
         seq = np.zeros((len(histories), L), dtype=np.int64)
         for r, h in enumerate(histories):
             h = np.asarray(h, dtype=np.int64).ravel()
-            if times is not None and len(times[r]) == h.size:
-                h = h[np.argsort(np.asarray(times[r], dtype=np.float64), kind="stable")]
+            if times is not None:
+                t = np.asarray(times[r], dtype=np.float64).ravel()
+                if t.size != h.size:
+                    raise ValueError(
+                        f"times[{r}] has {t.size} entries for a history of {h.size} items"
+                    )
+                h = h[np.argsort(t, kind="stable")]
             h = h[-L:]
             if h.size:
                 seq[r, L - h.size :] = h + 1
