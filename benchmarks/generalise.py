@@ -160,6 +160,7 @@ def run_one(
     from recogan.evaluate import evaluate
 
     torch.set_num_threads(1)
+    at = commit()  # the code this run starts with
     data, note = load(name)
     t0 = time.perf_counter()
     rows, per_user, reports = {}, {}, []
@@ -201,7 +202,7 @@ def run_one(
         "per_user": per_user,
         "warnings": [w for r in reports for w in r.warnings()],
         "seconds": time.perf_counter() - t0,
-        "commit": commit(),
+        "commit": at,
         "machine": f"{platform.machine()}, {os.cpu_count()} cores",
         "date": date.today().isoformat(),
         "command": " ".join([Path(sys.executable).name, *sys.argv]),
