@@ -395,8 +395,8 @@ def table(out: dict) -> str:
     lines = [
         f"Cut {out['cut']}, window {out['weeks']} weeks: {out['old_products']:,} products sold "
         f"before the cut, {out['new_products']:,} new ones (not sold before it) added at the "
-        f"cut, {out.get('new_products_first_sold_in_window', float('nan')):,} of them first sold in the "
-        "window "
+        f"cut, {out.get('new_products_first_sold_in_window', float('nan')):,} of them first "
+        "sold in the window "
         f"({out['new_products_bought_by_test_customers']:,} of them bought by test customers); "
         f"{out['test_customers']:,} test customers, {out['test_customers_buying_new']:,} of "
         f"whom bought a new product ({out['purchases_of_new_products']:,} such purchases). "
