@@ -193,28 +193,31 @@ class TrialPool:
     def __exit__(self, *exc) -> None:
         self.close()
 
-    def run(self, tasks: Sequence[Task]) -> list[list[FoldFits]]:
-        """Per task, its folds' results (in the task's fold order)."""
+    def run(self, tasks: Sequence[Task], on_done=None) -> list[list[FoldFits]]:
+        """Per task, its folds' results (in the task's fold order). ``on_done(i, fits)`` is
+        called as each task finishes (in the order they finish), e.g. to store it."""
         if not tasks:
             return []
         if not self.processes:
-            return self._run_here(tasks)
+            return self._run_here(tasks, on_done)
         if not self._procs:
             self._start()
-        return self._run_pool(tasks)
+        return self._run_pool(tasks, on_done)
 
-    def _run_here(self, tasks) -> list[list[FoldFits]]:
+    def _run_here(self, tasks, on_done) -> list[list[FoldFits]]:
         restore = set_threads(1)  # as in a worker: the scores do not depend on ``jobs``
         try:
             desc = f"tune {self.model_name}"
             it = tqdm(tasks, desc=desc, leave=False) if self.show_progress else tasks
             out = []
-            for task in it:
+            for i, task in enumerate(it):
                 try:
                     out.append(_fit_task(self.cls, task.params, self.folds, task.folds))
                 except Exception as e:
                     e.add_note(f"tuning {self.model_name}: {task.label}")
                     raise
+                if on_done is not None:
+                    on_done(i, out[-1])
             return out
         finally:
             restore()
@@ -244,7 +247,7 @@ class TrialPool:
             self.close()
             raise
 
-    def _run_pool(self, tasks) -> list[list[FoldFits]]:
+    def _run_pool(self, tasks, on_done) -> list[list[FoldFits]]:
         out: list = [None] * len(tasks)
         bar = tqdm(
             total=len(tasks), desc=f"tune {self.model_name}", leave=False,
@@ -263,6 +266,8 @@ class TrialPool:
                 out[i] = payload
                 self._running.pop(wid, None)
                 bar.update(1)
+                if on_done is not None:
+                    on_done(i, payload)
             elif kind == "exit":
                 self._exited.add(wid)
             else:  # error

@@ -32,8 +32,8 @@ results are told in trial-number order. A promotion depends only on the trials w
 number (a pure function of what is stored), so the result depends on the seed and the
 budget, never on ``jobs``, on timing, or on whether the run was interrupted and resumed.
 
-**Resuming.** With a storage (an SQLite file), every stage's fits are stored as the trial's
-user attributes the moment they finish; a re-run with the same arguments loads the study
+**Resuming.** With a storage (an SQLite file), every fold fit is stored as a user attribute
+of its trial the moment it finishes; a re-run with the same arguments loads the study
 (named from the model, the seed, the budget, the search space and the folds' data) and fits
 only what is missing.
 """
@@ -366,8 +366,9 @@ def halving_search(
     on_progress: Callable[[float, float, float], None] | None = None,
 ) -> HalvingOutcome:
     """Run (or resume) the search; ``storage``: an optuna storage URL (None: in memory).
-    ``on_progress(done_units, expected_units, seconds)`` after each stage (units: fold fits,
-    a short fit counting a third)."""
+    ``on_progress(fitted, left, seconds)`` after each fold fit: the fold fits done by this
+    call, those expected still to come (a short fit counting a third; later stages weighted
+    by the share of trials expected to reach them) and the seconds this call has run."""
     dims = parse_space(cls)
     stages = plan_stages(cls, len(folds))
     n_total = _n_trials(dims, budget)
@@ -384,7 +385,13 @@ def halving_search(
     plan = plan_workers(jobs, min(ROUND, n_total), uses_device=uses_device(cls))
     units = [_stage_units(s) for s in stages]
     per_trial = sum(u / REDUCTION**i for i, u in enumerate(units))  # expected, halving
-    t0, done_units, fitted = time.perf_counter(), 0.0, 0.0
+    t0, fitted = time.perf_counter(), 0.0
+
+    def progress() -> None:
+        if on_progress is not None:
+            left = (n_total - len(study.trials)) * per_trial + _units_left(study, stages)
+            on_progress(fitted, left, time.perf_counter() - t0)
+
     with TrialPool(model_name, folds, plan) as pool:
         n_rounds = math.ceil(n_total / ROUND)
         for r in range(n_rounds):
@@ -398,22 +405,26 @@ def halving_search(
                     ranges, probes = widen_ranges(cls, dims, ranges, best)
             trials = _ask_round(study, dims, ranges, numbers, probes, seed)
             for s, stage in enumerate(stages):
-                todo = [t for t in trials if _needs(study, t, s)]
-                tasks = [
-                    Task(_stage_params(cls, with_seed(_params(study, dims, t)), stage),
-                         stage.folds, f"trial {t + 1}/{n_total} with params "
-                         f"{with_seed(_params(study, dims, t))}")
-                    for t in todo
-                ]  # fmt: skip
-                for t, fits in zip(todo, pool.run(tasks)):
-                    _store_stage(study, t, s, stage, fits)
-                    fitted += units[s]
+                todo = [(t, k) for t in trials for k in _missing(study, t, s, stage)]
+                tasks = []
+                for t, k in todo:
+                    params = with_seed(_params(study, dims, t))
+                    label = f"trial {t + 1}/{n_total} with params {params}"
+                    tasks.append(Task(_stage_params(cls, params, stage), (k,), label))
+
+                unit = _stage_units(stage) / len(stage.folds)
+
+                def store(i, fits, s=s, todo=todo, unit=unit):
+                    nonlocal fitted
+                    t, k = todo[i]
+                    _store_fold(study, t, s, k, fits[0])
+                    fitted += unit
+                    progress()
+
+                pool.run(tasks, on_done=store)
                 for t in trials:
                     _decide(study, t, s, stages)
-                done_units = _units_done(study, units)
-                left = (n_total - len(study.trials)) * per_trial + _units_left(study, units)
-                if on_progress is not None:
-                    on_progress(done_units, done_units + left, time.perf_counter() - t0)
+                progress()
             log.info("tune %s: round %d/%d done", model_name, r + 1, n_rounds)
     trials = [_record(study, dims, t, stages, len(folds), with_seed) for t in range(n_total)]
     return HalvingOutcome(trials, ranges, fitted)
@@ -453,20 +464,36 @@ def _stage_params(cls, params: dict, stage: Stage) -> dict:
     return {**params, "epochs": short_epochs(epochs)}
 
 
-def _needs(study, number: int, s: int) -> bool:
-    t = _frozen(study, number)
-    return t.state == TrialState.RUNNING and f"stage{s}" not in t.user_attrs
+def _key(s: int, k: int) -> str:
+    return f"s{s}f{k}"
 
 
-def _store_stage(study, number: int, s: int, stage: Stage, fits) -> None:
+def _missing(study, number: int, s: int, stage: Stage) -> list[int]:
+    """The folds of stage ``s`` a running trial has yet to fit."""
     t = _frozen(study, number)
-    record = {
+    if t.state != TrialState.RUNNING:
+        return []
+    return [k for k in stage.folds if _key(s, k) not in t.user_attrs]
+
+
+def _store_fold(study, number: int, s: int, k: int, fit) -> None:
+    t = _frozen(study, number)
+    record = {"score": fit.scores[0], "refit": fit.refit, "seconds": fit.seconds}
+    study._storage.set_trial_user_attr(t._trial_id, _key(s, k), _jsonable(record))
+
+
+def _stage_rec(t: FrozenTrial, s: int, stage: Stage) -> dict | None:
+    """Stage ``s`` of a trial: its folds, scores, refit settings and seconds (None until
+    every fold of the stage is fitted)."""
+    recs = [t.user_attrs.get(_key(s, k)) for k in stage.folds]
+    if any(r is None for r in recs):
+        return None
+    return {
         "folds": list(stage.folds),
-        "scores": [f.scores[0] for f in fits],
-        "refits": [f.refit for f in fits],
-        "seconds": sum(f.seconds for f in fits),
+        "scores": [np.nan if r["score"] is None else r["score"] for r in recs],
+        "refits": [r["refit"] for r in recs],
+        "seconds": sum(r["seconds"] for r in recs),
     }
-    study._storage.set_trial_user_attr(t._trial_id, f"stage{s}", _jsonable(record))
 
 
 def _jsonable(obj):
@@ -476,9 +503,8 @@ def _jsonable(obj):
 def _stage_value(t: FrozenTrial, s: int, stages) -> float:
     """What a trial reports after stage ``s``: the latest window's score; after the last
     stage, the mean over every window fitted with full training."""
-    rec = t.user_attrs[f"stage{s}"]
     if s < len(stages) - 1:
-        return float(np.mean(rec["scores"]))
+        return float(np.mean(_stage_rec(t, s, stages[s])["scores"]))
     scores = _full_scores(t, stages)
     return float(np.nanmean(scores)) if not np.isnan(scores).all() else float("nan")
 
@@ -487,9 +513,9 @@ def _full_scores(t: FrozenTrial, stages, n_folds: int | None = None) -> np.ndarr
     n = n_folds or 1 + max(max(s.folds) for s in stages)
     out = np.full(n, np.nan)
     for s, stage in enumerate(stages):
-        rec = t.user_attrs.get(f"stage{s}")
+        rec = _stage_rec(t, s, stage)
         if rec is not None and not stage.short:
-            out[list(rec["folds"])] = [np.nan if x is None else x for x in rec["scores"]]
+            out[rec["folds"]] = rec["scores"]
     return out
 
 
@@ -497,10 +523,10 @@ def _decide(study, number: int, s: int, stages) -> None:
     """Report stage ``s`` of a running trial that has done it, and promote, prune or
     complete it (in trial order: the pruner sees only lower-numbered trials)."""
     t = _frozen(study, number)
-    if t.state != TrialState.RUNNING or f"stage{s}" not in t.user_attrs:
+    if t.state != TrialState.RUNNING or _stage_rec(t, s, stages[s]) is None:
         return
-    if f"stage{s + 1}" in t.user_attrs:
-        return  # decided and gone on before an interruption
+    if s + 1 < len(stages) and any(_key(s + 1, k) in t.user_attrs for k in stages[s + 1].folds):
+        return  # promoted and gone on before an interruption
     value = _stage_value(t, s, stages)
     if s + 1 not in t.intermediate_values:
         study._storage.set_trial_intermediate_value(t._trial_id, s + 1, value)
@@ -514,20 +540,26 @@ def _decide(study, number: int, s: int, stages) -> None:
         study.tell(number, state=TrialState.PRUNED)
 
 
-def _units_done(study, units) -> float:
+def _units_done(study, stages) -> float:
     return sum(
-        units[int(k[5:])] for t in study.get_trials(deepcopy=False) for k in t.user_attrs
-        if k.startswith("stage")
-    )  # fmt: skip
+        _stage_units(stage) / len(stage.folds)
+        for t in study.get_trials(deepcopy=False)
+        for s, stage in enumerate(stages)
+        for k in stage.folds
+        if _key(s, k) in t.user_attrs
+    )
 
 
-def _units_left(study, units) -> float:
+def _units_left(study, stages) -> float:
     left = 0.0
     for t in study.get_trials(deepcopy=False):
-        if t.state == TrialState.RUNNING:
-            done = [int(k[5:]) for k in t.user_attrs if k.startswith("stage")]
-            nxt = max(done) + 1 if done else 0
-            left += sum(u / REDUCTION**i for i, u in enumerate(units[nxt:]))
+        if t.state != TrialState.RUNNING:
+            continue
+        for i, (s, stage) in enumerate(
+            (s, st) for s, st in enumerate(stages) if _stage_rec(t, s, st) is None
+        ):
+            missing = sum(_key(s, k) not in t.user_attrs for k in stage.folds)
+            left += _stage_units(stage) * missing / len(stage.folds) / REDUCTION**i
     return left
 
 
@@ -553,11 +585,13 @@ def _record(study, dims, number: int, stages, n_folds: int, with_seed) -> dict:
     refits: list = [None] * n_folds
     seconds, reached = 0.0, 0
     for s, stage in enumerate(stages):
-        rec = t.user_attrs.get(f"stage{s}")
+        seconds += sum(
+            t.user_attrs[_key(s, k)]["seconds"] for k in stage.folds if _key(s, k) in t.user_attrs
+        )
+        rec = _stage_rec(t, s, stage)
         if rec is None:
             continue
         reached = s + 1
-        seconds += rec["seconds"]
         if not stage.short:
             for f, refit in zip(rec["folds"], rec["refits"]):
                 refits[f] = refit
