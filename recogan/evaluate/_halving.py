@@ -405,10 +405,11 @@ def halving_search(
                     ranges, probes = widen_ranges(cls, dims, ranges, best)
             trials = _ask_round(study, dims, ranges, numbers, probes, seed)
             for s, stage in enumerate(stages):
-                todo = [(t, k) for t in trials for k in _missing(study, t, s, stage)]
+                snap = study.get_trials(deepcopy=False)
+                todo = [(t, k) for t in trials for k in _missing(snap[t], s, stage)]
                 tasks = []
                 for t, k in todo:
-                    params = with_seed(_params(study, dims, t))
+                    params = with_seed(_params(snap[t], dims))
                     label = f"trial {t + 1}/{n_total} with params {params}"
                     tasks.append(Task(_stage_params(cls, params, stage), (k,), label))
 
@@ -426,7 +427,8 @@ def halving_search(
                     _decide(study, t, s, stages)
                 progress()
             log.info("tune %s: round %d/%d done", model_name, r + 1, n_rounds)
-    trials = [_record(study, dims, t, stages, len(folds), with_seed) for t in range(n_total)]
+    snap = study.get_trials(deepcopy=False)
+    trials = [_record(snap[t], dims, stages, len(folds), with_seed) for t in range(n_total)]
     return HalvingOutcome(trials, ranges, fitted)
 
 
@@ -436,8 +438,9 @@ def _frozen(study, number: int) -> FrozenTrial:
 
 def _ask_round(study, dims, ranges, numbers, probes, seed) -> list[int]:
     """The round's trials drawn (those a killed run drew already are kept)."""
+    have = len(study.get_trials(deepcopy=False))
     for k, number in enumerate(numbers):
-        if number < len(study.get_trials(deepcopy=False)):
+        if number < have:
             continue
         fixed = None
         if k < len(probes):
@@ -452,8 +455,7 @@ def _ask_round(study, dims, ranges, numbers, probes, seed) -> list[int]:
     return list(numbers)
 
 
-def _params(study, dims, number: int) -> dict:
-    t = _frozen(study, number)
+def _params(t: FrozenTrial, dims) -> dict:
     return {d.name: _value(d, t.params[d.name]) for d in dims}
 
 
@@ -468,9 +470,8 @@ def _key(s: int, k: int) -> str:
     return f"s{s}f{k}"
 
 
-def _missing(study, number: int, s: int, stage: Stage) -> list[int]:
+def _missing(t: FrozenTrial, s: int, stage: Stage) -> list[int]:
     """The folds of stage ``s`` a running trial has yet to fit."""
-    t = _frozen(study, number)
     if t.state != TrialState.RUNNING:
         return []
     return [k for k in stage.folds if _key(s, k) not in t.user_attrs]
@@ -579,8 +580,7 @@ def _best(study, dims, stages, below: int) -> dict | None:
     return {d.name: _value(d, best.params[d.name]) for d in dims}
 
 
-def _record(study, dims, number: int, stages, n_folds: int, with_seed) -> dict:
-    t = _frozen(study, number)
+def _record(t: FrozenTrial, dims, stages, n_folds: int, with_seed) -> dict:
     scores = _full_scores(t, stages, n_folds)
     refits: list = [None] * n_folds
     seconds, reached = 0.0, 0
@@ -597,8 +597,8 @@ def _record(study, dims, number: int, stages, n_folds: int, with_seed) -> dict:
                 refits[f] = refit
     full = [r for r in refits if r is not None]
     return {
-        "number": number,
-        "params": with_seed(_params(study, dims, number)),
+        "number": t.number,
+        "params": with_seed(_params(t, dims)),
         "state": t.state.name.lower(),
         "scores": scores,
         "refit": combine_refit(full) if len(full) == n_folds else None,

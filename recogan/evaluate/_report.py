@@ -53,6 +53,8 @@ class Report:
     rec_popularity: dict = field(default_factory=dict)
     diversity: dict = field(default_factory=dict)
     generation: dict = field(default_factory=dict)
+    #: Per model: wall seconds (tuning, refit, scoring), trials (complete, pruned), fold fits.
+    timing: dict = field(default_factory=dict)
 
     @property
     def models(self) -> list[str]:
