@@ -191,15 +191,18 @@ def _result(model_name: str, rows: list[dict], complete: list[bool] | None = Non
     """The TuneResult of scored trials: the choice among the ``complete`` ones (all by
     default) by :func:`relative_scores` over the folds; first best wins ties (the defaults
     are first)."""
-    for r in rows:
+    complete = complete or [True] * len(rows)
+    for r, whole in zip(rows, complete):
         folds = np.asarray(r["fold_scores"], dtype=float)
-        r[TUNE_METRIC] = float(np.nanmean(folds)) if not np.isnan(folds).all() else float("nan")
+        # a trial stopped early has no score over every window (its fold_scores show what
+        # it was judged on)
+        ok = whole and not np.isnan(folds).all()
+        r[TUNE_METRIC] = float(np.nanmean(folds)) if ok else float("nan")
         log.info(
             "tune %s %s: valid %s=%.4f %s (%.1fs)",
             model_name, r["params"], TUNE_METRIC, r[TUNE_METRIC], np.round(folds, 4).tolist(),
             r["fit_seconds"],
         )  # fmt: skip
-    complete = complete or [True] * len(rows)
     if not any(complete):
         raise ValueError(f"tuning {model_name}: no trial finished every validation window")
     frame = pd.DataFrame(rows).drop(columns="refit")
