@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from recogan.baselines import EASE, IALS, ItemKNN, Popularity
@@ -269,3 +270,22 @@ def test_foreign_tuning_folder_is_refused(clustered, tmp_path, capsys):
     assert main(args) == 1
     assert "not an evaluation's tuning state" in capsys.readouterr().err
     assert sorted(p.name for p in (out / "tuning").iterdir()) == ["notes.txt"]
+
+
+def test_stored_study_is_reused_and_named_by_its_arguments(split3, tmp_path):
+    url = f"sqlite:///{tmp_path / 's.sqlite3'}"
+    first = tune("ease", split3, budget=5, seed=1, jobs=1, storage=url)
+    again = tune("ease", split3, budget=5, seed=1, jobs=1, storage=url)
+    assert first.fold_fits > 0 and again.fold_fits == 0  # nothing fitted twice
+    assert again.best_params == first.best_params and again.fold_scores == first.fold_scores
+    pd.testing.assert_frame_equal(
+        again.trials.drop(columns="fit_seconds"), first.trials.drop(columns="fit_seconds")
+    )
+    memory = tune("ease", split3, budget=5, seed=1, jobs=1)  # the same search, not stored
+    assert memory.best_params == first.best_params
+    other = tune("ease", split3, budget=4, seed=1, jobs=1, storage=url)  # another study
+    assert other.fold_fits > 0 and len(other.trials) == 4
+    import optuna
+
+    names = [s.study_name for s in optuna.get_all_study_summaries(url)]
+    assert len(names) == 2 and all(n.startswith("ease-seed1-budget") for n in names)
