@@ -187,7 +187,7 @@ def evaluate(
 def _evaluate_model(name, cls, period: _Period, given, run, state, eta) -> dict:
     """Tune, refit and score one model: everything the report keeps of it."""
     split, seed = period.split, run["seed"]
-    t_start = time.perf_counter()
+    t_start, cpu_start = time.perf_counter(), time.process_time()
     # untuned: the given settings are scored on the validation folds the same way, so
     # every model has a validation estimate to compare with its test score
     fixed = None if run["tune"] else [_with_seed(cls, dict(given or {}), seed)]
@@ -228,6 +228,9 @@ def _evaluate_model(name, cls, period: _Period, given, run, state, eta) -> dict:
     states = result.trials["state"] if "state" in result.trials else None
     got["timing"] = {
         "wall_seconds": wall,
+        # this process's CPU seconds (worker processes not counted): on a shared machine,
+        # less swayed by the other load than the wall time
+        "cpu_seconds": time.process_time() - cpu_start,
         "tune_seconds": result.seconds,
         "refit_seconds": fit_s,
         "score_seconds": wall - result.seconds - fit_s,
