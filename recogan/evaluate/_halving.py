@@ -11,7 +11,7 @@ After each stage but the last a trial goes on only if its score there is among t
 ``1/REDUCTION`` of the scores of that stage so far (:class:`OrderedHalvingPruner`, the rule
 of ASHA, optuna's ``SuccessiveHalvingPruner``). Only trials that finish the last stage, fitted
 on every window with full training, can be chosen, and the choice among them is the
-rolling-origin rule of :func:`recogan.evaluate._tune.relative_scores` over every window.
+rolling-origin rule of :func:`relative_scores` over every window.
 
 Parameters come from a seeded Optuna sampler (TPE; brute force without repeats when every
 setting is categorical) over the model's ``search_space()`` (:func:`parse_space`): a list
@@ -75,6 +75,20 @@ EDGE = 0.1
 _WIDEN_TRIES = 6
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
+
+
+def relative_scores(scores: np.ndarray) -> np.ndarray:
+    """Per candidate (rows of ``scores``, one column per fold): the median over the folds of
+    its score relative to the fold's best candidate. A candidate that wins one odd window
+    (a seasonal peak, a fad) by a mile but trails in the others ranks below one that is
+    close to the best in most windows; a mean of the raw scores would be decided by the odd
+    window alone."""
+    best = np.nanmax(np.where(np.isnan(scores), -np.inf, scores), axis=0)  # (folds,)
+    rel = np.where(best > 0, scores / np.where(best > 0, best, 1.0), 1.0)
+    rel = np.where(np.isnan(scores), np.nan, rel)
+    with np.errstate(all="ignore"):
+        out = np.nanmedian(rel, axis=1) if rel.size else np.zeros(len(scores))
+    return out
 
 
 # ---------------------------------------------------------------------- the space
@@ -567,8 +581,6 @@ def _units_left(study, stages) -> float:
 def _best(study, dims, stages, below: int) -> dict | None:
     """The settings of the best complete trial numbered below ``below``, by the
     rolling-origin rule."""
-    from recogan.evaluate._tune import relative_scores
-
     done = [
         t for t in study.get_trials(deepcopy=False)
         if t.state == TrialState.COMPLETE and t.number < below

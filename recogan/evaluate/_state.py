@@ -25,6 +25,7 @@ import re
 from pathlib import Path
 
 import numpy as np
+import optuna
 import pandas as pd
 
 from recogan._fs import OutputDirError, atomic_path, atomic_write_json
@@ -91,8 +92,6 @@ class RunState:
     def storage(self):
         """The optuna storage of the studies (opened once)."""
         if self._storage is None:
-            import optuna
-
             self._storage = optuna.storages.RDBStorage(self.url)
         return self._storage
 

@@ -38,7 +38,7 @@ import pandas as pd
 
 from recogan._trials import fit_trials, plan_workers, uses_device
 from recogan.data import Split
-from recogan.evaluate._halving import halving_search
+from recogan.evaluate._halving import halving_search, relative_scores
 from recogan.fitting import FoldFits
 from recogan.metrics import VALIDATION_METRIC
 from recogan.registry import resolve_model
@@ -111,20 +111,6 @@ def candidate_params(cls, budget: int, seed: int = 0) -> list[dict]:
 def _with_seed(cls, params: dict, seed: int) -> dict:
     names = {f.name for f in dataclasses.fields(cls.Config)}
     return {**params, "seed": seed} if "seed" in names and "seed" not in params else params
-
-
-def relative_scores(scores: np.ndarray) -> np.ndarray:
-    """Per candidate (rows of ``scores``, one column per fold): the median over the folds of
-    its score relative to the fold's best candidate. A candidate that wins one odd window
-    (a seasonal peak, a fad) by a mile but trails in the others ranks below one that is
-    close to the best in most windows; a mean of the raw scores would be decided by the odd
-    window alone."""
-    best = np.nanmax(np.where(np.isnan(scores), -np.inf, scores), axis=0)  # (folds,)
-    rel = np.where(best > 0, scores / np.where(best > 0, best, 1.0), 1.0)
-    rel = np.where(np.isnan(scores), np.nan, rel)
-    with np.errstate(all="ignore"):
-        out = np.nanmedian(rel, axis=1) if rel.size else np.zeros(len(scores))
-    return out
 
 
 METHODS = ("halving", "exhaustive")
