@@ -289,3 +289,27 @@ def test_stored_study_is_reused_and_named_by_its_arguments(split3, tmp_path):
 
     names = [s.study_name for s in optuna.get_all_study_summaries(url)]
     assert len(names) == 2 and all(n.startswith("ease-seed1-budget") for n in names)
+
+
+def test_cli_reads_finished_models_back_unless_told_not_to(clustered, tmp_path, capsys):
+    from recogan.cli import main
+
+    frame = clustered.interactions.assign(
+        customer=clustered.users.to_ids(clustered.user_idx),
+        product=clustered.items.to_ids(clustered.item_idx),
+    )[["customer", "product", "time"]]
+    frame.to_csv(tmp_path / "i.csv", index=False)
+    out = tmp_path / "o"
+    args = ["evaluate", "--interactions", str(tmp_path / "i.csv"), "--user-col", "customer",
+            "--item-col", "product", "--time-col", "time", "--models", "pop", "--budget", "2",
+            "--jobs", "1", "--no-progress", "--out", str(out)]  # fmt: skip
+
+    def from_disk() -> bool:
+        return json.loads((out / "metrics.json").read_text())["timing"]["pop"]["from_disk"]
+
+    assert main(args) == 0 and not from_disk()
+    assert (out / "tuning" / "recogan-state.json").exists()
+    assert (out / "tuning" / "studies.sqlite3").exists()
+    assert main(args) == 0 and from_disk()
+    assert "(earlier run)" in capsys.readouterr().out  # the printed wall time says so
+    assert main([*args, "--no-resume"]) == 0 and not from_disk()
