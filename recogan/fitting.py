@@ -78,15 +78,26 @@ def fit_folds(
     """Fit ``cls(**params)`` on every fold's training part, early-stopping on (and then
     scored by ``scorer`` on) its validation part."""
     scores, refits, models, fit_s = [], [], [], 0.0
-    for train, valid in folds:
-        t0 = time.perf_counter()
-        model = cls(**params).fit(train, valid, scorer=scorer)
-        fit_s += time.perf_counter() - t0
-        scores.append(float(scorer(model, valid)))
-        refits.append(model.refit_params())
+    for fold in folds:
+        one = fit_fold(cls, params, fold, scorer=scorer)
+        scores.append(one.scores[0])
+        refits.append(one.refit)
+        fit_s += one.seconds
         if keep_models:
-            models.append(model)
+            models.append(one.models[0])
     return FoldFits(scores, combine_refit(refits), fit_s, models)
+
+
+def fit_fold(
+    cls: type[Model], params: dict, fold: Fold, *, scorer: Scorer = validation_ndcg
+) -> FoldFits:
+    """One fold of :func:`fit_folds`: its score, its own ``refit_params()`` (not combined),
+    the fit's seconds and the fitted model."""
+    train, valid = fold
+    t0 = time.perf_counter()
+    model = cls(**params).fit(train, valid, scorer=scorer)
+    seconds = time.perf_counter() - t0
+    return FoldFits([float(scorer(model, valid))], model.refit_params(), seconds, [model])
 
 
 def fit_for_serving(
