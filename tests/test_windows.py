@@ -165,3 +165,26 @@ def test_train_auto_rejects_bad_params(tmp_path):
     assert main([*base, "--candidates", "pop", "--param", "epochs=3"]) != 0
     assert main([*base, "--candidates", "pop", "--param", "gan.epochs=3"]) != 0
     assert main([*base, "--candidates", "nosuch"]) != 0
+
+
+def test_protocol_spread_and_the_report_warns_when_windows_disagree(clustered):
+    from recogan.evaluate import Protocol, evaluate
+
+    proto = Protocol(valid_folds=3, valid_frac=0.08, spread=True)
+    assert "spread" in proto.label
+    split = proto.split(clustered)
+    assert len(split.folds) == 3
+    assert split.folds[1][1].times.max() < split.folds[0][0].times.max()  # not side by side
+    report = evaluate(
+        split, models=["pop", "itemknn"], tune=False, diversity_levels=(), show_progress=False
+    )
+    scores = report.window_scores()
+    assert scores.shape == (2, 3)
+    # planted groups: item-kNN wins every window, so no disagreement
+    assert report.window_warning() is None
+    flipped = {"fold_scores": [0.1, 0.3, 0.1]}, {"fold_scores": [0.2, 0.1, 0.2]}
+    report.tuning["pop"].update(flipped[0])
+    report.tuning["itemknn"].update(flipped[1])
+    warning = report.window_warning()
+    assert warning and "disagree" in warning
+    assert warning in report.warnings()

@@ -35,9 +35,10 @@ log = logging.getLogger(__name__)
 SHIFT_RATIO = 1.5
 #: Weight of a shifted window in :func:`choose_model` (1 for the others).
 SHIFTED_WEIGHT = 0.25
-#: Windows "disagree" when the lowest Kendall's tau between two windows' model orders is
-#: below this (or when their winners differ).
-AGREEMENT_TAU = 0.5
+#: Windows "disagree" when their winners differ or when the lowest Kendall's tau between two
+#: windows' model orders is below this (two windows ordering the models the opposite way
+#: more than the same way); one swap among three models (tau 1/3) is not a disagreement.
+AGREEMENT_TAU = 0.0
 
 
 def _known(part: Dataset, history: Dataset) -> Dataset:
