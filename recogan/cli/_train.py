@@ -13,6 +13,7 @@ from recogan._fs import check_output_dir
 from recogan.artifacts import is_bundle, is_leftover
 from recogan.cli._common import add_data_args, load_data
 from recogan.evaluate._check import validation_check
+from recogan.evaluate._windows import choose_model, spread_split, window_scores, window_shift
 from recogan.fitting import FoldFits, fit_for_serving, holdout
 from recogan.registry import model_class
 
@@ -208,8 +209,6 @@ def auto_candidates(names: str, pairs: list[str], seed: int) -> dict[str, tuple[
 def choose_auto(args, data):
     """``--model auto``: every candidate scored on validation windows spread over the history;
     prints the table and what was chosen; returns ``(label, class, params)``."""
-    from recogan.evaluate._windows import choose_model, spread_split, window_scores, window_shift
-
     if args.windows < 1:
         raise ValueError(f"--windows must be at least 1, got {args.windows}")
     if not 0 < args.window_frac < 0.5:

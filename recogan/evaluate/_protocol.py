@@ -20,6 +20,7 @@ import scipy.sparse as sp
 
 from recogan import metrics
 from recogan.data import Dataset, Split, leave_last_out, temporal_split
+from recogan.evaluate._windows import spread_split
 
 log = logging.getLogger(__name__)
 
@@ -88,8 +89,6 @@ class Protocol:
 
     def split(self, data: Dataset) -> Split:
         if self.name == "temporal" and self.spread:
-            from recogan.evaluate._windows import spread_split
-
             return spread_split(
                 data,
                 int(self.valid_folds),

@@ -14,6 +14,7 @@ import pandas as pd
 from recogan._fs import atomic_path, locked
 from recogan.evaluate._plots import figures
 from recogan.evaluate._stats import significance_mark
+from recogan.evaluate._windows import agreement_warning
 
 #: Accuracy metrics of the summary (K = 10), then what the lists look like.
 ACCURACY_SUMMARY = ("HR@10", "NDCG@10", "Recall@10", "Precision@10", "MRR@10", "MAP@10")
@@ -267,8 +268,6 @@ class Report:
     def window_warning(self) -> str | None:
         """A warning when the validation windows disagree on the models (winners differ, or
         two windows order them oppositely): :func:`recogan.evaluate.agreement_warning`."""
-        from recogan.evaluate._windows import agreement_warning
-
         scores = self.window_scores()
         return agreement_warning(scores) if not scores.empty else None
 

@@ -25,8 +25,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
+from scipy.stats import kendalltau
 
 from recogan.data import Dataset, Split
+from recogan.fitting import fit_folds
 
 log = logging.getLogger(__name__)
 
@@ -154,8 +156,6 @@ def window_agreement(scores: pd.DataFrame) -> dict:
     per window. Returns the Kendall's tau of every pair of windows, the lowest and the mean,
     each window's winner and ``disagree`` (winners differ or the lowest tau is below
     :data:`AGREEMENT_TAU`)."""
-    from scipy.stats import kendalltau
-
     cols = list(scores.columns)
     winners = {c: str(scores[c].idxmax()) for c in cols if scores[c].notna().any()}
     taus = {}
@@ -202,8 +202,6 @@ def window_scores(
     """NDCG@10 of every candidate (``label -> (class, params)``) on every window (fitted on the
     window's training part, early-stopping on the window where the model does): one row per
     candidate, one column per window (1 = latest)."""
-    from recogan.fitting import fit_folds
-
     rows = {}
     for label, (cls, params) in candidates.items():
         fits = fit_folds(cls, dict(params), folds)
