@@ -60,7 +60,7 @@ def main(argv=None) -> int:
     loaded = load(args.data)
     near = loaded if isinstance(loaded, Split) else temporal_split(loaded, valid_folds=3)
     full = near.train_valid.concat(near.test)
-    spread = spread_split(full, args.spread, valid_frac=args.valid_frac, test_frac=None or 0.1)
+    spread = spread_split(full, args.spread, valid_frac=args.valid_frac, test_frac=0.1)
     # the spread split's test period is the same as the held-out one where the data is
     # day-resolution and the test the last ten days: use the near split's test
     spread = Split(
