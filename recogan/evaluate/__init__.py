@@ -61,3 +61,23 @@ __all__ = [
     "tune",
     "vector_similarity",
 ]
+
+from recogan.evaluate._windows import (
+    Choice,
+    agreement_warning,
+    choose_model,
+    spread_split,
+    window_agreement,
+    window_scores,
+    window_shift,
+)
+
+__all__ += [
+    "Choice",
+    "agreement_warning",
+    "choose_model",
+    "spread_split",
+    "window_agreement",
+    "window_scores",
+    "window_shift",
+]

@@ -14,6 +14,7 @@ import pandas as pd
 from recogan._fs import atomic_path, locked
 from recogan.evaluate._plots import figures
 from recogan.evaluate._stats import significance_mark
+from recogan.evaluate._windows import agreement_warning
 
 #: Accuracy metrics of the summary (K = 10), then what the lists look like.
 ACCURACY_SUMMARY = ("HR@10", "NDCG@10", "Recall@10", "Precision@10", "MRR@10", "MAP@10")
@@ -262,6 +263,9 @@ class Report:
                     f"{t.loc[name, 'test rank']} of {len(t)} and {best} is best: the validation "
                     "period does not predict the test period for it"
                 )
+        disagree = self.window_warning()
+        if disagree:
+            out.append(disagree)
         test = t["test NDCG@10"]
         for name, row in t.iterrows():
             # test scores within 1% of each other are a tie: any rank among them agrees
@@ -273,6 +277,26 @@ class Report:
                     f"{name}: validation rank {row['valid rank']} but test rank {row['test rank']}"
                 )
         return out
+
+    def window_scores(self) -> pd.DataFrame:
+        """Each model's validation NDCG@10 per window (rows: models; columns: windows, 1 the
+        latest), as chosen by tuning."""
+        rows = {
+            name: list(t.get("fold_scores") or [])
+            for name, t in self.tuning.items()
+            if t.get("fold_scores")
+        }
+        if not rows:
+            return pd.DataFrame()
+        n = max(len(v) for v in rows.values())
+        rows = {k: v + [float("nan")] * (n - len(v)) for k, v in rows.items()}
+        return pd.DataFrame.from_dict(rows, orient="index", columns=range(1, n + 1))
+
+    def window_warning(self) -> str | None:
+        """A warning when the validation windows disagree on the models (winners differ, or
+        two windows order them oppositely): :func:`recogan.evaluate.agreement_warning`."""
+        scores = self.window_scores()
+        return agreement_warning(scores) if not scores.empty else None
 
     def tests_table(self) -> pd.DataFrame:
         if self.tests.empty:
