@@ -113,7 +113,7 @@ def run_config(name, params, split, seed, with_test):
 
     import numpy as np
 
-    from recogan.model import GANRecommender
+    from recogan.gan.model import GANRecommender
 
     train, valid = split.folds[0]
     t0 = time.perf_counter()

@@ -24,7 +24,7 @@ from recogan.evaluate._halving import (
     short_epochs,
     widen_ranges,
 )
-from recogan.model import GANRecommender
+from recogan.gan.model import GANRecommender
 from tests.tune_models import EPOCHS_DIR, EXIT_AFTER, register
 
 register()
