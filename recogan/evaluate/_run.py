@@ -15,7 +15,7 @@ from tqdm.auto import tqdm
 from recogan._similarity import ItemSimilarity
 from recogan._trials import check_jobs
 from recogan.data import Dataset, Split
-from recogan.diversity import Diversified, check_diversity
+from recogan.diversity import check_diversity
 from recogan.evaluate import _beyond as beyond
 from recogan.evaluate._protocol import Protocol, score_model
 from recogan.evaluate._report import Report
@@ -25,6 +25,7 @@ from recogan.evaluate._tune import tune as tune_search
 from recogan.fitting import fit_for_serving
 from recogan.metrics import target_matrix
 from recogan.registry import resolve_model
+from recogan.serving import Diversified
 
 log = logging.getLogger(__name__)
 
@@ -149,11 +150,10 @@ def evaluate(
         own = cls.diversity_param() is not None
         if levels and (name == MMR_REFERENCE or own or name not in BASELINES):
             curves[name] = _diversity_curve(model, levels, period)
-        if hasattr(model, "measure_generation"):  # the final model's draws on the test period
-            quality = model.measure_generation(split.test)
-            if quality:
-                generation[name] = generation_frame(quality)
-        elif model.generation_quality_ is not None:
+        quality = model.measure_generation(split.test)  # the final model's draws on test
+        if quality:
+            generation[name] = generation_frame(quality)
+        elif quality is None and model.generation_quality_ is not None:  # measured in fit
             generation[name] = generation_frame(model.generation_quality_)
     per_user_frame = pd.concat(per_user, ignore_index=True)
     return _summarise(
