@@ -123,9 +123,10 @@ class Pipeline:
     """The serving pipeline of one fitted model (see the module docstring).
 
     ``similarity``: the item similarity MMR re-ranks with: an
-    :class:`~recogan._similarity.ItemSimilarity`, a function returning one (called once, when
-    MMR first runs) or None (the model's, :meth:`ItemSimilarity.of` on the CPU). The withdrawn
-    products are read when the pipeline is made: make a new one after a catalogue change.
+    :class:`~recogan._similarity.ItemSimilarity`, a function returning one (called when MMR
+    runs; it decides what it caches) or None (the model's, :meth:`ItemSimilarity.of` on the
+    CPU, built once on first use). The withdrawn products are read when the pipeline is made:
+    make a new one after a catalogue change.
     """
 
     def __init__(self, model, similarity=None) -> None:
@@ -164,7 +165,7 @@ class Pipeline:
         own = d > 0 and self.model.diversity_param() is not None
         reranks = d > 0 and not own
         rerank = candidate_depth(n, self.n_items) if reranks else n
-        fetch = overfetch(rerank, self.withdrawn, self.n_items)
+        fetch = self.fetch_depth(rerank)
         search = max(fetch, min(self.n_items, int(self.model.search_depth(fetch))))
         return Plan(n, own, reranks, rerank, fetch, search)
 
@@ -199,18 +200,25 @@ class Pipeline:
         plan = self.plan(request)
         model = self.model.with_diversity(request.diversity) if plan.own_diversity else self.model
         items, scores = self.filtered(
-            lambda m, cand: call(model, m, cand), plan.rerank, request.filter, B
+            lambda m, cand: call(model, m, cand), plan.rerank, request.filter, B, plan.fetch
         )
         if not plan.mmr:
             return items, scores
         return mmr(items, scores, plan.n, request.diversity, self.similarity())
 
     # ------------------------------------------------------------------ stages
-    def filtered(self, call, n: int, filter: Filter, B: int) -> tuple[np.ndarray, np.ndarray]:
+    def fetch_depth(self, n: int) -> int:
+        """Items to fetch so that ``n`` remain once the withdrawn products are dropped."""
+        return overfetch(n, self.withdrawn, self.n_items)
+
+    def filtered(
+        self, call, n: int, filter: Filter, B: int, fetch: int | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
         """``call(m, candidates) -> (items, scores)``'s top ``n`` per row with the filter and
         the withdrawn products applied: an allow-list becomes the candidates; a predicate is
         applied to over-fetched lists, fetching four times deeper for rows that come up short;
-        withdrawn products are fetched past (their number always suffices) and dropped."""
+        withdrawn products are fetched past (``fetch``, the plan's depth: by default
+        :meth:`fetch_depth`) and dropped."""
         allowed, keep, gone = filter.allowed, filter.keep, self.withdrawn
         if allowed is not None:
             allowed = _live(np.asarray(allowed), gone)
@@ -220,7 +228,7 @@ class Pipeline:
         if keep is None and gone is None:
             return call(n, None)
         if keep is None:  # only withdrawn products to leave out: one fetch always suffices
-            items, scores = call(overfetch(n, gone, self.n_items), None)
+            items, scores = call(self.fetch_depth(n) if fetch is None else fetch, None)
             return drop_withdrawn(np.asarray(items), np.asarray(scores), gone, n)
         return self._kept(call, n, keep, gone)
 
