@@ -32,6 +32,11 @@ log = logging.getLogger(__name__)
 
 Fold = tuple[Dataset, Dataset]
 
+#: How a model that early-stops judges itself on a validation window unless told otherwise:
+#: mean NDCG@10 (:func:`recogan.metrics.validation_ndcg`). Fitting and tuning pass it to
+#: ``Model.fit(train, valid, scorer=)``; the contract (:mod:`recogan.base`) has no default.
+DEFAULT_SCORER: Scorer = validation_ndcg
+
 
 @dataclass
 class FoldFits:
@@ -72,7 +77,7 @@ def fit_folds(
     params: dict,
     folds: Sequence[Fold],
     *,
-    scorer: Scorer = validation_ndcg,
+    scorer: Scorer = DEFAULT_SCORER,
     keep_models: bool = False,
 ) -> FoldFits:
     """Fit ``cls(**params)`` on every fold's training part, early-stopping on (and then

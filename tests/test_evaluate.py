@@ -12,7 +12,6 @@ import scipy.sparse as sp
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from recogan.base import MODEL_REGISTRY
 from recogan.baselines import EASE, EASEConfig, Popularity
 from recogan.data import Dataset
 from recogan.evaluate import (
@@ -35,6 +34,7 @@ from recogan.evaluate import (
     tune,
     vector_similarity,
 )
+from recogan.registry import MODEL_REGISTRY
 
 # ---------------------------------------------------------------------- beyond-accuracy metrics
 

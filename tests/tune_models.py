@@ -52,7 +52,7 @@ class Probe(Popularity):
 
 
 def register() -> None:
-    from recogan.base import MODEL_REGISTRY
+    from recogan.registry import MODEL_REGISTRY
 
     MODEL_REGISTRY["probe"] = "tests.tune_models:Probe"
     MODEL_REGISTRY["counted"] = "tests.tune_models:Counted"

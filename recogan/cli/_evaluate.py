@@ -9,7 +9,7 @@ from pathlib import Path
 
 from recogan._fs import OutputDirError, remove
 from recogan.artifacts import is_bundle
-from recogan.batch._publish import is_batch_result
+from recogan.batch import is_batch_result
 from recogan.cli._common import add_data_args, load_data
 from recogan.evaluate import DEFAULT_MODELS, evaluate
 from recogan.evaluate._state import RunState, check_state_dir, is_state_dir

@@ -10,10 +10,15 @@ from pathlib import Path
 
 from recogan._config import parse_params as typed_params
 from recogan._fs import check_output_dir
-from recogan.artifacts import is_bundle, is_leftover
+from recogan.artifacts import is_bundle, is_leftover, save_model
 from recogan.cli._common import add_data_args, load_data
-from recogan.evaluate._check import validation_check
-from recogan.evaluate._windows import choose_model, spread_split, window_scores, window_shift
+from recogan.evaluate import (
+    choose_model,
+    spread_split,
+    validation_check,
+    window_scores,
+    window_shift,
+)
 from recogan.fitting import FoldFits, fit_for_serving, holdout
 from recogan.registry import model_class
 
@@ -263,7 +268,7 @@ def run(args) -> int:
 
     model, _ = fit_for_serving(cls, params, data, folds, on_folds=report)
     fit_s = time.perf_counter() - t0
-    model.save(args.out, force=args.force)
+    save_model(model, args.out, force=args.force)
     defaults = cls().params()
     changed = {
         k: v for k, v in model.params().items() if defaults.get(k) != v and k != "show_progress"

@@ -15,6 +15,7 @@ from recogan.evaluate._beyond import (
     self_information,
     vector_similarity,
 )
+from recogan.evaluate._check import ValidationCheck, validation_check
 from recogan.evaluate._protocol import PROTOCOLS, Protocol, sampled_candidates, score_model
 from recogan.evaluate._report import Report
 from recogan.evaluate._run import BASELINES, DEFAULT_MODELS, activity_bucket, evaluate
@@ -37,6 +38,7 @@ __all__ = [
     "Report",
     "TrialError",
     "TuneResult",
+    "ValidationCheck",
     "activity_bucket",
     "bootstrap_ci",
     "candidate_params",
@@ -59,6 +61,7 @@ __all__ = [
     "significance_mark",
     "target_matrix",
     "tune",
+    "validation_check",
     "vector_similarity",
 ]
 

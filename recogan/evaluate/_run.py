@@ -15,7 +15,7 @@ from tqdm.auto import tqdm
 from recogan._similarity import ItemSimilarity
 from recogan._trials import check_jobs
 from recogan.data import Dataset, Split
-from recogan.diversity import Diversified, check_diversity
+from recogan.diversity import check_diversity
 from recogan.evaluate import _beyond as beyond
 from recogan.evaluate._protocol import Protocol, score_model
 from recogan.evaluate._report import Report
@@ -26,6 +26,7 @@ from recogan.evaluate._tune import tune as tune_search
 from recogan.fitting import fit_for_serving
 from recogan.metrics import target_matrix
 from recogan.registry import resolve_model
+from recogan.serving import Diversified
 
 log = logging.getLogger(__name__)
 
@@ -218,11 +219,10 @@ def _evaluate_model(name, cls, period: _Period, given, run, state, eta) -> dict:
     levels = run["levels"]
     if levels and (name == MMR_REFERENCE or own or name not in BASELINES):
         got["curve"] = _diversity_curve(model, levels, period)
-    if hasattr(model, "measure_generation"):  # the final model's draws on the test period
-        quality = model.measure_generation(split.test)
-        if quality:
-            got["generation"] = generation_frame(quality)
-    elif model.generation_quality_ is not None:
+    quality = model.measure_generation(split.test)  # the final model's draws on test
+    if quality:
+        got["generation"] = generation_frame(quality)
+    elif quality is None and model.generation_quality_ is not None:  # measured in fit
         got["generation"] = generation_frame(model.generation_quality_)
     wall = time.perf_counter() - t_start
     states = result.trials["state"] if "state" in result.trials else None
