@@ -11,8 +11,13 @@ from recogan._fs import OutputDirError, remove
 from recogan.artifacts import is_bundle
 from recogan.batch import is_batch_result
 from recogan.cli._common import add_data_args, load_data
-from recogan.evaluate import DEFAULT_MODELS, evaluate
-from recogan.evaluate._state import RunState, check_state_dir, is_state_dir
+from recogan.evaluate import (
+    DEFAULT_MODELS,
+    RunState,
+    check_state_dir,
+    evaluate,
+    is_state_dir,
+)
 
 log = logging.getLogger(__name__)
 
