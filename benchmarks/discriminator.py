@@ -38,8 +38,8 @@ def main(argv=None) -> None:
     from generalise import load
 
     from recogan.data import Split, temporal_split
+    from recogan.gan.model import GANRecommender
     from recogan.metrics import validation_ndcg
-    from recogan.model import GANRecommender
 
     print("| dataset | variant | valid NDCG@10 | test NDCG@10 | vs no re-rank |")
     print("|---|---|---|---|---|")
@@ -55,9 +55,10 @@ def main(argv=None) -> None:
             return t
 
         common = {"threads": 1, "seed": args.seed}
-        ret = GANRecommender(**common, adversarial=False, d_weights=()).fit(train, valid)
+        ret = GANRecommender(**common, adversarial=False, d_weights=())
+        ret.fit(train, valid, scorer=validation_ndcg)
         row("retrieval only", ret)
-        gan = GANRecommender(**common).fit(train, valid)
+        gan = GANRecommender(**common).fit(train, valid, scorer=validation_ndcg)
         chosen = gan.config.d_weight
         plain = dataclasses.replace(gan.config, d_weight=0.0)
         gan.config = plain

@@ -64,6 +64,8 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
+from recogan.artifacts import save_model
+
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
@@ -112,7 +114,8 @@ def first_word(title) -> str:
 
 # ---------------------------------------------------------------------- model
 def fit_model(old, cut: int, valid_days: float, epochs: int | None):
-    from recogan.model import GANRecommender
+    from recogan.fitting import DEFAULT_SCORER
+    from recogan.gan.model import GANRecommender
 
     t0 = time.perf_counter()
     if epochs is None:
@@ -122,7 +125,7 @@ def fit_model(old, cut: int, valid_days: float, epochs: int | None):
         known = np.zeros(old.n_users, dtype=bool)
         known[train.user_idx] = True
         valid = old.subset((t >= v0) & known[old.user_idx], name="valid")
-        probe = GANRecommender(seed=0).fit(train, valid)
+        probe = GANRecommender(seed=0).fit(train, valid, scorer=DEFAULT_SCORER)
         epochs = int(max(1, probe.best_epoch_))
         log.info("validation fit: best epoch %d (%.0f s)", epochs, time.perf_counter() - t0)
     t1 = time.perf_counter()
@@ -202,10 +205,10 @@ def _run(args, tmp: Path) -> dict:
     else:
         model, epochs, fit_s, total_s = fit_model(old, cut, args.valid_days, args.epochs)
         if cache is not None:
-            model.save(cache / "base")
+            save_model(model, cache / "base")
             info = {"epochs": epochs, "fit_s": fit_s, "total_s": total_s}
             (cache / "fit.json").write_text(json.dumps(info))
-    model.save(tmp / "base")
+    save_model(model, tmp / "base")
     n_old = model.n_items_
 
     rows = cat[cat["item_id"].isin(new_ids)].reset_index(drop=True)

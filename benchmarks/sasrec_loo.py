@@ -62,6 +62,7 @@ def main(argv: list[str] | None = None) -> int:
     from recogan.baselines import SASRec
     from recogan.data import leave_last_out
     from recogan.datasets import movielens_1m
+    from recogan.fitting import DEFAULT_SCORER
     from recogan.metrics import mean_metrics, ranking_metrics, target_matrix
 
     data = movielens_1m(args.ml1m)
@@ -82,7 +83,7 @@ def main(argv: list[str] | None = None) -> int:
         seed=args.seed,
     )
     t0 = time.perf_counter()
-    model.fit(split.train, split.valid)
+    model.fit(split.train, split.valid, scorer=DEFAULT_SCORER)
     fit_s = time.perf_counter() - t0
 
     # the test basket scored from the train + validation sequence

@@ -7,7 +7,7 @@
 
 For each dataset and device (``cpu1``/``cpu2``: the CPU with 1 or 2 torch threads; ``cuda``
 when torch sees a GPU) the GAN at its defaults trains ``--batches`` batches (after a warm-up of
-5) through :func:`recogan.train.train_gan` (one epoch of ``pairs_per_epoch`` pairs), and the
+5) through :func:`recogan.gan.train.train_gan` (one epoch of ``pairs_per_epoch`` pairs), and the
 figure is pairs per second. Next to it, the **ceiling**: the same step's matrix products alone
 (the generator's and discriminator's MLP layers forward and backward, the retrieval scores
 forward and their gradient, the discriminator's attention forward), timed as bare ``torch.mm``
@@ -78,15 +78,15 @@ def load(case: str, args):
 
 def prepare(data, device: str, threads: int):
     """A default GAN's features, pairs and networks on ``device`` (not trained)."""
-    from recogan.gan import GANConfig
-    from recogan.model import GANRecommender, _sub
+    from recogan.gan.config import GANConfig
+    from recogan.gan.model import GANRecommender
 
     m = GANRecommender(device=device, threads=threads)
     m.n_users_, m.n_items_ = data.n_users, data.n_items
     m.train_end_ = int(data.times.max())
     m.device_ = device
     pairs, pop = m._prepare(data)
-    m._build(_sub(m.config, GANConfig))
+    m._build(m.config.part(GANConfig))
     return m, pairs, pop
 
 
@@ -94,7 +94,8 @@ def train_rate(m, pairs, pop, device: str, batches: int) -> tuple[float, dict]:
     """Pairs per second of ``batches`` batches (after a warm-up)."""
     import dataclasses
 
-    from recogan.train import TrainConfig, train_gan
+    from recogan.gan.config import TrainConfig
+    from recogan.gan.train import train_gan
 
     c = m.config
     base = {f.name: getattr(c, f.name) for f in dataclasses.fields(TrainConfig)}
@@ -113,7 +114,8 @@ def ceiling_rate(m, pairs, device: str, batches: int) -> float:
     """Pairs per second of the step's matrix products alone, same shapes (see the module)."""
     import torch
 
-    from recogan.train import TrainConfig, sampled_negatives
+    from recogan.gan._loop import sampled_negatives
+    from recogan.gan.config import TrainConfig
 
     c = m.config
     N, d = m.F_.shape
@@ -175,7 +177,7 @@ def fit_vs_ials(epochs: int, threads: int) -> str:
     from recogan._threads import set_threads
     from recogan.baselines import IALS
     from recogan.data import temporal_split
-    from recogan.model import GANRecommender
+    from recogan.gan.model import GANRecommender
 
     undo = set_threads(threads)  # BLAS (iALS) and torch (the GAN)
     data = temporal_split(datasets.load("online_retail"), 0.1, 0.1).train_valid

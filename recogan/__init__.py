@@ -18,7 +18,7 @@ _LAZY = {
     "read_dataset": "recogan.data",
     "Model": "recogan.base",
     "load_model": "recogan.artifacts",
-    "GANRecommender": "recogan.model",
+    "GANRecommender": "recogan.gan.model",
     "Recommender": "recogan.recommender",
     "ItemIndex": "recogan.index",
 }

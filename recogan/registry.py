@@ -21,7 +21,7 @@ MODEL_REGISTRY: dict[str, str] = {
     "ease_td": "recogan.baselines:EASETD",
     "tifuknn": "recogan.baselines:TIFUKNN",
     "ppop": "recogan.baselines:PPop",
-    "gan": "recogan.model:GANRecommender",
+    "gan": "recogan.gan.model:GANRecommender",
 }
 
 

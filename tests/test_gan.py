@@ -8,7 +8,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from recogan.model import GANRecommender
+from recogan.artifacts import save_model
+from recogan.fitting import DEFAULT_SCORER
+from recogan.gan.model import GANRecommender
 from recogan.testing import ModelContract
 from tests.fast_gan import FAST
 
@@ -28,7 +30,7 @@ class TestGANWithRerankAndDraws(ModelContract):
 
 # ---------------------------------------------------------------------- training pairs
 def test_training_pairs_never_contain_their_target(clustered):
-    from recogan.train import TrainingPairs
+    from recogan.gan.pairs import TrainingPairs
 
     pairs = TrainingPairs(clustered, max_history=8, skip_repeats=False)
     idx = np.arange(len(pairs))
@@ -45,7 +47,7 @@ def test_training_pairs_never_contain_their_target(clustered):
 
 def test_same_basket_items_are_not_in_each_others_condition():
     from recogan.data import Dataset
-    from recogan.train import TrainingPairs
+    from recogan.gan.pairs import TrainingPairs
 
     frame = pd.DataFrame(
         {
@@ -64,7 +66,7 @@ def test_same_basket_items_are_not_in_each_others_condition():
 
 def test_skip_repeats_drops_rebought_targets():
     from recogan.data import Dataset
-    from recogan.train import TrainingPairs
+    from recogan.gan.pairs import TrainingPairs
 
     frame = pd.DataFrame({"user_id": ["a"] * 4, "item_id": [1, 2, 1, 3], "timestamp": [1, 2, 3, 4]})
     d = Dataset.from_frames(frame, check_times=False)  # relative times
@@ -76,7 +78,7 @@ def test_skip_repeats_drops_rebought_targets():
 
 def test_window_popularity_excludes_the_pairs_own_day():
     from recogan.data import Dataset
-    from recogan.train import WindowPopularity
+    from recogan.gan.pairs import WindowPopularity
 
     day = 86400
     frame = pd.DataFrame(
@@ -122,7 +124,7 @@ def test_save_load_with_rerank(clustered_split, tmp_path):
     from recogan.artifacts import load_model
 
     model = GANRecommender(**FAST, n_draws=3, d_weight=1.0).fit(clustered_split.train)
-    model.save(tmp_path / "m")
+    save_model(model, tmp_path / "m")
     loaded = load_model(tmp_path / "m")
     users = np.arange(model.n_users_)
     np.testing.assert_array_equal(model.recommend(users, 10)[0], loaded.recommend(users, 10)[0])
@@ -206,7 +208,9 @@ def test_bad_inputs(clustered_split):
 
 
 def test_refit_params_and_prior_knob(clustered_split):
-    model = GANRecommender(**FAST).fit(clustered_split.train, clustered_split.valid)
+    model = GANRecommender(**FAST).fit(
+        clustered_split.train, clustered_split.valid, scorer=DEFAULT_SCORER
+    )
     assert 1 <= model.refit_params()["epochs"] <= FAST["epochs"]
     assert set(GANRecommender.search_space()) <= set(model.params())
     # a very large prior weight ranks (nearly) by the learned item prior alone
@@ -223,13 +227,13 @@ def test_early_stopping_scores_the_best_prior_weight(clustered_split):
     the best of the single-weight runs' scores."""
     kw = {**FAST, "epochs": 2, "patience": 5, "prior_weights": ()}
     plain = GANRecommender(**kw, stop_prior_weights=()).fit(
-        clustered_split.train, clustered_split.valid
+        clustered_split.train, clustered_split.valid, scorer=DEFAULT_SCORER
     )
     big = GANRecommender(**kw, prior_weight=50.0, stop_prior_weights=()).fit(
-        clustered_split.train, clustered_split.valid
+        clustered_split.train, clustered_split.valid, scorer=DEFAULT_SCORER
     )
     both = GANRecommender(**kw, stop_prior_weights=(1.0, 50.0)).fit(
-        clustered_split.train, clustered_split.valid
+        clustered_split.train, clustered_split.valid, scorer=DEFAULT_SCORER
     )
     for p, b, s in zip(plain.history_, big.history_, both.history_):
         assert s["valid_ndcg"] == pytest.approx(max(p["valid_ndcg"], b["valid_ndcg"]))
@@ -326,7 +330,7 @@ def test_diversity_slots_average_its_share(d, n, low, high):
 
 
 def test_splice_takes_each_segment_s_fresh_items_and_pads_at_the_end():
-    from recogan.model import _splice
+    from recogan.gan.tail import splice
 
     f32 = np.float32
     head = (
@@ -341,15 +345,15 @@ def test_splice_takes_each_segment_s_fresh_items_and_pads_at_the_end():
         np.array([[2, 9, 7, 0], [5, 3, -1, -1]]),
         np.array([[8.5, 8, 7.5, 1], [4, 5, -np.inf, -np.inf]], f32),
     )
-    items, scores = _splice([(*head, 2), (*mid, 1), (*tail, 1)])
+    items, scores = splice([(*head, 2), (*mid, 1), (*tail, 1)])
     np.testing.assert_array_equal(items, [[4, 2, 7, 9], [3, 5, -1, -1]])
     np.testing.assert_array_equal(scores, np.array([[9, 8, 8, 8], [5, 4, -np.inf, -np.inf]], f32))
-    items, _ = _splice([(*tail, 4)])
+    items, _ = splice([(*tail, 4)])
     np.testing.assert_array_equal(items, tail[0])
     # a segment that comes short: the next one fills in, and padding stays at the end
     short = (np.array([[9, -1, -1, -1], [-1, -1, -1, -1]]),
              np.array([[7, -np.inf, -np.inf, -np.inf], [-np.inf] * 4], f32))  # fmt: skip
-    items, scores = _splice([(*head, 1), (*short, 2), (*tail, 0)])
+    items, scores = splice([(*head, 1), (*short, 2), (*tail, 0)])
     np.testing.assert_array_equal(items, [[4, 9, 2], [3, 5, -1]])
     np.testing.assert_array_equal(scores, np.array([[9, 7, 7], [5, 4, -np.inf]], f32))
 
@@ -368,7 +372,7 @@ def test_diversity_filters_each_draw_before_the_merge(clustered_split):
 # ---------------------------------------------------------------------- merging draws
 def test_max_merge_equals_the_dense_merge(rng):
     from recogan._topk import topn
-    from recogan.model import _merge
+    from recogan.gan.ranking import _merge
 
     B, S, m, N = 6, 4, 12, 40
     ids = np.stack([[rng.permutation(N)[:m] for _ in range(S)] for _ in range(B)])
@@ -414,7 +418,7 @@ def _baskets():
 
 
 def test_basket_context_pairs_hold_the_rest_of_the_basket():
-    from recogan.train import TrainingPairs
+    from recogan.gan.pairs import TrainingPairs
 
     d = _baskets()
     ix = {name: int(d.items.lookup(np.array([name]))[0]) for name in "xyzwv"}
@@ -436,7 +440,7 @@ def test_basket_context_pairs_hold_the_rest_of_the_basket():
 
 
 def test_all_time_popularity_window():
-    from recogan.train import WindowPopularity
+    from recogan.gan.pairs import WindowPopularity
 
     d = _baskets()
     pop = WindowPopularity(d, (0, 1))
@@ -454,7 +458,7 @@ def test_dropout_drops_at_its_rate_and_keeps_the_expectation():
     gradient through the same mask, the identity in eval mode, and seeded by torch's seed."""
     import torch
 
-    from recogan.gan import Dropout
+    from recogan.gan.networks import Dropout
 
     drop = Dropout(0.1).train()
     x = torch.ones(1000, 999, requires_grad=True)  # an odd size: not a multiple of 4 bits

@@ -7,6 +7,7 @@ import pytest
 from recogan.baselines import SASRec
 from recogan.baselines._sasrec import _build_net, basket_sources
 from recogan.data import Dataset
+from recogan.fitting import DEFAULT_SCORER
 from recogan.testing import ModelContract
 
 torch = pytest.importorskip("torch")
@@ -91,7 +92,7 @@ def test_sampled_softmax_learns_and_auto_threshold(clustered_split):
 
 def test_early_stopping_keeps_best_epoch(clustered_split):
     model = small_sasrec(epochs=30, patience=2, lr=3e-2, device="cpu")
-    model.fit(clustered_split.train, clustered_split.valid)
+    model.fit(clustered_split.train, clustered_split.valid, scorer=DEFAULT_SCORER)
     scores = [r["valid_score"] for r in model.history_]
     assert model.best_epoch_ == int(np.argmax(scores)) + 1
     assert model.refit_params()["epochs"] == model.best_epoch_

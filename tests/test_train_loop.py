@@ -9,18 +9,18 @@ import torch
 
 from recogan.data import Dataset
 from recogan.features import DAY, decay_weights
-from recogan.gan import pop_prior
-from recogan.model import GANRecommender
-from recogan.train import (
+from recogan.fitting import DEFAULT_SCORER
+from recogan.gan._loop import (
     DevicePairs,
-    TrainConfig,
-    TrainingPairs,
-    WindowPopularity,
     _same_or_seen,
     _SeenSoftmax,
     sample_columns,
     sampled_negatives,
 )
+from recogan.gan.config import TrainConfig
+from recogan.gan.model import GANRecommender
+from recogan.gan.networks import pop_prior
+from recogan.gan.pairs import TrainingPairs, WindowPopularity
 from tests.fast_gan import FAST
 
 
@@ -91,11 +91,11 @@ def test_lagged_histories_end_before_the_lag(basket_context):
 @pytest.mark.parametrize("by_day", [True, False])  # False: the GPU's path, without a sync
 @pytest.mark.parametrize("n_days", [9, 3])  # 3: the batch's rows share days
 def test_pop_prior_matches_the_dense_sum_and_its_gradient(n_days, by_day, monkeypatch):
-    import recogan.gan
+    from recogan.gan import networks
 
     if not by_day:  # every row its own day, as on a GPU
-        apply = recogan.gan._PopPriorByDay.apply
-        monkeypatch.setattr(recogan.gan._PopPriorByDay, "apply", lambda *a: apply(*a[:4], False))
+        apply = networks._PopPriorByDay.apply
+        monkeypatch.setattr(networks._PopPriorByDay, "apply", lambda *a: apply(*a[:4], False))
     rng = np.random.default_rng(0)
     W, N, B = 3, 11, 6
     table = torch.as_tensor(rng.random((W, n_days, N)), dtype=torch.float32)
@@ -210,11 +210,11 @@ def test_training_is_seeded_and_learns(clustered_split, extra):
 
 @pytest.mark.parametrize("extra", [{}, {"n_sampled": 16}])
 def test_the_adversarial_step_uses_its_share_of_each_batch(clustered_split, monkeypatch, extra):
-    from recogan import train
-    from recogan.gan import Discriminator
+    from recogan.gan import _loop
+    from recogan.gan.networks import Discriminator
 
     rows = {"D": [], "hard": []}
-    forward, draw = Discriminator.forward, train.sample_columns
+    forward, draw = Discriminator.forward, _loop.sample_columns
 
     def d_spy(self, b, f, *args):
         if torch.is_grad_enabled():  # training, not the re-rank
@@ -226,7 +226,7 @@ def test_the_adversarial_step_uses_its_share_of_each_batch(clustered_split, monk
         return draw(w, k, gen, block)
 
     monkeypatch.setattr(Discriminator, "forward", d_spy)
-    monkeypatch.setattr(train, "sample_columns", draw_spy)
+    monkeypatch.setattr(_loop, "sample_columns", draw_spy)
     GANRecommender(**{**FAST, **extra, "epochs": 1}, adv_share=0.25).fit(clustered_split.train)
     B = FAST["batch_size"]
     assert max(rows["D"]) == B // 4 and len(set(rows["D"])) <= 2  # the last batch is short
@@ -239,7 +239,7 @@ def test_the_adversarial_step_uses_its_share_of_each_batch(clustered_split, monk
 
 def test_generated_vectors_are_measured_per_epoch_and_on_new_data(clustered_split):
     split = clustered_split
-    m = GANRecommender(**FAST).fit(split.train, split.valid)
+    m = GANRecommender(**FAST).fit(split.train, split.valid, scorer=DEFAULT_SCORER)
     q = m.generation_quality_
     assert list(q.index) == list(range(1, len(m.history_) + 1))
     for col in ("frechet", "precision", "recall", "draw_spread", "draw_coverage"):
@@ -263,7 +263,7 @@ def test_several_training_draws_train_a_generator_whose_draws_differ(clustered_s
 
 
 def test_mixture_loss_is_the_cross_entropy_for_one_draw_and_rewards_one_good_draw():
-    from recogan.train import _mixture_nll
+    from recogan.gan._loop import _mixture_nll
 
     lp = torch.log(torch.tensor([0.5, 0.25]))
     torch.testing.assert_close(_mixture_nll(lp, 2, 1), -lp.mean())
@@ -276,7 +276,9 @@ def test_mixture_loss_is_the_cross_entropy_for_one_draw_and_rewards_one_good_dra
 @pytest.mark.parametrize("name, values", [("d_weight", (0.5, 4.0)), ("prior_weight", (0.25, 50.0))])
 def test_recommend_time_settings_are_chosen_on_validation(clustered_split, name, values):
     split = clustered_split
-    m = GANRecommender(**FAST, **{f"{name}s": values}).fit(split.train, split.valid)
+    m = GANRecommender(**FAST, **{f"{name}s": values}).fit(
+        split.train, split.valid, scorer=DEFAULT_SCORER
+    )
     scores = getattr(m, f"{name}_scores_")
     default = float(getattr(GANRecommender.Config(), name))
     assert set(scores) == {default, *values}
@@ -299,7 +301,7 @@ def test_recommend_time_settings_are_chosen_on_validation(clustered_split, name,
 def test_noise_draws_and_their_merge_are_chosen_on_validation(clustered_split):
     split = clustered_split
     kw = dict(train_draws=2, draw_choices=(3,), merge_choices=("max", "rrf"), d_weights=())
-    m = GANRecommender(**FAST, **kw).fit(split.train, split.valid)
+    m = GANRecommender(**FAST, **kw).fit(split.train, split.valid, scorer=DEFAULT_SCORER)
     scores = m.draw_scores_
     assert set(scores) == {(1, "max"), (3, "max"), (3, "rrf")}
     best = max(scores, key=scores.get)
@@ -326,7 +328,7 @@ def test_a_prior_weight_that_wins_on_validation_is_kept(clustered_split, monkeyp
 
         monkeypatch.setattr(GANRecommender, "validation_score", rigged)
         m = GANRecommender(**FAST, prior_weights=(2.0, 4.0), d_weights=()).fit(
-            split.train, split.valid
+            split.train, split.valid, scorer=DEFAULT_SCORER
         )
         assert m.config.prior_weight == expected
         assert m.prior_weight_scores_ == {1.0: 1.0, 2.0: 1.0, 4.0: gain}
@@ -351,17 +353,16 @@ def test_gan_diversity_leans_less_on_the_best_sellers(clustered_split):
 def test_the_mixed_precision_scores_path_computes_the_same_scores(clustered):
     """The CUDA bfloat16 path's arithmetic (product, then the prior in float32), run on the
     CPU where autocast leaves float32 alone: the same scores as the fused product."""
-    from recogan.gan import GANConfig
-    from recogan.model import _sub
-    from recogan.train import _Epochs
+    from recogan.gan._loop import _Epochs
+    from recogan.gan.config import GANConfig
 
     m = GANRecommender(**FAST)
     m.n_users_, m.n_items_ = clustered.n_users, clustered.n_items
     m.train_end_ = int(clustered.times.max())
     m.device_ = "cpu"
     pairs, pop = m._prepare(clustered)
-    m._build(_sub(m.config, GANConfig))
-    ep = _Epochs(m.nets_, pairs, pop, _sub(m.config, TrainConfig), 30.0, 0, "cpu")
+    m._build(m.config.part(GANConfig))
+    ep = _Epochs(m.nets_, pairs, pop, m.config.part(TrainConfig), 30.0, 0, "cpu")
     idx = torch.arange(8)
     f = torch.nn.functional.normalize(torch.randn(8, m.F_.shape[1]), dim=-1)
     E, days = m.nets_.tower.vectors(), ep.data.day[idx]

@@ -16,7 +16,8 @@ def add_data_args(p: argparse.ArgumentParser, *, required: bool = True) -> None:
     src.add_argument(
         "--data",
         metavar="NAME|PATH",
-        help="a bundled dataset (online_retail; movielens_1m reads ../shared/data) or a path",
+        help="a named dataset (online_retail, bundled; movielens_1m, completejourney and "
+        "completejourney_heldout read ../shared/data) or a path",
     )
     src.add_argument("--interactions", metavar="PATH", help="interactions parquet/CSV")
     g.add_argument("--catalog", metavar="PATH", help="item catalog parquet/CSV (optional)")
@@ -50,7 +51,7 @@ def load_data(args: argparse.Namespace):
     }
     if str(cols["quantity_col"]).lower() == "none":
         cols["quantity_col"] = None
-    bundled = ("online_retail", "movielens_1m", "ml-1m")
+    bundled = (*datasets.NAMES, *datasets.ALIASES)
     if args.data is not None:
         if args.catalog is not None and args.data in bundled:
             raise ValueError("--catalog goes with --interactions PATH, not a bundled --data")

@@ -16,29 +16,11 @@ item-vector dimension, ``N`` the catalog size.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import torch
 import torch.nn.functional as Fn
 from torch import nn
 
-
-@dataclass
-class GANConfig:
-    #: Dimension of the generator's noise input z.
-    noise_dim: int = 16
-    #: Width and number of hidden layers of the generator MLP.
-    g_hidden: int = 256
-    g_depth: int = 2
-    #: Width and number of hidden layers of the discriminator MLP.
-    d_hidden: int = 128
-    d_depth: int = 2
-    #: Dropout in both MLPs.
-    dropout: float = 0.1
-    #: Spectral normalisation of the discriminator's linear layers (stabilises the game).
-    spectral_norm: bool = True
-    #: Let the discriminator attend over the history's items (else it sees only pooled b_u).
-    d_attention: bool = True
+from recogan.gan.config import GANConfig
 
 
 def decay_pool(E: torch.Tensor, hist: torch.Tensor, w: torch.Tensor) -> torch.Tensor:

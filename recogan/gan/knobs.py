@@ -1,0 +1,88 @@
+"""Choosing on validation: the per-epoch score early stopping watches and the recommend-time
+knobs chosen after training (:class:`ValidationChoices`, part of
+:class:`~recogan.gan.model.GANRecommender`)."""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+
+import numpy as np
+
+from recogan.data import Dataset
+
+log = logging.getLogger(__name__)
+
+
+class ValidationChoices:
+    """``prior_weights``, ``draw_choices`` and ``d_weights`` scored on validation, and the
+    early-stopping score."""
+
+    #: Relative validation gain a recommend-time setting (``prior_weights``,
+    #: ``draw_choices``, ``d_weights``) needs over the configured one to replace it.
+    KNOB_MARGIN = 0.01
+
+    def _choose_knob(self, valid: Dataset | None, name, values) -> dict:
+        """Score the recommend-time setting ``name`` (a field, or a tuple of fields whose
+        ``values`` are tuples) at its configured value and at each of ``values`` on
+        ``valid``; keep the best if it wins by more than ``KNOB_MARGIN``. Returns
+        ``{value: score}`` (empty without a validation split or values)."""
+        c = self.config
+        if valid is None or not valid.n_interactions or c.epochs <= 0 or not len(values):
+            return {}
+        names = (name,) if isinstance(name, str) else tuple(name)
+        if isinstance(name, str):
+            current, values = float(getattr(c, name)), [float(v) for v in values]
+        else:
+            current, values = tuple(getattr(c, n) for n in names), [tuple(v) for v in values]
+
+        def setting(v) -> dict:
+            return dict(zip(names, (v,) if isinstance(name, str) else v))
+
+        saved = c
+        scores: dict = {}
+        try:
+            for v in (current, *values):
+                if v not in scores:
+                    self.config = dataclasses.replace(saved, **setting(v))
+                    scores[v] = self.validation_score(valid)
+        finally:
+            self.config = saved
+        best = max(scores, key=scores.get)
+        if scores[best] > scores[current] * (1 + self.KNOB_MARGIN):
+            self.config = dataclasses.replace(saved, **setting(best))
+        log.info(
+            "%s on validation: %s -> %s", name, scores, [getattr(self.config, n) for n in names]
+        )
+        return scores
+
+    def _stopping_score(self, valid: Dataset | None):
+        """The per-epoch validation score ``train_gan`` early-stops on (None: no early
+        stopping): :meth:`validation_score` at the configured prior weight, or the best of
+        ``stop_prior_weights``."""
+        c = self.config
+        if valid is None or not valid.n_interactions or c.epochs <= 0:
+            return None
+
+        def score() -> float:
+            self._refresh()
+            row = self.measure_generation(valid)
+            if row:
+                self._generation_rows.append(row)
+                log.info("generated vectors: %s", row)
+            weights = c.prior_weights if c.stop_prior_weights is None else c.stop_prior_weights
+            if not len(weights):
+                return self.validation_score(valid)
+            # judge each epoch at its best recommend-time prior weight, the knob that is
+            # tuned on validation afterwards anyway (else a model whose personal part
+            # only pays off at another weight is stopped too early)
+            saved, best = self.config, -np.inf
+            try:
+                for g in dict.fromkeys((c.prior_weight, *weights)):
+                    self.config = dataclasses.replace(saved, prior_weight=float(g))
+                    best = max(best, self.validation_score(valid))
+            finally:
+                self.config = saved
+            return best
+
+        return score

@@ -1,0 +1,225 @@
+"""Recommending from the GAN's queries: noise draws, their merge and the discriminator's
+re-rank (:class:`Ranking`, part of :class:`~recogan.gan.model.GANRecommender`).
+
+Per customer: behaviour embedding ``b_u`` of the last ``max_history`` purchases → ``S`` query
+vectors ``G(b_u, z_s)`` (draw 0 uses ``z = 0``; the others noise seeded by ``(seed, user)``,
+so a user's list never depends on who else is in the batch) → the nearest eligible items per
+query (seen items and candidates applied inside the search of the item index,
+:func:`recogan.index.retrieve`) → merge the draws' lists (``max`` score, ``mean`` score or
+reciprocal-rank fusion ``rrf``) → optional re-rank of the top ``rerank_depth`` adding
+``d_weight × D(b_u, item)`` → top ``n``. With ``diversity`` d > 0 the last ``d n`` positions
+are the audience tail (:mod:`recogan.gan.tail`).
+"""
+
+from __future__ import annotations
+
+import zlib
+from collections.abc import Sequence
+
+import numpy as np
+import scipy.sparse as sp
+import torch
+
+from recogan._topk import top_k, topn
+from recogan.features import DAY, decay_weights
+from recogan.gan.networks import decay_pool
+from recogan.gan.tail import splice
+from recogan.index import retrieve
+
+
+class Ranking:
+    """``recommend`` and ``recommend_history`` of the GAN: queries, search, merge, re-rank."""
+
+    def recommend(self, user_idx, n=10, exclude_seen=True, candidates=None):
+        users = self.check_users(user_idx)
+        n = self.check_n(n, candidates)
+        hist, w, keys = self._known_histories(users)
+        exclude = self.seen_[users] if exclude_seen else None
+        return self._rank(hist, w, keys, n, exclude, candidates)
+
+    def _known_histories(self, users: np.ndarray):
+        """Known customers' kept histories ``(B, L)``, their decay weights at the end of
+        training and their noise keys (for :meth:`_rank`)."""
+        hist, ht = self.user_hist_[users], self.user_hist_t_[users]
+        w = decay_weights((self.train_end_ - ht) / DAY, self.config.half_life_days)
+        return hist, w, [(0, int(u)) for u in users]
+
+    def recommend_history(
+        self,
+        histories: Sequence[Sequence[int]],
+        n: int = 10,
+        exclude_seen: bool = True,
+        candidates: np.ndarray | None = None,
+        times: Sequence[Sequence[float]] | None = None,
+    ):
+        self.check_fitted()
+        X = self.history_matrix(histories)  # validates indices
+        n = self.check_n(n, candidates)
+        L = self.config.max_history
+        hist = np.full((len(histories), L), -1, dtype=np.int64)
+        w = np.zeros((len(histories), L))
+        keys = []
+        for b, h in enumerate(histories):
+            h = np.asarray(h, dtype=np.int64).ravel()
+            t = None if times is None else np.asarray(times[b], dtype=np.float64).ravel()
+            if t is not None and t.shape != h.shape:
+                raise ValueError(f"history {b}: {h.size} items but {t.size} times")
+            if t is not None:  # oldest first, as documented; sort to be safe
+                order = np.argsort(t, kind="stable")
+                h, t = h[order], t[order]
+            h, t = h[-L:], (None if t is None else t[-L:])
+            if h.size:
+                hist[b, L - h.size :] = h
+                now = max(float(self.train_end_), float(t.max())) if t is not None else 0.0
+                age = (now - t) / DAY if t is not None else np.zeros(h.size)
+                w[b, L - h.size :] = decay_weights(age, self.config.half_life_days)
+            keys.append((1, zlib.crc32(h.astype(np.int64).tobytes())))
+        return self._rank(hist, w, keys, n, X if exclude_seen else None, candidates)
+
+    def _queries(self, hist: np.ndarray, w: np.ndarray, keys, draws: int | None = None):
+        """Behaviour embeddings ``(B, d)`` and query vectors ``(B, S, d)`` (torch); ``S``
+        is ``draws`` or else ``n_draws``."""
+        c = self.config
+        nets = self.nets_
+        dev = self.device_
+        S = draws or c.n_draws
+        z = np.zeros((len(keys), S, c.noise_dim), dtype=np.float32)
+        if S > 1 and c.inference_noise > 0:
+            for i, (kind, key) in enumerate(keys):
+                g = np.random.default_rng([c.seed, kind, key])
+                z[i, 1:] = c.inference_noise * g.standard_normal((S - 1, c.noise_dim))
+        with torch.no_grad():
+            E = nets.tower.vectors()
+            hist_t = torch.as_tensor(hist, device=dev)
+            b = decay_pool(E, hist_t, torch.as_tensor(w, dtype=torch.float32, device=dev))
+            B, d = b.shape
+            zt = torch.as_tensor(z, device=dev).reshape(B * S, -1)
+            q = nets.G(b.repeat_interleave(S, 0), zt).reshape(B, S, d)  # (B, S, d)
+        return b, q, hist_t
+
+    def _rank(self, hist, w, keys, n, exclude, candidates):
+        c = self.config
+        B = len(keys)
+        if B == 0:
+            return np.zeros((0, n), np.int64), np.zeros((0, n), np.float32)
+        if not np.isfinite(w).all():
+            raise ValueError("history weights contain NaN/inf (bad event times?)")
+        b, q, hist_t = self._queries(hist, w, keys)
+        S = q.shape[1]
+        count = self.diversity_slots(n, keys)  # (B,) tail positions
+        tail = bool(count.any())
+        depth = n
+        if c.d_weight:
+            depth = max(depth, c.rerank_depth)
+        if tail:
+            depth = max(depth, self.DIVERSITY_DEPTH)
+        depth = min(self.n_items_, depth)
+        queries = self._index_queries(q.cpu().numpy().reshape(B * S, -1))
+        # every draw of a user searches with the user's exclusions and candidates
+        per_draw = np.repeat(np.arange(B), S)
+        ids, sc = self._search(
+            queries,
+            depth,
+            exclude=None if exclude is None else sp.csr_matrix(exclude)[per_draw],
+            candidates=_rows(candidates, per_draw),
+        )
+        plain = self._order(b, hist_t, ids, sc, S, n, depth, floor=None)
+        if not tail:
+            return plain
+        # the head in the model's order, then the tail: each draw's list cut to the items
+        # whose audience this customer is in (score >= the item's audience threshold)
+        # before the merge and D. diversity x n tail positions on average: a fractional
+        # part w gives a seeded w share of customers one more. The model's order fills what
+        # a short audience list leaves (so padding can only come at the end)
+        floor = self.audience_thresholds()
+        tail_order = self._order(b, hist_t, ids, sc, S, n, depth, floor)
+        return splice([(*plain, n - count), (*tail_order, count), (*plain, 0)])
+
+    def _order(self, b, hist_t, ids, sc, S, n, depth, floor):
+        """The top ``n`` per customer from the draws' ``(B S, depth)`` search results: those
+        scoring at least ``floor[item]`` (None: all), the draws merged, then the
+        discriminator's re-rank of the top ``rerank_depth``."""
+        c = self.config
+        B = len(b)
+        keep = max(n, c.rerank_depth) if c.d_weight else n  # D re-ranks the top rerank_depth
+        # an item among the merged best `keep` by its best draw is among that draw's best
+        # `keep`, so one draw or the max rule needs no deeper lists
+        deep = depth if S > 1 and c.merge != "max" else min(keep, depth)
+        if floor is not None:
+            sc = np.where((ids >= 0) & (sc >= floor[np.maximum(ids, 0)]), sc, -np.inf)
+            ids, sc = top_k(sc.astype(np.float32), deep, ids)
+        ids, sc = ids[:, :deep], sc[:, :deep]
+        pool, pool_scores = _merge(ids.reshape(B, S, -1), sc.reshape(B, S, -1), keep, c.merge)
+        if not c.d_weight:
+            return pool, pool_scores
+        with torch.no_grad():
+            nets = self.nets_
+            E = nets.tower.vectors()
+            p = torch.as_tensor(np.maximum(pool, 0), device=self.device_)
+            hm = (hist_t >= 0).float()
+            logits = nets.D(b, E[p], E[hist_t.clamp(min=0)], hm).cpu().numpy()  # (B, depth)
+        final = np.where(pool >= 0, pool_scores + c.d_weight * logits, -np.inf)
+        return top_k(final.astype(np.float32), n, pool)
+
+    def _index_queries(self, q: np.ndarray) -> np.ndarray:
+        """Query vectors ``(Q, d)`` as the index searches them: ``[s q, γ]`` against items
+        ``[e_i, prior_i]`` (``γ`` the prior's weight)."""
+        prior = np.full((len(q), 1), self.config.prior_weight, np.float32)
+        return np.hstack([q * self.scale_, prior]).astype(np.float32)
+
+    def _search(self, queries: np.ndarray, k: int, exclude, candidates):
+        """Maximum-inner-product search of ``queries`` ``(Q, d+1)`` over the item vectors
+        ``[e_i, bias_i]``, eligible items only: ``(items, scores)``, each ``(Q, k)``, best
+        first. Through the fitted :class:`~recogan.index.ItemIndex`; exact numpy while
+        training (no index yet)."""
+        if self.index_ is None:
+            scores = queries @ self.item_index_.T  # (Q, N)
+            return topn(scores, k, exclude=exclude, candidates=candidates)
+        return retrieve(self.index_, queries, k, exclude=exclude, candidates=candidates)
+
+
+def _rows(candidates, rows: np.ndarray):
+    """Candidates for repeated query rows: a 1-D allow-list applies to every row, 2-D
+    per-user lists are repeated with their users."""
+    if candidates is None or np.ndim(candidates) == 1:
+        return candidates
+    return np.asarray(candidates)[rows]
+
+
+def _merge(ids: np.ndarray, sc: np.ndarray, k: int, rule: str):
+    """Merge ``S`` retrieved lists per row (``ids``, ``sc``: ``(B, S, m)``, ``-1`` pads) into
+    the best ``k`` items of each row: ``(items, scores)``, ``(B, k)``, ties by item id.
+
+    ``max``: an item's best score over the draws; ``rrf``: Σ 1 / (60 + its rank in each draw
+    that retrieved it); ``mean``: its mean score over the draws, a draw that missed it
+    counting with its lowest retrieved score."""
+    B, S, m = ids.shape
+    valid = ids >= 0
+    row = np.broadcast_to(np.arange(B)[:, None, None], ids.shape)[valid]
+    item = ids[valid]
+    # one group per (row, item): keys sorted by row, then item
+    keys, first, group = np.unique(
+        row * (int(item.max(initial=0)) + 1) + item, return_index=True, return_inverse=True
+    )
+    g_row, g_item = row[first], item[first]
+    if rule == "max" or S == 1:
+        merged = np.full(len(keys), -np.inf)
+        np.maximum.at(merged, group, sc[valid])
+    elif rule == "rrf":
+        rank = np.broadcast_to(np.arange(m)[None, None, :], ids.shape)[valid]
+        merged = np.zeros(len(keys))
+        np.add.at(merged, group, 1.0 / (60.0 + rank))
+    else:  # mean
+        floor = np.where(valid, sc, np.inf).min(axis=2)  # (B, S)
+        merged = floor.sum(1)[g_row].astype(np.float64)
+        np.add.at(merged, group, (sc - floor[:, :, None])[valid])
+        merged /= S
+    # the groups of a row, as one padded row each (in item order)
+    counts = np.bincount(g_row, minlength=B)
+    width = max(int(counts.max(initial=0)), 1)
+    col = np.arange(len(keys)) - np.repeat(np.cumsum(counts) - counts, counts)
+    items = np.full((B, width), -1, dtype=np.int64)
+    scores = np.full((B, width), -np.inf, dtype=np.float32)
+    items[g_row, col] = g_item
+    scores[g_row, col] = merged
+    return top_k(scores, k, items)
