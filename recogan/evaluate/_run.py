@@ -30,10 +30,11 @@ from recogan.serving import Diversified
 
 log = logging.getLogger(__name__)
 
-#: Every registered model, the default of ``evaluate`` and the CLI.
+#: The default of ``evaluate`` and the CLI: the GAN and the four classic baselines (the
+#: sequential and time-aware ones cost more to tune; ask for them with ``--models``).
 DEFAULT_MODELS = ("pop", "itemknn", "ease", "ials", "gan")
 #: The models that count as baselines (the best of them is the reference of the paired tests).
-BASELINES = ("pop", "itemknn", "ease", "ials")
+BASELINES = ("pop", "itemknn", "ease", "ials", "sasrec", "itemknn_td", "ease_td", "tifuknn", "ppop")
 #: Settings of the diversity knob (:mod:`recogan.diversity`) the report's trade-off curves
 #: visit: recommend-time only, no refits.
 DIVERSITY_LEVELS = (0.0, 0.1, 0.2, 0.3, 0.5)
