@@ -13,6 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 import scipy.sparse as sp
 
+from recogan.artifacts import save_model
 from recogan.base import Model
 from recogan.data import IdMap
 from recogan.index import ItemIndex, retrieve
@@ -69,5 +70,5 @@ def make_bundle(path, U, V, seen: sp.csr_matrix, user_ids=None, item_ids=None, n
     m.train_end_ = 0
     m.U_ = np.ascontiguousarray(U, dtype=np.float32)
     m.V_ = np.ascontiguousarray(V, dtype=np.float32)
-    m.save(path)
+    save_model(m, path)
     return path

@@ -40,6 +40,8 @@ from pathlib import Path
 
 import numpy as np
 
+from recogan.artifacts import save_model
+
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 for p in (str(ROOT), str(HERE)):
@@ -64,7 +66,7 @@ def retail_bundles(work: Path, d: int) -> dict[str, Path]:
         V = (vt.T * np.sqrt(s)).astype(np.float32)
         make_bundle(out["retail-dot"], U, V, X, data.users.ids, data.items.ids, "online_retail")
     if not (out["retail-pop"] / "manifest.json").exists():
-        Popularity().fit(data).save(out["retail-pop"])
+        save_model(Popularity().fit(data), out["retail-pop"])
     return out
 
 
@@ -130,8 +132,8 @@ def one(args) -> dict:
     engine, spec = args.one.split("-")
     workers, _, threads = spec.partition("x")
     out = Path(args.work) / "out" / f"{Path(args.bundle).name}-{args.one}"
-    from recogan.base import MODEL_REGISTRY  # noqa: F401  (registered above, for workers)
     from recogan.batch import read_success
+    from recogan.registry import MODEL_REGISTRY  # noqa: F401  (registered above, for workers)
 
     t0 = time.perf_counter()
     res = batch_score(
@@ -280,7 +282,7 @@ def gan_bundle(work: Path, epochs: int, device: str) -> Path:
         t0 = time.perf_counter()
         model = GANRecommender(epochs=epochs, threads=1, device=device, seed=0)
         model.fit(online_retail())
-        model.save(path)
+        save_model(model, path)
         print(f"GAN trained ({epochs} epochs, {device}) in {time.perf_counter() - t0:.0f} s")
     return path
 

@@ -49,10 +49,11 @@ def main(argv=None) -> int:
     import torch
     from generalise import load
 
-    from recogan.base import model_class
     from recogan.data import Split
     from recogan.evaluate import Protocol, evaluate_model, mean_metrics, score_model
     from recogan.evaluate._beyond import coverage
+    from recogan.fitting import DEFAULT_SCORER
+    from recogan.registry import model_class
 
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--dataset", default="synthetic_retail")
@@ -70,7 +71,7 @@ def main(argv=None) -> int:
     def run(label, name, params) -> None:
         cls = model_class(name)
         t0 = time.perf_counter()
-        model = cls(**params).fit(split.train, split.valid)
+        model = cls(**params).fit(split.train, split.valid, scorer=DEFAULT_SCORER)
         valid = ndcg(model, split.valid)
         curve = [round(r["valid_ndcg"], 4) for r in getattr(model, "history_", [])]
         refit = model.refit_params() if hasattr(model, "refit_params") else params

@@ -55,9 +55,10 @@ def main(argv=None) -> None:
             return t
 
         common = {"threads": 1, "seed": args.seed}
-        ret = GANRecommender(**common, adversarial=False, d_weights=()).fit(train, valid)
+        ret = GANRecommender(**common, adversarial=False, d_weights=())
+        ret.fit(train, valid, scorer=validation_ndcg)
         row("retrieval only", ret)
-        gan = GANRecommender(**common).fit(train, valid)
+        gan = GANRecommender(**common).fit(train, valid, scorer=validation_ndcg)
         chosen = gan.config.d_weight
         plain = dataclasses.replace(gan.config, d_weight=0.0)
         gan.config = plain

@@ -24,10 +24,10 @@ import numpy as np
 
 from recogan.baselines import EASE
 from recogan.datasets import load
-from recogan.diversity import recommend
 from recogan.evaluate import Protocol
 from recogan.evaluate._report import _md_table
 from recogan.evaluate._run import DIVERSITY_LEVELS, _diversity_curve, _Period
+from recogan.serving import recommend
 
 
 def main() -> None:

@@ -104,7 +104,7 @@ def fit(train, valid, params: dict) -> dict:
 
     torch.set_num_threads(1)
     t0 = time.perf_counter()
-    m = GANRecommender(**params).fit(train, valid)
+    m = GANRecommender(**params).fit(train, valid, scorer=validation_ndcg)
     return {
         "params": params,
         "valid NDCG@10": validation_ndcg(m, valid),

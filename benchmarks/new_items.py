@@ -9,7 +9,13 @@ Protocol:
    products sold before it. The GAN (default settings, seed 0) is early-stopped on the last
    ``--valid-days`` before the cut and refitted on everything before the cut for that epoch
    count, as ``recogan train`` does (``--epochs N`` skips the validation fit).
-2. "New products" are those first sold in the ``--weeks`` after the cut. They are added with
+2. "New products" are those known at the cut and not sold before it: every catalog product
+   without a sale before the cut, whether or not it will sell in the window (which products
+   will sell is not known at the cut, so it cannot choose what is added). Online Retail has
+   no listing dates, so this is every product first sold at or after the cut; those first
+   sold later than the window stay in as distractors, which makes the task harder, never
+   easier. The purchases scored as "new products' purchases" are those in the ``--weeks``
+   after the cut of products first sold inside that window. The products are added with
    ``recogan.catalog.add_items`` from their catalog rows only: title (the description) and
    price (Online Retail has no category column). Nothing about their sales is used.
 3. Test customers: customers known before the cut who bought, in the window, something they
@@ -57,6 +63,8 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 import numpy as np
 import pandas as pd
 import scipy.sparse as sp
+
+from recogan.artifacts import save_model
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -106,6 +114,7 @@ def first_word(title) -> str:
 
 # ---------------------------------------------------------------------- model
 def fit_model(old, cut: int, valid_days: float, epochs: int | None):
+    from recogan.fitting import DEFAULT_SCORER
     from recogan.gan.model import GANRecommender
 
     t0 = time.perf_counter()
@@ -116,7 +125,7 @@ def fit_model(old, cut: int, valid_days: float, epochs: int | None):
         known = np.zeros(old.n_users, dtype=bool)
         known[train.user_idx] = True
         valid = old.subset((t >= v0) & known[old.user_idx], name="valid")
-        probe = GANRecommender(seed=0).fit(train, valid)
+        probe = GANRecommender(seed=0).fit(train, valid, scorer=DEFAULT_SCORER)
         epochs = int(max(1, probe.best_epoch_))
         log.info("validation fit: best epoch %d (%.0f s)", epochs, time.perf_counter() - t0)
     t1 = time.perf_counter()
@@ -168,7 +177,10 @@ def _run(args, tmp: Path) -> dict:
     end = cut + args.weeks * 7 * DAY
     first = ev.groupby("item_id")["timestamp"].min()
     old_ids = first.index[first < cut]
-    new_ids = first.index[(first >= cut) & (first < end)]
+    # known at the cut: every catalog product without a sale before it (issue 23), never
+    # "the products that will sell in the window"
+    new_ids = pd.Index(cat["item_id"][~cat["item_id"].isin(old_ids)])
+    in_window = first.index[(first >= cut) & (first < end)]
     before = ev[ev["timestamp"] < cut]
     old = Dataset.from_frames(
         before,
@@ -176,7 +188,12 @@ def _run(args, tmp: Path) -> dict:
         category_col=None,
         name="online_retail<cut",
     )
-    log.info("%s; %d new products in the window", old, len(new_ids))
+    log.info(
+        "%s; %d new products added at the cut, %d of them first sold in the window",
+        old,
+        len(new_ids),
+        len(in_window),
+    )
     cache = Path(args.cache) if args.cache else None
     if cache is not None and (cache / "fit.json").is_file():
         model = load_model(cache / "base")
@@ -188,10 +205,10 @@ def _run(args, tmp: Path) -> dict:
     else:
         model, epochs, fit_s, total_s = fit_model(old, cut, args.valid_days, args.epochs)
         if cache is not None:
-            model.save(cache / "base")
+            save_model(model, cache / "base")
             info = {"epochs": epochs, "fit_s": fit_s, "total_s": total_s}
             (cache / "fit.json").write_text(json.dumps(info))
-    model.save(tmp / "base")
+    save_model(model, tmp / "base")
     n_old = model.n_items_
 
     rows = cat[cat["item_id"].isin(new_ids)].reset_index(drop=True)
@@ -230,6 +247,7 @@ def _run(args, tmp: Path) -> dict:
         "weeks": args.weeks,
         "old_products": n_old,
         "new_products": len(new_ids),
+        "new_products_first_sold_in_window": len(in_window),
         "new_products_bought_by_test_customers": int((np.diff(T_new.tocsc().indptr) > 0).sum()),
         "test_customers": len(users),
         "test_customers_buying_new": len(new_users),
@@ -378,8 +396,10 @@ def _run(args, tmp: Path) -> dict:
 # ---------------------------------------------------------------------- report
 def table(out: dict) -> str:
     lines = [
-        f"Cut {out['cut']}, window {out['weeks']} weeks: {out['old_products']:,} products known "
-        f"at the cut, {out['new_products']:,} first sold in the window "
+        f"Cut {out['cut']}, window {out['weeks']} weeks: {out['old_products']:,} products sold "
+        f"before the cut, {out['new_products']:,} new ones (not sold before it) added at the "
+        f"cut, {out.get('new_products_first_sold_in_window', float('nan')):,} of them first "
+        "sold in the window "
         f"({out['new_products_bought_by_test_customers']:,} of them bought by test customers); "
         f"{out['test_customers']:,} test customers, {out['test_customers_buying_new']:,} of "
         f"whom bought a new product ({out['purchases_of_new_products']:,} such purchases). "

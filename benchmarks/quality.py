@@ -80,6 +80,7 @@ def run_baselines(args, split) -> dict:
 def tune_gan(args, split) -> dict:
     """Seeded search on validation; each trial early-stopped; returns trials + the best."""
     from recogan.evaluate import candidate_params, evaluate_model, mean_metrics
+    from recogan.fitting import DEFAULT_SCORER
     from recogan.gan.model import GANRecommender
 
     base = json.loads(args.gan_params) if args.gan_params else {}
@@ -88,7 +89,7 @@ def tune_gan(args, split) -> dict:
         # --gan-params are fixed: they override the searched values too
         full = {**params, **base, "seed": args.seed}
         t0 = time.perf_counter()
-        model = GANRecommender(**full).fit(split.train, split.valid)
+        model = GANRecommender(**full).fit(split.train, split.valid, scorer=DEFAULT_SCORER)
         fit_s = time.perf_counter() - t0
         score = mean_metrics(evaluate_model(model, split.valid, (10,)))["NDCG@10"]
         trials.append(

@@ -1,8 +1,9 @@
 """The scheduled offline evaluation: every model, tuned, on the bundled (or given) data.
 
 Writes a dated report directory, ``reports/YYYY-MM-DD/`` (metrics.json, report.md,
-report.html, per_user.parquet), so successive runs sit side by side. Run it from cron or a
-scheduler, e.g. nightly after the data refresh::
+report.html, per_user.parquet, and ``tuning/``: the tuning studies and finished models, so
+a run that was interrupted goes on when started again), so successive runs sit side by side.
+Run it from cron or a scheduler, e.g. nightly after the data refresh::
 
     python pipelines/offline_evaluation.py                       # bundled Online Retail
     python pipelines/offline_evaluation.py --interactions data.parquet --models ease,gan

@@ -18,6 +18,7 @@ needs (not the report's plotting and statistics).
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import logging
 import multiprocessing as mp
@@ -39,7 +40,7 @@ from recogan._threads import (
     n_cores,
     set_threads,
 )
-from recogan.fitting import Fold, FoldFits, fit_folds
+from recogan.fitting import Fold, FoldFits, combine_refit, fit_fold
 from recogan.registry import MODEL_REGISTRY, resolve_model
 
 log = logging.getLogger(__name__)
@@ -106,6 +107,16 @@ def plan_workers(
     return WorkerPlan(workers, devices)
 
 
+@dataclass(frozen=True)
+class Task:
+    """One unit of work: fit ``params`` on some of the folds (indices into the folds)."""
+
+    params: dict
+    folds: tuple[int, ...]
+    #: How an error names it, e.g. ``trial 2/8 with params {...}``.
+    label: str = ""
+
+
 def fit_trials(
     model_name: str,
     trials: list[dict],
@@ -120,30 +131,204 @@ def fit_trials(
     cls = resolve_model(model_name)
     if plan is None:
         plan = plan_workers("auto", len(trials), uses_device=uses_device(cls))
-    if plan.workers <= 1:
-        restore = set_threads(1)  # as in a worker: the scores do not depend on ``jobs``
-        try:
-            it = tqdm(trials, desc=f"tune {model_name}", leave=False) if show_progress else trials
-            out = []
-            for i, params in enumerate(it):
-                try:
-                    out.append(fit_folds(cls, params, folds))
-                except Exception as e:
-                    e.add_note(f"tuning {model_name}: {_trial_name(i, trials)}")
-                    raise
-            return out
-        finally:
-            restore()
-    log.info("tune %s: %d trials in %d worker processes", model_name, len(trials), plan.workers)
-    return _run_pool(model_name, trials, folds, plan, show_progress)
+    every = tuple(range(len(folds)))
+    tasks = [Task(p, every, _trial_name(i, trials)) for i, p in enumerate(trials)]
+    if plan.workers > 1:
+        log.info("tune %s: %d trials in %d worker processes", model_name, len(trials), plan.workers)
+    with TrialPool(model_name, folds, plan, show_progress=show_progress) as pool:
+        return [combine(f) for f in pool.run(tasks)]
+
+
+def combine(fits: list[FoldFits]) -> FoldFits:
+    """One FoldFits from the per-fold results of a task (scores in fold order, the refit
+    settings combined as :func:`recogan.fitting.fit_folds` does)."""
+    return FoldFits(
+        [f.scores[0] for f in fits],
+        combine_refit([f.refit for f in fits]),
+        sum(f.seconds for f in fits),
+    )
 
 
 def _trial_name(i: int, trials: list[dict]) -> str:
     return f"trial {i + 1}/{len(trials)} with params {trials[i]}"
 
 
+def _fit_task(cls, params: dict, folds: Sequence[Fold], idx) -> list[FoldFits]:
+    out = []
+    for k in idx:
+        one = fit_fold(cls, params, folds[k])
+        out.append(FoldFits(one.scores, one.refit, one.seconds))  # the model stays here
+    return out
+
+
+class TrialPool:
+    """Runs batches of :class:`Task` of one model on the same folds, in this process
+    (``plan.workers == 1``) or in worker processes started once and kept for every batch.
+    Results come back in task order; a task that raises, or a worker that dies, raises a
+    :class:`TrialError` naming the task (in this process: the fit's own exception, with the
+    task named in a note)."""
+
+    def __init__(
+        self,
+        model_name: str,
+        folds: Sequence[Fold],
+        plan: WorkerPlan,
+        *,
+        show_progress: bool = False,
+        processes: bool | None = None,
+    ) -> None:
+        self.model_name = model_name
+        self.cls = resolve_model(model_name)
+        self.folds = list(folds)
+        self.plan = plan
+        self.show_progress = show_progress
+        self.processes = plan.workers > 1 if processes is None else processes
+        self._procs: list = []
+        self._running: dict[int, int] = {}  # worker -> the task it runs
+        self._exited: set[int] = set()
+
+    def __enter__(self) -> TrialPool:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def run(self, tasks: Sequence[Task], on_done=None) -> list[list[FoldFits]]:
+        """Per task, its folds' results (in the task's fold order). ``on_done(i, fits)`` is
+        called as each task finishes (in the order they finish), e.g. to store it."""
+        if not tasks:
+            return []
+        if not self.processes:
+            return self._run_here(tasks, on_done)
+        if not self._procs:
+            self._start()
+        return self._run_pool(tasks, on_done)
+
+    def _run_here(self, tasks, on_done) -> list[list[FoldFits]]:
+        restore = set_threads(1)  # as in a worker: the scores do not depend on ``jobs``
+        try:
+            desc = f"tune {self.model_name}"
+            it = tqdm(tasks, desc=desc, leave=False) if self.show_progress else tasks
+            out = []
+            for i, task in enumerate(it):
+                try:
+                    out.append(_fit_task(self.cls, task.params, self.folds, task.folds))
+                except Exception as e:
+                    e.add_note(f"tuning {self.model_name}: {task.label}")
+                    raise
+                if on_done is not None:
+                    on_done(i, out[-1])
+            return out
+        finally:
+            restore()
+
+    def _start(self) -> None:
+        ctx = mp.get_context("spawn")
+        # results: a SimpleQueue, whose put writes to the pipe before it returns (a Queue
+        # hands the message to a feeder thread, and a worker that dies right after loses it,
+        # so its death would be blamed on the task before)
+        self._tasks, self._results = ctx.Queue(), ctx.SimpleQueue()
+        args = (
+            self.model_name, self.folds, dict(MODEL_REGISTRY), list(sys.path),
+            self._tasks, self._results,
+        )  # fmt: skip
+        try:
+            for wid, device in enumerate(self.plan.devices):
+                env = {v: "1" for v in THREAD_VARS}  # read by BLAS/torch/faiss when imported
+                if device is not None:
+                    env["CUDA_VISIBLE_DEVICES"] = device
+                proc = ctx.Process(
+                    target=_worker, args=(wid, *args), name=f"recogan-tune-{wid}", daemon=True
+                )
+                with environ(env):
+                    proc.start()
+                self._procs.append(proc)
+        except BaseException:
+            self.close()
+            raise
+
+    def _run_pool(self, tasks, on_done) -> list[list[FoldFits]]:
+        out: list = [None] * len(tasks)
+        bar = tqdm(
+            total=len(tasks), desc=f"tune {self.model_name}", leave=False,
+            disable=not self.show_progress,
+        )  # fmt: skip
+        name = self.model_name
+
+        def where(i) -> str:
+            return tasks[i].label if i is not None else "before its first trial"
+
+        def handle(msg) -> None:
+            kind, wid, i, payload = msg
+            if kind == "start":
+                self._running[wid] = i
+            elif kind == "done":
+                out[i] = payload
+                self._running.pop(wid, None)
+                bar.update(1)
+                if on_done is not None:
+                    on_done(i, payload)
+            elif kind == "exit":
+                self._exited.add(wid)
+            else:  # error
+                summary, text = payload
+                raise TrialError(
+                    f"tuning {name}: {where(i)} failed in a worker process: {summary}"
+                ) from _RemoteTraceback(text)
+
+        try:
+            for i, task in enumerate(tasks):
+                self._tasks.put((i, task.params, task.folds))
+            results = self._results
+            while any(x is None for x in out):
+                if not results.empty():
+                    handle(results.get())
+                    continue
+                procs = self._procs
+                if all(p.is_alive() or w in self._exited for w, p in enumerate(procs)):
+                    time.sleep(0.05)
+                    continue
+                # a worker is gone: read what it sent before it went, then name what it ran
+                while not results.empty():
+                    handle(results.get())
+                for w, p in enumerate(procs):
+                    if not p.is_alive() and w not in self._exited:
+                        raise TrialError(
+                            f"tuning {name}: a worker process died {where(self._running.get(w))}"
+                            f" (exit code {p.exitcode}: out of memory, killed, or it could not "
+                            "start: a script that calls evaluate with jobs > 1 must guard it "
+                            "with `if __name__ == '__main__':`)"
+                        )
+        except BaseException:
+            self.close()  # the workers may hold tasks of this batch: never reuse them
+            raise
+        finally:
+            bar.close()
+        return out
+
+    def close(self) -> None:
+        procs, self._procs = self._procs, []
+        if not procs:
+            return
+        for _ in procs:
+            with contextlib.suppress(Exception):
+                self._tasks.put(None)
+        for p in procs:
+            p.join(timeout=0.5)
+            if p.is_alive():
+                p.terminate()
+        for p in procs:
+            p.join(timeout=5)
+            if p.is_alive():  # pragma: no cover - ignored SIGTERM
+                p.kill()
+                p.join()
+        self._tasks.cancel_join_thread()
+        self._tasks.close()
+        self._results.close()
+
+
 def _worker(wid, model_name, folds, registry, sys_path, tasks, results) -> None:
-    """A worker process: fit the trials it takes from ``tasks`` until it takes None."""
+    """A worker process: fit the tasks it takes from ``tasks`` until it takes None."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C stops the search, which stops us
     die_with_parent()
     i = None
@@ -155,10 +340,10 @@ def _worker(wid, model_name, folds, registry, sys_path, tasks, results) -> None:
         cls = resolve_model(model_name)  # may import torch (which reads OMP_NUM_THREADS)
         set_threads(1)  # and pin what is loaded now, whatever it read
         while (task := tasks.get()) is not None:
-            i, params = task
+            i, params, idx = task
             results.put(("start", wid, i, None))
-            fits = fit_folds(cls, params, folds)
-            results.put(("done", wid, i, FoldFits(fits.scores, fits.refit, fits.seconds)))
+            fits = _fit_task(cls, params, folds, idx)
+            results.put(("done", wid, i, fits))
             i = None
     except BaseException as e:
         text = "".join(traceback.format_exception(e))
@@ -168,81 +353,8 @@ def _worker(wid, model_name, folds, registry, sys_path, tasks, results) -> None:
 
 
 def _run_pool(model_name, trials, folds, plan: WorkerPlan, show_progress) -> list[FoldFits]:
-    ctx = mp.get_context("spawn")
-    # results: a SimpleQueue, whose put writes to the pipe before it returns (a Queue hands
-    # the message to a feeder thread, and a worker that dies right after loses it, so its
-    # death would be blamed on the trial before)
-    tasks, results = ctx.Queue(), ctx.SimpleQueue()
-    for i, params in enumerate(trials):
-        tasks.put((i, params))
-    for _ in range(plan.workers):
-        tasks.put(None)
-    out: list[FoldFits | None] = [None] * len(trials)
-    running: dict[int, int] = {}  # worker -> the trial it runs
-    exited: set[int] = set()
-    procs = []
-    bar = tqdm(total=len(trials), desc=f"tune {model_name}", leave=False, disable=not show_progress)
-
-    def handle(msg) -> None:
-        kind, wid, i, payload = msg
-        if kind == "start":
-            running[wid] = i
-        elif kind == "done":
-            out[i] = payload
-            running.pop(wid, None)
-            bar.update(1)
-        elif kind == "exit":
-            exited.add(wid)
-        else:  # error
-            summary, text = payload
-            where = _trial_name(i, trials) if i is not None else "before its first trial"
-            raise TrialError(
-                f"tuning {model_name}: {where} failed in a worker process: {summary}"
-            ) from _RemoteTraceback(text)
-
-    try:
-        args = (model_name, list(folds), dict(MODEL_REGISTRY), list(sys.path), tasks, results)
-        for wid, device in enumerate(plan.devices):
-            env = {v: "1" for v in THREAD_VARS}  # read by BLAS/torch/faiss when imported
-            if device is not None:
-                env["CUDA_VISIBLE_DEVICES"] = device
-            proc = ctx.Process(
-                target=_worker, args=(wid, *args), name=f"recogan-tune-{wid}", daemon=True
-            )
-            with environ(env):
-                proc.start()
-            procs.append(proc)
-        while any(x is None for x in out):
-            if not results.empty():
-                handle(results.get())
-                continue
-            if all(p.is_alive() or w in exited for w, p in enumerate(procs)):
-                time.sleep(0.05)
-                continue
-            # a worker is gone: read what it sent before it went, then name what it ran
-            while not results.empty():
-                handle(results.get())
-            for w, p in enumerate(procs):
-                if not p.is_alive() and w not in exited:
-                    i = running.get(w)
-                    where = _trial_name(i, trials) if i is not None else "before its first trial"
-                    raise TrialError(
-                        f"tuning {model_name}: a worker process died {where} (exit code "
-                        f"{p.exitcode}: out of memory, killed, or it could not start: a script "
-                        "that calls evaluate with jobs > 1 must guard it with "
-                        "`if __name__ == '__main__':`)"
-                    )
-    finally:
-        bar.close()
-        for p in procs:
-            if p.is_alive():
-                p.terminate()
-        for p in procs:
-            p.join(timeout=5)
-            if p.is_alive():  # pragma: no cover - ignored SIGTERM
-                p.kill()
-                p.join()
-        tasks.cancel_join_thread()
-        tasks.close()
-        results.close()
-    return out
+    """Every trial on every fold in worker processes (even one)."""
+    every = tuple(range(len(folds)))
+    tasks = [Task(p, every, _trial_name(i, trials)) for i, p in enumerate(trials)]
+    with TrialPool(model_name, folds, plan, show_progress=show_progress, processes=True) as pool:
+        return [combine(f) for f in pool.run(tasks)]

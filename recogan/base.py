@@ -5,7 +5,7 @@ Every model is fitted on a :class:`~recogan.data.Dataset` and answers, batch-fir
     model.fit(train, valid=None, *, scorer=None) -> model
     model.recommend(user_idx, n=10, exclude_seen=True, candidates=None) -> (items, scores)
     model.recommend_history(histories, n=10, ...) -> (items, scores)   # anonymous baskets
-    model.save(path);  Model.load(path)  /  recogan.artifacts.load_model(path)
+    recogan.artifacts.save_model(model, path);  recogan.artifacts.load_model(path)
 
 ``items`` is int64 ``(B, n)`` of item indices, ``scores`` float32 ``(B, n)``, best first. When
 fewer than ``n`` items are allowed (exclusion, candidates), rows are padded with item ``-1`` and
@@ -27,19 +27,31 @@ caller probes for optional methods:
 ``tradeoff_param()``        the knob of the report's coverage-vs-accuracy curve (or None)
 ``diversity_param()``       the model's own setting for ``diversity`` in [0, 1] (or None:
                             MMR re-ranking, :mod:`recogan.diversity`)
+``with_diversity(d)``       a copy whose own mechanism is set to ``d`` (default: through
+                            ``diversity_param()``)
+``search_depth(n)``         how deep the model searches to answer a top-``n`` (default n)
 ``generation_quality_``     quality of generated vectors, shown in the report (or None)
+``measure_generation(d)``   that quality measured on a period (default: None)
+``device_``                 where the model computes (default ``cpu``)
 ``item_vectors()``          unit item vectors for similarity (default: None)
 ``state_arrays()`` / ...    learned numpy and torch state saved in a bundle
 ``write_files(dir)`` / ...  extra files of a bundle (e.g. an item index)
+``place_items(rows)``       the model's part of adding products (default: refuses)
+``withdraw_items(idx)``     the model's part of withdrawing products (and
+``restore_items(idx)``      undoing it; default: nothing, callers filter)
 ==========================  =========================================================
 
-Evaluation, batch scoring and the service API use only this contract;
-:mod:`recogan.testing` checks a model against it.
+Evaluation, batch scoring and the service API use only this contract, through one serving
+pipeline (:mod:`recogan.serving`); bundles are written and read by :mod:`recogan.artifacts`
+(``save_model``/``load_model``); :mod:`recogan.testing` checks a model against the contract.
+This module imports only :mod:`recogan.data`, :mod:`recogan._topk` and
+:mod:`recogan._config`: the contract sits below everything that uses it.
 """
 
 from __future__ import annotations
 
 import abc
+import copy
 import dataclasses
 import json
 import logging
@@ -49,37 +61,36 @@ from typing import Any, ClassVar
 import numpy as np
 import scipy.sparse as sp
 
-from recogan import artifacts
 from recogan._config import check_config
 from recogan._topk import topn
-from recogan.catalog import CannotPlaceItemsError
 from recogan.data import Dataset, IdMap
-from recogan.metrics import validation_ndcg
-from recogan.registry import MODEL_REGISTRY, model_class
 
 log = logging.getLogger(__name__)
 
 __all__ = [
-    "MODEL_REGISTRY",
     "RECENT_DAYS",
+    "CannotPlaceItemsError",
     "Model",
     "NotFittedError",
     "Scorer",
-    "model_class",
     "recent_popularity",
-    "topn",
 ]
 
 #: Window (days before the end of training) for the recent-popularity prior every model keeps.
 RECENT_DAYS = 30.0
 
 #: ``(fitted model, validation data) -> score``, higher is better: how a model that early-stops
-#: judges itself on ``valid`` (default :func:`recogan.metrics.validation_ndcg`).
+#: judges itself on ``valid`` (:data:`recogan.fitting.DEFAULT_SCORER`, mean NDCG@10, is what
+#: fitting and tuning pass).
 Scorer = Callable[[Any, Dataset], float]
 
 
 class NotFittedError(RuntimeError):
     """A model was used before ``fit`` (or ``load``)."""
+
+
+class CannotPlaceItemsError(NotImplementedError):
+    """The model cannot place products it was not trained on (retrain, or use the GAN)."""
 
 
 class Model(abc.ABC):
@@ -95,8 +106,11 @@ class Model(abc.ABC):
     #: validation, so a model for serving is first fitted with a validation window
     #: (:func:`recogan.fitting.fit_for_serving`).
     early_stopping_params: ClassVar[tuple[str, ...]] = ()
-    #: The scorer of the current :meth:`fit` (None: :func:`validation_ndcg`).
+    #: The scorer of the current :meth:`fit` (None: none was given).
     _scorer: Scorer | None = None
+    #: Where the model computes (``cpu``, ``cuda``, ...): a torch model sets it when fitted or
+    #: loaded; the others always compute on the CPU.
+    device_: str = "cpu"
 
     def __init__(self, config: Any = None, **kwargs: Any) -> None:
         if config is None:
@@ -135,7 +149,8 @@ class Model(abc.ABC):
         self, train: Dataset, valid: Dataset | None = None, *, scorer: Scorer | None = None
     ) -> Model:
         """Learn from ``train``. ``valid`` is for early stopping where a model uses it, judged
-        by ``scorer(model, valid)`` (default: mean NDCG@10, :func:`validation_ndcg`)."""
+        by ``scorer(model, valid)`` (e.g. :data:`recogan.fitting.DEFAULT_SCORER`, mean
+        NDCG@10, which :func:`recogan.fitting.fit_folds` passes)."""
         if train.n_interactions == 0:
             raise ValueError(f"cannot fit {self.name} on an empty dataset ({train.name})")
         self._scorer = scorer
@@ -150,7 +165,13 @@ class Model(abc.ABC):
     def validation_score(self, valid: Dataset) -> float:
         """This model's score on ``valid`` by the scorer given to :meth:`fit` (higher is
         better): what a model that early-stops calls after each epoch."""
-        return float((self._scorer or validation_ndcg)(self, valid))
+        if self._scorer is None:
+            raise ValueError(
+                f"{type(self).__name__} was given a validation set but no scorer to judge it "
+                "by: fit(train, valid, scorer=recogan.fitting.DEFAULT_SCORER) (mean NDCG@10), "
+                "or fit through recogan.fitting"
+            )
+        return float(self._scorer(self, valid))
 
     def _remember(self, train: Dataset) -> None:
         """What every fitted model knows about its training data."""
@@ -222,6 +243,28 @@ class Model(abc.ABC):
         the report's curve), 0 meaning the model's plain ranking. None (the default): callers
         re-rank the model's lists by maximal marginal relevance (:mod:`recogan.diversity`)."""
         return None
+
+    def with_diversity(self, diversity: float) -> Model:
+        """A shallow copy of this model that makes its lists more varied by ``diversity`` in
+        [0, 1] through its own mechanism; the model itself is unchanged (so concurrent
+        callers are safe). The serving pipeline calls it once per request with
+        ``diversity > 0`` when :meth:`diversity_param` is not None. Default: the copy's
+        :meth:`diversity_param` setting takes the value; a model without one raises."""
+        knob = self.diversity_param()
+        if knob is None:
+            raise ValueError(
+                f"{type(self).__name__} has no diversity setting of its own: its lists are "
+                "re-ranked by MMR (recogan.diversity.mmr) instead"
+            )
+        clone = copy.copy(self)
+        clone.set_recommend_params(**{knob: float(diversity)})
+        return clone
+
+    def search_depth(self, n: int) -> int:
+        """How many items the model ranks internally to answer a top-``n`` request (e.g. a
+        re-rank depth): the serving pipeline's plan records it next to its own fetch depth.
+        Default: ``n``."""
+        return int(n)
 
     def set_recommend_params(self, **values: Any) -> None:
         """Change recommend-time knobs (:meth:`recommend_params`) of a fitted model."""
@@ -371,28 +414,23 @@ class Model(abc.ABC):
         """Read what :meth:`write_files` wrote (the files are verified before this runs)."""
         return None
 
-    def save(self, path, *, force: bool = False) -> None:
-        """Write a verified model bundle (see :mod:`recogan.artifacts`). ``path`` must be
-        absent, empty or a bundle; ``force=True`` replaces anything else."""
-        artifacts.save_model(self, path, force=force)
-
-    @classmethod
-    def load(cls, path, device: str = "cpu") -> Model:
-        """Load a bundle written by :meth:`save` (checksums verified, no pickle)."""
-        model = artifacts.load_model(path, device=device)
-        if not isinstance(model, cls):
-            raise TypeError(f"{path} holds a {type(model).__name__}, not a {cls.__name__}")
-        return model
-
     #: How good the vectors a generative model draws are, set by its ``fit`` (None: the
     #: model generates none): a dict of numbers, or a DataFrame (e.g. one row per epoch,
     #: the last row the fitted model's), as :func:`recogan.vector_quality.generation_quality`
     #: summarises them. The evaluation report shows it under "Generated vectors".
     generation_quality_: Any = None
 
+    def measure_generation(self, data: Dataset) -> dict | None:
+        """The quality of the model's generated vectors measured on ``data`` (e.g. the test
+        period), as :func:`recogan.vector_quality.generation_quality` summarises it (an
+        empty dict: nothing could be measured). None (the default): the model generates
+        none, or measures only while fitting (:attr:`generation_quality_`)."""
+        return None
+
     # ------------------------------------------------------------------ catalogue changes
     #: Products added and withdrawn since training (a :class:`recogan.catalog.CatalogChanges`;
-    #: None: none). Changed through :mod:`recogan.catalog`, saved with the bundle.
+    #: None: none). Changed through :mod:`recogan.catalog`, saved with the bundle by
+    #: :mod:`recogan.artifacts`.
     catalog_changes_: Any = None
 
     def place_items(self, catalog, prior: float | None = None):

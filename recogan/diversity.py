@@ -1,10 +1,13 @@
-"""One knob for wider lists, for every model: ``diversity`` in [0, 1].
+"""One knob for wider lists, for every model: ``diversity`` in [0, 1], and its re-ranking.
+
+The serving pipeline (:mod:`recogan.serving`) applies the knob; this module holds its check
+and the maximal-marginal-relevance re-ranking. (The GAN's own mechanism, a tail of items from
+their audiences, is the GAN's: see its ``diversity`` setting.)
 
 - ``diversity=0``: the model's lists exactly as it ranks them (nothing else runs).
-- ``diversity>0`` on a model that names its own mechanism (:meth:`Model.diversity_param`,
-  e.g. a generator's noise draws): the value is set on that recommend-time setting of a
-  shallow copy of the model (the model itself is never changed, so concurrent callers are
-  safe), and the copy ranks.
+- ``diversity>0`` on a model with its own mechanism (:meth:`Model.with_diversity`, e.g. a
+  generator's noise draws): a shallow copy of the model set to the value ranks (the model
+  itself is never changed, so concurrent callers are safe).
 - ``diversity>0`` on any other model: maximal marginal relevance (MMR; Carbonell & Goldstein,
   1998). The model's top ``max(50, 5n)`` items are fetched, then the list is built one
   position at a time, each pick maximising
@@ -23,15 +26,13 @@ padding at the end). Scores are the model's own scores of the picked items, so w
 the fetch (every item MMR may pick came from the model's restricted list). The re-ranking is
 deterministic and vectorised over users: one step per list position.
 
->>> items, scores = recommend(model, users, n=10, diversity=0.3)
->>> view = Diversified(model, 0.3)     # a model-like view whose recommend re-ranks
+>>> items, scores = mmr(top_items, top_scores, n=10, diversity=0.3, similarity=sim)
+>>> recogan.serving.recommend(model, users, n=10, diversity=0.3)   # fetch, filter, re-rank
 """
 
 from __future__ import annotations
 
-import copy
 import math
-from collections.abc import Callable
 
 import numpy as np
 
@@ -40,21 +41,15 @@ from recogan._similarity import ItemSimilarity
 __all__ = [
     "DEPTH_FACTOR",
     "DEPTH_MIN",
-    "Diversified",
     "candidate_depth",
     "check_diversity",
-    "diversify",
     "mmr",
-    "recommend",
     "with_diversity",
 ]
 
 #: MMR re-ranks the model's top ``max(DEPTH_MIN, DEPTH_FACTOR * n)`` items.
 DEPTH_MIN = 50
 DEPTH_FACTOR = 5
-
-#: ``fetch(model, m) -> (items, scores)``: the model's top-``m`` lists, ``(B, m)``.
-Fetch = Callable[[object, int], tuple[np.ndarray, np.ndarray]]
 
 
 def check_diversity(value) -> float:
@@ -131,96 +126,7 @@ def mmr(
 
 
 def with_diversity(model, diversity: float):
-    """A shallow copy of ``model`` whose own diversity setting (``diversity_param()``) is
-    ``diversity``; the model itself is unchanged. Raises for a model without one."""
-    knob = model.diversity_param()
-    if knob is None:
-        raise ValueError(
-            f"{type(model).__name__} has no diversity setting of its own: use MMR "
-            "(recogan.diversity.diversify)"
-        )
-    clone = copy.copy(model)
-    clone.set_recommend_params(**{knob: check_diversity(diversity)})
-    return clone
-
-
-def diversify(model, diversity, fetch: Fetch, n: int, similarity=None):
-    """``(items, scores)`` ``(B, n)``: ``fetch``'s lists made more varied by ``diversity``.
-
-    ``fetch(model, m)`` returns the top-``m`` lists of the users asked for (with any
-    exclusions, candidates and filters applied); it is called once: with ``n`` at
-    ``diversity=0``, on :func:`with_diversity`'s copy for a model with its own mechanism,
-    else with :func:`candidate_depth` items that :func:`mmr` re-ranks. ``similarity``: an
-    :class:`~recogan._similarity.ItemSimilarity`, a function returning one (built only when
-    MMR runs) or None (the model's, :meth:`ItemSimilarity.of`).
-    """
-    d = check_diversity(diversity)
-    if d == 0.0:
-        return fetch(model, n)
-    if model.diversity_param() is not None:
-        return fetch(with_diversity(model, d), n)
-    items, scores = fetch(model, candidate_depth(n, model.n_items_))
-    if similarity is None:
-        similarity = ItemSimilarity.of(model, device="cpu")
-    elif not isinstance(similarity, ItemSimilarity) and callable(similarity):
-        similarity = similarity()
-    return mmr(items, scores, n, d, similarity)
-
-
-def recommend(
-    model,
-    user_idx,
-    n: int = 10,
-    diversity: float = 0.0,
-    exclude_seen: bool = True,
-    candidates: np.ndarray | None = None,
-    similarity=None,
-) -> tuple[np.ndarray, np.ndarray]:
-    """``model.recommend`` with the diversity knob (``diversity=0``: exactly it)."""
-    d = check_diversity(diversity)
-    users = model.check_users(user_idx)
-    n = model.check_n(n, candidates)
-
-    def fetch(m, k):
-        return m.recommend(users, k, exclude_seen=exclude_seen, candidates=candidates)
-
-    return diversify(model, d, fetch, n, similarity)
-
-
-class Diversified:
-    """A read-only view of a fitted model whose ``recommend`` and ``recommend_history`` apply
-    the diversity knob; every other attribute is the model's (e.g. ``seen_``), so whatever
-    scores a model (:func:`recogan.metrics.score`) scores the view. The item similarity is
-    built once, on first use."""
-
-    def __init__(self, model, diversity: float, similarity=None) -> None:
-        self.model = model
-        self.diversity = check_diversity(diversity)
-        self._similarity = similarity
-
-    def __getattr__(self, name):
-        return getattr(self.model, name)
-
-    def __repr__(self) -> str:
-        return f"Diversified({self.model!r}, diversity={self.diversity})"
-
-    def similarity(self) -> ItemSimilarity:
-        if self._similarity is None:
-            self._similarity = ItemSimilarity.of(self.model, device="cpu")
-        return self._similarity
-
-    def recommend(self, user_idx, n=10, exclude_seen=True, candidates=None):
-        return recommend(
-            self.model, user_idx, n, self.diversity, exclude_seen, candidates, self.similarity
-        )
-
-    def recommend_history(self, histories, n=10, exclude_seen=True, candidates=None, times=None):
-        self.model.check_fitted()
-        n = self.model.check_n(n, candidates)
-
-        def fetch(m, k):
-            return m.recommend_history(
-                histories, k, exclude_seen=exclude_seen, candidates=candidates, times=times
-            )
-
-        return diversify(self.model, self.diversity, fetch, n, self.similarity)
+    """A shallow copy of ``model`` whose own diversity mechanism is set to ``diversity``
+    (:meth:`recogan.base.Model.with_diversity`); the model itself is unchanged. Raises for a
+    model without one."""
+    return model.with_diversity(check_diversity(diversity))

@@ -32,6 +32,11 @@ log = logging.getLogger(__name__)
 
 Fold = tuple[Dataset, Dataset]
 
+#: How a model that early-stops judges itself on a validation window unless told otherwise:
+#: mean NDCG@10 (:func:`recogan.metrics.validation_ndcg`). Fitting and tuning pass it to
+#: ``Model.fit(train, valid, scorer=)``; the contract (:mod:`recogan.base`) has no default.
+DEFAULT_SCORER: Scorer = validation_ndcg
+
 
 @dataclass
 class FoldFits:
@@ -72,21 +77,32 @@ def fit_folds(
     params: dict,
     folds: Sequence[Fold],
     *,
-    scorer: Scorer = validation_ndcg,
+    scorer: Scorer = DEFAULT_SCORER,
     keep_models: bool = False,
 ) -> FoldFits:
     """Fit ``cls(**params)`` on every fold's training part, early-stopping on (and then
     scored by ``scorer`` on) its validation part."""
     scores, refits, models, fit_s = [], [], [], 0.0
-    for train, valid in folds:
-        t0 = time.perf_counter()
-        model = cls(**params).fit(train, valid, scorer=scorer)
-        fit_s += time.perf_counter() - t0
-        scores.append(float(scorer(model, valid)))
-        refits.append(model.refit_params())
+    for fold in folds:
+        one = fit_fold(cls, params, fold, scorer=scorer)
+        scores.append(one.scores[0])
+        refits.append(one.refit)
+        fit_s += one.seconds
         if keep_models:
-            models.append(model)
+            models.append(one.models[0])
     return FoldFits(scores, combine_refit(refits), fit_s, models)
+
+
+def fit_fold(
+    cls: type[Model], params: dict, fold: Fold, *, scorer: Scorer = validation_ndcg
+) -> FoldFits:
+    """One fold of :func:`fit_folds`: its score, its own ``refit_params()`` (not combined),
+    the fit's seconds and the fitted model."""
+    train, valid = fold
+    t0 = time.perf_counter()
+    model = cls(**params).fit(train, valid, scorer=scorer)
+    seconds = time.perf_counter() - t0
+    return FoldFits([float(scorer(model, valid))], model.refit_params(), seconds, [model])
 
 
 def fit_for_serving(

@@ -43,9 +43,10 @@ from recogan._fs import as_path
 from recogan._similarity import ItemSimilarity, VectorSimilarity
 from recogan.artifacts import load_model, save_model
 from recogan.base import Model
-from recogan.catalog import ReadWriteLock, drop_withdrawn, overfetch, withdrawn_mask
-from recogan.data._idmap import check_id, check_ids
-from recogan.diversity import check_diversity, diversify
+from recogan.catalog import ReadWriteLock
+from recogan.data import check_id, check_ids
+from recogan.serving import Filter as _Allow
+from recogan.serving import Pipeline, Request, check_flag, check_n
 
 log = logging.getLogger(__name__)
 
@@ -237,21 +238,12 @@ class Recommender:
         """Top-``n`` items for one user. ``filter``: allowed item ids, or a callable taking one
         item id and returning whether it may be shown (e.g. in stock). ``diversity`` in
         [0, 1]: 0 is the model's ranking, more gives a more varied list."""
-        n = self._check_n(n)
-        _check_flag(exclude_seen, "exclude_seen")
-        diversity = check_diversity(diversity)
+        req = self._request(n, diversity, exclude_seen, filter)
         u = self._user(user_id)
-        allow = self._allow(filter)
         if u < 0:
-            return self._fallback(n, allow)
-        users = np.array([u])
-        items, scores = self._diverse(
-            lambda model, m, cand: model.recommend(users, m, exclude_seen, cand),
-            n,
-            allow,
-            diversity,
-        )
-        return self._result(items[0], scores[0], n_unknown=allow.n_unknown)
+            return self._fallback(req.n, req.filter)
+        items, scores = self._pipeline.users(np.array([u]), req)
+        return self._result(items[0], scores[0], n_unknown=req.filter.n_unknown)
 
     @_reads
     def recommend_many(
@@ -265,12 +257,10 @@ class Recommender:
         """Top-``n`` for many users: DataFrame ``user_id, rank, item_id, score, fallback``
         (rank from 1; users in input order; rows only for items found). ``diversity`` as in
         :meth:`recommend`."""
-        n = self._check_n(n)
-        _check_flag(exclude_seen, "exclude_seen")
-        diversity = check_diversity(diversity)
+        req = self._request(n, diversity, exclude_seen, filter)
+        n = req.n
         raw = check_ids(user_ids, "user_ids")
         ids = pd.Series(raw, dtype=object if not len(raw) else None)
-        allow = self._allow(filter)
         idx = self._users.lookup(ids.to_numpy(), missing="ignore")
         unknown = idx < 0
         if self.strict and unknown.any():
@@ -282,16 +272,9 @@ class Recommender:
         known = np.flatnonzero(~unknown)
         for s in range(0, len(known), self.batch_size):
             rows = known[s : s + self.batch_size]
-            users = idx[rows]
-            items[rows], scores[rows] = self._diverse(
-                lambda model, m, cand, users=users: model.recommend(users, m, exclude_seen, cand),
-                n,
-                allow,
-                diversity,
-                len(users),
-            )
+            items[rows], scores[rows] = self._pipeline.users(idx[rows], req)
         if unknown.any():
-            fb = self._fallback(n, allow)
+            fb = self._fallback(n, req.filter)
             k = len(fb)
             items[unknown, :k] = self._items.lookup(list(fb.items)) if k else -1
             scores[unknown, :k] = fb.scores
@@ -311,7 +294,7 @@ class Recommender:
     def rank(self, user_id, item_ids, exclude_seen: bool = False) -> Recommendations:
         """The given candidate items ordered by the model's score for this user (unknown item
         ids are dropped and counted; duplicates kept once)."""
-        _check_flag(exclude_seen, "exclude_seen")
+        check_flag(exclude_seen, "exclude_seen")
         item_ids = check_ids(item_ids, "item_ids")
         u = self._user(user_id)  # an unknown user raises first with strict=True
         idx = self._items.lookup(item_ids, missing="ignore")
@@ -347,27 +330,17 @@ class Recommender:
         (oldest first); unknown ids are ignored and counted in ``n_unknown``. An empty (or
         all-unknown) history gets the popularity fallback. ``diversity`` as in
         :meth:`recommend`."""
-        n = self._check_n(n)
-        _check_flag(exclude_seen, "exclude_seen")
-        diversity = check_diversity(diversity)
+        req = self._request(n, diversity, exclude_seen, filter)
         item_ids = check_ids(item_ids, "item_ids")
-        allow = self._allow(filter)
         idx = self._items.lookup(item_ids, missing="ignore")
-        n_unknown = int((idx < 0).sum()) + allow.n_unknown
+        n_unknown = int((idx < 0).sum()) + req.filter.n_unknown
         hist = idx[idx >= 0]
         if not len(hist):
-            fb = self._fallback(n, allow)
+            fb = self._fallback(req.n, req.filter)
             return Recommendations(
                 fb.items, fb.scores, True, "empty history: recent popularity", n_unknown
             )
-        items, scores = self._diverse(
-            lambda model, m, cand: model.recommend_history(
-                [hist], m, exclude_seen=exclude_seen, candidates=cand
-            ),
-            n,
-            allow,
-            diversity,
-        )
+        items, scores = self._pipeline.histories([hist], req)
         return self._result(items[0], scores[0], n_unknown=n_unknown)
 
     # ------------------------------------------------------------------ item similarity
@@ -375,12 +348,13 @@ class Recommender:
     def similar_items(self, item_id, n: int = 10, filter: Filter = None) -> Recommendations:
         """Items most similar to ``item_id`` (item vectors when the model has them, else
         co-purchase cosine), itself excluded."""
-        n = min(self._check_n(n), len(self._item_ids) - 1)
+        n = min(check_n(n, len(self._item_ids)), len(self._item_ids) - 1)
         i = self._item(item_id)
         if n <= 0:  # a catalog of one item: nothing else to show
             return Recommendations((), (), reason="the catalog has no other item")
         sim = self._similarity()
-        items, scores = self._top(lambda m, cand: sim.top(i, m, cand), n, filter)
+        call = lambda m, cand: sim.top(i, m, cand)  # noqa: E731
+        items, scores = self._pipeline.filtered(call, n, self._allow(filter), 1)
         return self._result(items[0], scores[0], reason=sim.reason)
 
     @_reads
@@ -415,19 +389,20 @@ class Recommender:
             return self._sim
 
     # ------------------------------------------------------------------ helpers
-    def _check_n(self, n) -> int:
-        if not isinstance(n, (int, np.integer)) or isinstance(n, bool) or n <= 0:
-            raise ValueError(f"n must be a positive int, got {n!r}")
-        return int(min(n, len(self._item_ids)))
+    def _request(self, n, diversity, exclude_seen, filter: Filter) -> Request:
+        """The request checked once (:meth:`recogan.serving.Pipeline.request`)."""
+        return self._pipeline.request(n, diversity, exclude_seen, self._allow(filter))
 
     def _allow(self, filter: Filter) -> _Allow:
-        """The filter as (allowed item indices or None, predicate or None, unknown ids)."""
+        """The filter as item indices: allowed ones, or a predicate on an item index (the
+        caller's predicate sees the item id), and the number of unknown ids."""
         if isinstance(filter, _Allow):
             return filter
         if filter is None:
-            return _Allow(None, None, 0)
+            return _Allow()
         if callable(filter):
-            return _Allow(None, filter, 0)
+            ids = self._item_ids
+            return _Allow(None, lambda j: filter(ids[j]), 0)
         if isinstance(filter, (str, bytes, np.str_)):
             raise TypeError(
                 "filter must be a collection of item ids or a callable, not a string "
@@ -445,57 +420,6 @@ class Recommender:
             )
         return _Allow(allowed, None, int((idx < 0).sum()))
 
-    def _diverse(self, call, n: int, allow: _Allow, diversity: float, B: int = 1):
-        """``call(model, m, candidates) -> (items, scores)`` through :meth:`_top` (filters,
-        withdrawn products) and then the diversity knob (:func:`recogan.diversity.diversify`):
-        MMR re-ranks the filtered over-fetched lists."""
-
-        def fetch(model, m):
-            return self._top(lambda k, cand: call(model, k, cand), m, allow, B)
-
-        return diversify(self.model, diversity, fetch, n, self._similarity)
-
-    def _top(self, call, n: int, filter: Filter, B: int = 1):
-        """``call(m, candidates) -> (items, scores)`` with the filter applied: an allow-list
-        becomes 1-D candidates; a predicate is applied to over-fetched results, fetching more
-        for rows that come up short. Withdrawn products are left out of both (over-fetching
-        by their number, which always suffices)."""
-        allowed, pred, _ = self._allow(filter)
-        gone = self._withdrawn
-        if allowed is not None:
-            if gone is not None:
-                allowed = allowed[~gone[allowed]]
-                if not len(allowed):
-                    return np.full((B, n), -1, np.int64), np.full((B, n), -np.inf, np.float32)
-            return call(n, allowed)
-        if pred is None and gone is None:
-            return call(n, None)
-        n_items = len(self._item_ids)
-        if pred is None:  # only withdrawn products to leave out: one fetch always suffices
-            items, scores = call(overfetch(n, gone, n_items), None)
-            return drop_withdrawn(items, scores, gone, n)
-        m = min(n_items, overfetch(max(2 * n, n + 20), gone, n_items))
-        verdict: dict[int, bool] = {}
-        while True:
-            items, scores = call(m, None)
-            for j in np.unique(items[items >= 0]).tolist():
-                if j not in verdict:
-                    verdict[j] = bool(pred(self._item_ids[j]))
-            ok = np.zeros(items.shape, dtype=bool)
-            has = items >= 0
-            ok[has] = [verdict[j] for j in items[has].tolist()]
-            if gone is not None:
-                ok &= ~gone[np.maximum(items, 0)]
-            enough = ok.sum(1) >= n
-            exhausted = (~has).any(1)  # the model ran out of eligible items
-            if m >= n_items or (enough | exhausted).all():
-                break
-            m = min(n_items, m * 4)
-        order = np.argsort(~ok, axis=1, kind="stable")[:, :n]
-        items = np.where(np.take_along_axis(ok, order, 1), np.take_along_axis(items, order, 1), -1)
-        scores = np.where(items >= 0, np.take_along_axis(scores, order, 1), -np.inf)
-        return items.astype(np.int64), scores.astype(np.float32)
-
     def _result(self, items, scores, *, n_unknown: int = 0, reason: str = "model"):
         keep = items >= 0
         return Recommendations(
@@ -506,15 +430,15 @@ class Recommender:
             n_unknown,
         )
 
-    def _fallback(self, n: int, filter: Filter) -> Recommendations:
-        allowed, pred, n_unknown = self._allow(filter)
+    def _fallback(self, n: int, allow: _Allow) -> Recommendations:
+        allowed, keep, n_unknown = allow.allowed, allow.keep, allow.n_unknown
         order = self._pop_order
         if allowed is not None:
             order = order[np.isin(order, allowed)]
-        if pred is not None:
+        if keep is not None:
             picked = []
             for j in order.tolist():
-                if pred(self._item_ids[j]):
+                if keep(j):
                     picked.append(j)
                     if len(picked) == n:
                         break
@@ -608,7 +532,8 @@ class Recommender:
         self._item_ids = item_ids
         self._pop = np.asarray(model.popularity_, dtype=np.float64)
         order = np.lexsort((np.arange(len(self._pop)), -self._pop))  # desc, ties by index
-        self._withdrawn = withdrawn_mask(model)
+        self._pipeline = Pipeline(model, self._similarity)
+        self._withdrawn = self._pipeline.withdrawn
         if self._withdrawn is not None:
             order = order[~self._withdrawn[order]]
         self._pop_order = order
@@ -620,15 +545,3 @@ class CatalogUpdate(NamedTuple):
 
     items: tuple
     n_unknown: int
-
-
-class _Allow(NamedTuple):
-    allowed: np.ndarray | None
-    pred: Callable | None
-    n_unknown: int
-
-
-# ---------------------------------------------------------------------- argument checks
-def _check_flag(value, what: str) -> None:
-    if not isinstance(value, (bool, np.bool_)):
-        raise TypeError(f"{what} must be True or False, got {value!r}")

@@ -16,6 +16,11 @@ MODEL_REGISTRY: dict[str, str] = {
     "itemknn": "recogan.baselines:ItemKNN",
     "ease": "recogan.baselines:EASE",
     "ials": "recogan.baselines:IALS",
+    "sasrec": "recogan.baselines:SASRec",
+    "itemknn_td": "recogan.baselines:ItemKNNTD",
+    "ease_td": "recogan.baselines:EASETD",
+    "tifuknn": "recogan.baselines:TIFUKNN",
+    "ppop": "recogan.baselines:PPop",
     "gan": "recogan.gan.model:GANRecommender",
 }
 

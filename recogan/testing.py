@@ -20,13 +20,16 @@ import dataclasses
 import json
 
 import numpy as np
+import pandas as pd
 import pytest
 
-from recogan.artifacts import load_model
-from recogan.base import Model, NotFittedError
+from recogan import catalog
+from recogan.artifacts import load_model, save_model
+from recogan.base import CannotPlaceItemsError, Model, NotFittedError
 from recogan.data import temporal_split
 from recogan.datasets import synthetic_clusters
-from recogan.diversity import recommend as recommend_diverse
+from recogan.fitting import DEFAULT_SCORER
+from recogan.serving import recommend as recommend_diverse
 
 __all__ = ["ModelContract"]
 
@@ -53,7 +56,8 @@ class ModelContract:
     @pytest.fixture(scope="class")
     @classmethod
     def fitted(cls, contract_split):
-        return cls().make_model().fit(contract_split.train, contract_split.valid)
+        model = cls().make_model()
+        return model.fit(contract_split.train, contract_split.valid, scorer=DEFAULT_SCORER)
 
     def test_is_a_model(self):
         assert isinstance(self.make_model(), Model)
@@ -116,7 +120,9 @@ class ModelContract:
             model.recommend(np.array([0]), n=3)
 
     def test_deterministic(self, fitted, contract_split):
-        again = self.make_model().fit(contract_split.train, contract_split.valid)
+        again = self.make_model().fit(
+            contract_split.train, contract_split.valid, scorer=DEFAULT_SCORER
+        )
         users = np.arange(30)
         a, sa = fitted.recommend(users, n=10)
         b, sb = again.recommend(users, n=10)
@@ -124,7 +130,7 @@ class ModelContract:
         np.testing.assert_allclose(sa, sb, rtol=1e-5)
 
     def test_save_load_identical(self, fitted, tmp_path):
-        fitted.save(tmp_path / "bundle")
+        save_model(fitted, tmp_path / "bundle")
         loaded = load_model(tmp_path / "bundle")
         assert type(loaded) is type(fitted)
         users = np.arange(fitted.n_users_)
@@ -192,3 +198,44 @@ class ModelContract:
             value = getattr(fitted.config, name)
             fitted.set_recommend_params(**{name: value})
         assert fitted.params() == before
+
+    # ------------------------------------------------------------------ catalogue hooks
+    def _copy(self, fitted, path):
+        save_model(fitted, path)  # a bundle round trip: a copy the test may change
+        return load_model(path)
+
+    def test_withdrawing_products(self, fitted, tmp_path):
+        model = self._copy(fitted, tmp_path / "bundle")
+        users = np.arange(20)
+        plain, _ = recommend_diverse(model, users, n=5)
+        gone = np.unique(plain[:, :2])
+        idx, n_unknown = catalog.remove_items(model, model.items_.to_ids(gone))
+        assert n_unknown == 0 and sorted(idx.tolist()) == sorted(gone.tolist())
+        for d in (0.0, 0.5):
+            items, _ = recommend_diverse(model, users, n=5, diversity=d)
+            assert items.shape == (20, 5) and (items >= 0).all()
+            assert not np.isin(items, gone).any()  # withdrawn products never come back
+        catalog.restore_items(model, model.items_.to_ids(gone))
+        again, _ = recommend_diverse(model, users, n=5)
+        np.testing.assert_array_equal(again, plain)  # restoring undoes withdrawing
+
+    def test_adding_products(self, fitted, tmp_path):
+        model = self._copy(fitted, tmp_path / "bundle")
+        n_before = model.n_items_
+        users = np.arange(20)
+        plain, _ = model.recommend(users, n=5)
+        rows = pd.DataFrame(
+            {"item_id": ["new-a", "new-b"], "title": ["red mug", "blue lamp"],
+             "category": ["kitchen", "home"], "price": [3.5, 12.0]}
+        )  # fmt: skip
+        try:
+            new = catalog.add_items(model, rows)
+        except CannotPlaceItemsError:  # the model cannot place them: nothing changed
+            assert model.n_items_ == n_before and catalog.withdrawn_mask(model) is None
+            np.testing.assert_array_equal(model.recommend(users, n=5)[0], plain)
+            return
+        assert new.tolist() == [n_before, n_before + 1] and model.n_items_ == n_before + 2
+        assert list(model.items_.to_ids(new)) == ["new-a", "new-b"]
+        items, _ = model.recommend(users, n=model.n_items_, exclude_seen=False)
+        assert items.shape == (20, n_before + 2)
+        assert all(np.isin(new, row).all() for row in items)  # every product can be ranked

@@ -53,6 +53,6 @@ class Cooc(Model):
 
 
 def register() -> None:
-    from recogan.base import MODEL_REGISTRY
+    from recogan.registry import MODEL_REGISTRY
 
     MODEL_REGISTRY["cooc"] = "tests.batch_models:Cooc"

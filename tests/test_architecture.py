@@ -1,6 +1,8 @@
 """The layers of ARCHITECTURE.md, checked on the source: no import points up a layer, the
 module graph has no cycle, and imports sit at the top of modules (only optional or heavy
 dependencies that must stay behind the lazy boundary are imported inside functions). The
+registry's ``"module:Class"`` strings are imports made at run time and count as edges. The
+contract (``recogan.base``) sits at the floor, no private name crosses a package, and the
 GAN's package keeps its modules and functions short."""
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ ROOT = Path(__file__).resolve().parent.parent / "recogan"
 LAYERS = [
     ("recogan", "recogan._fs", "recogan._config", "recogan._topk", "recogan._threads"),
     ("recogan.data", "recogan.datasets"),
+    ("recogan.base",),
     (
         "recogan.metrics",
         "recogan.features",
@@ -25,10 +28,11 @@ LAYERS = [
         "recogan._similarity",
         "recogan.catalog",
         "recogan.diversity",
+        "recogan.serving",
         "recogan.vector_quality",
     ),
     ("recogan.gan.pairs", "recogan.gan.train", "recogan.gan._loop"),
-    ("recogan.registry", "recogan.artifacts", "recogan.base", "recogan.gan", "recogan.baselines"),
+    ("recogan.registry", "recogan.artifacts", "recogan.gan", "recogan.baselines"),
     (
         "recogan.fitting",
         "recogan._trials",
@@ -95,13 +99,27 @@ def _imports(module: str, path: Path):
     yield from visit(tree, False)
 
 
+def _registry_imports(path: Path):
+    """``(module, line)`` of every ``"module:Class"`` string in the registry's table: the
+    modules it imports at run time when a model is asked for by name."""
+    tree = ast.parse(path.read_text())
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Constant) and isinstance(node.value, str):
+            module, colon, cls = node.value.partition(":")
+            if colon and module.startswith("recogan") and cls.isidentifier():
+                yield module, node.lineno
+
+
 def _edges():
-    return {
+    edges = {
         (module, target, line)
         for module, path in MODULES.items()
         for target, line, _ in _imports(module, path)
         if target == "recogan" or target.startswith("recogan.")
     }
+    for target, line in _registry_imports(MODULES["recogan.registry"]):
+        edges.add(("recogan.registry", target, line))
+    return edges
 
 
 def test_every_module_is_in_a_layer():
@@ -203,3 +221,65 @@ def test_the_size_check_sees_a_long_module_and_a_long_function(tmp_path):
     path.write_text(f"@staticmethod\ndef f():\n{body}\n" + "\n" * MAX_MODULE_LINES)
     long = _too_long("recogan.gan.long", path)
     assert len(long) == 2 and "f: 62 lines" in long[1] and "lines (at most 500)" in long[0]
+
+
+def test_the_registrys_run_time_imports_are_edges(tmp_path):
+    found = {t for m, t, _ in _edges() if m == "recogan.registry"}
+    assert {"recogan.gan.model", "recogan.baselines"} <= found
+    # a registered model above the registry would be an upward edge the checks see
+    path = tmp_path / "registry.py"
+    path.write_text('MODEL_REGISTRY = {"x": "recogan.evaluate:Thing"}\n')
+    ((target, line),) = list(_registry_imports(path))
+    assert target == "recogan.evaluate" and line == 1
+    assert _layer(target) > _layer("recogan.registry")
+
+
+def test_the_contract_sits_at_the_floor():
+    allowed = {"recogan.data", "recogan._topk", "recogan._config"}
+    found = {t for m, t, _ in _edges() if m == "recogan.base"}
+    assert found <= allowed, f"recogan.base imports {sorted(found - allowed)}"
+
+
+def _package(module: str) -> str:
+    """The package that owns ``module``'s private names."""
+    return module if MODULES[module].name == "__init__.py" else module.rpartition(".")[0]
+
+
+def test_no_private_name_crosses_a_package():
+    # ``from recogan.data._idmap import check_ids`` in recogan.catalog reaches into another
+    # package's private module: it should import the public ``recogan.data.check_ids``.
+    # Layer-0 helpers (``recogan._fs``, ...) are the top package's own and may be used by all.
+    crossing = []
+    for module, path in MODULES.items():
+        for node in ast.walk(ast.parse(path.read_text())):
+            if not isinstance(node, ast.ImportFrom) or not (node.module or "").startswith(
+                "recogan"
+            ):
+                continue
+            for alias in node.names:
+                parts = f"{node.module}.{alias.name}".split(".")
+                for i, part in enumerate(parts[1:], start=1):
+                    if part.startswith("_") and not part.startswith("__"):
+                        owner = ".".join(parts[:i])
+                        if owner != "recogan" and not (module + ".").startswith(owner + "."):
+                            crossing.append(f"{module}:{node.lineno} imports {'.'.join(parts)}")
+                        break
+    assert not crossing, "\n".join(crossing)
+
+
+def test_hooks_are_not_probed():
+    # optional behaviour is a hook declared in recogan.base, called without asking: no
+    # hasattr(model, "name") / getattr(model, "name", default) (delegation by a variable
+    # name, as a view's __getattr__ does, is not a probe)
+    probes = [
+        f"{m}:{node.lineno}"
+        for m, path in MODULES.items()
+        for node in ast.walk(ast.parse(path.read_text()))
+        if isinstance(node, ast.Call)
+        and isinstance(node.func, ast.Name)
+        and node.func.id in ("hasattr", "getattr")
+        and len(node.args) >= 2
+        and isinstance(node.args[1], ast.Constant)
+        and ast.unparse(node.args[0]) in ("model", "fitted", "self.model", "mdl", "m")
+    ]
+    assert not probes, "hasattr/getattr on a model: " + ", ".join(probes)

@@ -3,14 +3,14 @@ import json
 import numpy as np
 import pytest
 
-from recogan.artifacts import BundleError, files_dir, load_model, read_manifest
+from recogan.artifacts import BundleError, files_dir, load_model, read_manifest, save_model
 from recogan.baselines import Popularity
 
 
 @pytest.fixture
 def bundle(tmp_path, clustered):
     path = tmp_path / "m"
-    Popularity().fit(clustered).save(path)
+    save_model(Popularity().fit(clustered), path)
     return path
 
 
@@ -58,13 +58,13 @@ def test_extra_file_and_bad_manifest_refused(bundle, tmp_path):
 
 def test_overwrite_is_atomic_and_leaves_no_temp(bundle, clustered):
     first = read_manifest(bundle)["version"]
-    Popularity(window_days=30).fit(clustered).save(bundle)
+    save_model(Popularity(window_days=30).fit(clustered), bundle)
     assert load_model(bundle).config.window_days == 30
     assert [p.name for p in bundle.parent.iterdir()] == ["m"]
     # the version it replaced stays for readers still loading it; older ones are removed
     second = read_manifest(bundle)["version"]
     assert sorted(p.name for p in bundle.iterdir()) == sorted(["manifest.json", first, second])
-    Popularity(window_days=7).fit(clustered).save(bundle)
+    save_model(Popularity(window_days=7).fit(clustered), bundle)
     third = read_manifest(bundle)["version"]
     assert sorted(p.name for p in bundle.iterdir()) == sorted(["manifest.json", second, third])
 
@@ -73,6 +73,6 @@ def test_failed_write_keeps_previous_bundle(bundle, clustered, monkeypatch):
     model = Popularity().fit(clustered)
     monkeypatch.setattr(model, "state_arrays", lambda: {"bad": np.array([object()])})
     with pytest.raises(BundleError, match="dtype object"):
-        model.save(bundle)
+        save_model(model, bundle)
     assert load_model(bundle).config.window_days is None
     assert [p.name for p in bundle.parent.iterdir()] == ["m"]

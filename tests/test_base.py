@@ -11,7 +11,15 @@ import pytest
 from recogan import registry
 from recogan.base import Model
 from recogan.baselines import EASE, Popularity
-from recogan.fitting import FoldFits, combine_refit, fit_for_serving, holdout
+from recogan.fitting import (
+    DEFAULT_SCORER,
+    FoldFits,
+    combine_refit,
+    fit_folds,
+    fit_for_serving,
+    holdout,
+)
+from recogan.metrics import validation_ndcg
 
 
 @dataclass
@@ -81,8 +89,12 @@ def test_fit_passes_the_scorer(clustered_split):
             seen.append(self.validation_score(valid))
 
     Scored().fit(clustered_split.train, clustered_split.valid, scorer=lambda m, v: 0.25)
-    Scored().fit(clustered_split.train, clustered_split.valid)  # default: NDCG@10
+    # the default is fitting's (mean NDCG@10): the contract itself has none
+    fits = fit_folds(Scored, {}, [(clustered_split.train, clustered_split.valid)])
     assert seen[0] == 0.25 and 0.0 <= seen[1] <= 1.0 and seen[1] != 0.25
+    assert fits.scores == [seen[1]] and DEFAULT_SCORER is validation_ndcg
+    with pytest.raises(ValueError, match="no scorer"):
+        Scored().fit(clustered_split.train, clustered_split.valid)
 
 
 def test_registry_register_and_look_up(monkeypatch):

@@ -6,7 +6,7 @@ import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 
-from recogan.artifacts import BundleError, files_dir, load_model, manifest_digest
+from recogan.artifacts import BundleError, files_dir, load_model, manifest_digest, save_model
 from recogan.baselines import Popularity
 from recogan.batch import (
     BatchError,
@@ -26,14 +26,14 @@ FAST = {"show_progress": False, "workers": 1}
 @pytest.fixture(scope="module")
 def cooc_bundle(tmp_path_factory, clustered):
     path = tmp_path_factory.mktemp("bundles") / "cooc"
-    Cooc().fit(clustered).save(path)
+    save_model(Cooc().fit(clustered), path)
     return path
 
 
 @pytest.fixture(scope="module")
 def pop_bundle(tmp_path_factory, clustered):
     path = tmp_path_factory.mktemp("bundles") / "pop"
-    Popularity().fit(clustered).save(path)
+    save_model(Popularity().fit(clustered), path)
     return path
 
 

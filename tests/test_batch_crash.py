@@ -12,6 +12,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from recogan.artifacts import save_model
 from recogan.batch import batch_score, read_recommendations, read_success, verify_output
 from recogan.batch._publish import recover
 from tests.batch_models import Cooc, register
@@ -53,7 +54,7 @@ def test_sigkill_and_resume_gives_the_uninterrupted_result(tmp_path, clustered):
     register()
     bundle = tmp_path / "slow"
     # 0.06 s per partition: a run of 25 partitions lasts long enough to be killed mid-way
-    Cooc(delay=0.06).fit(clustered).save(bundle)
+    save_model(Cooc(delay=0.06).fit(clustered), bundle)
     out = tmp_path / "recs"
     staging = tmp_path / ".recs.staging"
     # a previously published result (another n) that must survive every kill

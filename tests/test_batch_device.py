@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from recogan.artifacts import load_model
+from recogan.artifacts import load_model, save_model
 from recogan.batch import batch_score, read_recommendations, read_success
 from recogan.batch._job import BatchConfig, _workers
 from recogan.cli import main
@@ -20,7 +20,7 @@ FAST = {"show_progress": False, "workers": 1}
 @pytest.fixture(scope="module")
 def gan_bundle(tmp_path_factory, clustered):
     path = tmp_path_factory.mktemp("bundles") / "gan"
-    GANRecommender(**GAN_FAST, index_kind="exact").fit(clustered).save(path)
+    save_model(GANRecommender(**GAN_FAST, index_kind="exact").fit(clustered), path)
     return path
 
 

@@ -19,6 +19,7 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 
+from recogan.artifacts import save_model
 from recogan.baselines import EASE
 from recogan.batch import batch_score
 
@@ -148,7 +149,7 @@ def ray_cluster():
 def test_ray_cluster_rows_equal_the_local_engine(ray_cluster, clustered, tmp_path):
     address, env = ray_cluster
     bundle = tmp_path / "ease"
-    EASE().fit(clustered).save(bundle)
+    save_model(EASE().fit(clustered), bundle)
     local = batch_score(
         bundle, tmp_path / "local", n=5, partition_size=30, workers=1, show_progress=False
     )

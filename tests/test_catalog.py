@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from recogan.artifacts import BundleError, files_dir, load_model, read_manifest
+from recogan.artifacts import BundleError, files_dir, load_model, read_manifest, save_model
 from recogan.catalog import CannotPlaceItemsError, ReadWriteLock, add_items
 from recogan.features import ItemFeatures
 from recogan.gan.model import GANRecommender
@@ -42,7 +42,7 @@ def group(ext_id) -> int:
 @pytest.fixture(scope="module")
 def bundle(clustered, tmp_path_factory):
     path = tmp_path_factory.mktemp("catalog") / "gan"
-    GANRecommender(**TINY).fit(clustered).save(path)
+    save_model(GANRecommender(**TINY).fit(clustered), path)
     return path
 
 
@@ -247,7 +247,7 @@ def test_save_is_atomic_verified_and_refuses_a_republished_bundle(rec, bundle):
     assert read_manifest(path)["catalog"]["withdrawn"] == 2
     # someone re-publishes a model meanwhile (a nightly retrain): the service must not
     # overwrite it with its stale model
-    GANRecommender.load(bundle).save(path)
+    save_model(load_model(bundle), path)
     rec.remove_items(["i11"])
     with pytest.raises(BundleError, match="re-published meanwhile"):
         rec.save_catalog_changes()
@@ -317,7 +317,7 @@ def test_integer_item_ids_accept_text_ids(tmp_path):
 # ---------------------------------------------------------------------- baselines
 @pytest.mark.parametrize("name", ["ease", "itemknn", "ials"])
 def test_baselines_that_cannot_place_new_products_say_so(clustered, name):
-    from recogan.base import model_class
+    from recogan.registry import model_class
 
     rec = Recommender(model_class(name)().fit(clustered), device="cpu")
     with pytest.raises(CannotPlaceItemsError, match="cannot place products it was not trained"):
@@ -492,7 +492,7 @@ def test_cli_catalog_add_to_a_model_that_cannot_place(clustered, tmp_path, capsy
     from recogan.baselines import EASE
     from recogan.cli import main
 
-    EASE().fit(clustered).save(tmp_path / "ease")
+    save_model(EASE().fit(clustered), tmp_path / "ease")
     new_products().to_csv(tmp_path / "new.csv", index=False)
     model, catalog = str(tmp_path / "ease"), str(tmp_path / "new.csv")
     assert main(["catalog", "add", "--model", model, "--catalog", catalog]) == 1
@@ -540,7 +540,7 @@ def launched(tmp_path_factory):
     """The launch data and a bundle of a GAN fitted on it."""
     data = launch_data()
     path = tmp_path_factory.mktemp("launches") / "gan"
-    GANRecommender(**{**TINY, "epochs": 3}).fit(data).save(path)
+    save_model(GANRecommender(**{**TINY, "epochs": 3}).fit(data), path)
     return data, path
 
 

@@ -1,5 +1,5 @@
-"""The diversity knob: MMR re-ranking on constructed cases, identity at 0, the service API's
-plumbing (filters, exclusions, withdrawn products), the model's own mechanism."""
+"""The diversity knob: MMR re-ranking on constructed cases, identity at 0, the serving
+pipeline's plumbing (filters, exclusions, withdrawn products), the model's own mechanism."""
 
 from __future__ import annotations
 
@@ -10,7 +10,9 @@ import pandas as pd
 import pytest
 
 from recogan import diversity as div
+from recogan import serving
 from recogan._similarity import CoPurchase, ItemSimilarity, VectorSimilarity
+from recogan.artifacts import save_model
 from recogan.baselines import EASE
 from recogan.baselines._ease import EASEConfig
 from recogan.evaluate import intra_list_diversity
@@ -133,12 +135,12 @@ def test_more_diversity_more_varied_lists_less_score(which, request):
     model = request.getfixturevalue(which)
     users = np.arange(model.n_users_)
     base, base_s = model.recommend(users, 10)
-    same, same_s = div.recommend(model, users, 10, diversity=0.0)
+    same, same_s = serving.recommend(model, users, 10, diversity=0.0)
     np.testing.assert_array_equal(same, base)
     np.testing.assert_array_equal(same_s, base_s)
     ild, score = [], []
     for d in (0.0, 0.3, 0.7):
-        items, scores = div.recommend(model, users, 10, diversity=d)
+        items, scores = serving.recommend(model, users, 10, diversity=d)
         assert items.shape == (len(users), 10) and (items >= 0).all()
         assert all(len(set(r)) == 10 for r in items)
         seen = model.seen_[users].toarray() > 0
@@ -152,22 +154,25 @@ def test_more_diversity_more_varied_lists_less_score(which, request):
 def test_candidates_and_determinism(ease):
     users = np.arange(30)
     allowed = np.arange(0, 80, 3)
-    a, _ = div.recommend(ease, users, 5, diversity=0.5, candidates=allowed)
-    b, _ = div.recommend(ease, users, 5, diversity=0.5, candidates=allowed)
+    a, _ = serving.recommend(ease, users, 5, diversity=0.5, candidates=allowed)
+    b, _ = serving.recommend(ease, users, 5, diversity=0.5, candidates=allowed)
     assert np.isin(a, allowed).all()
     np.testing.assert_array_equal(a, b)
     few = np.array([3, 7])
-    items, scores = div.recommend(ease, [0], 4, diversity=0.5, exclude_seen=False, candidates=few)
+    items, scores = serving.recommend(
+        ease, [0], 4, diversity=0.5, exclude_seen=False, candidates=few
+    )
     assert set(items[0, :2]) == {3, 7} and (items[0, 2:] == -1).all()
     assert np.isneginf(scores[0, 2:]).all()
-    with pytest.raises(ValueError, match="catalog size"):
-        div.recommend(ease, [0], 81, diversity=0.5)
+    # one rule for n everywhere: lists hold up to n items, so n is capped at the catalogue
+    items, _ = serving.recommend(ease, [0], 81, diversity=0.5, exclude_seen=False)
+    assert items.shape == (1, 80) and sorted(items[0]) == list(range(80))
 
 
 def test_diversified_view_scores_like_a_model(ease, clustered_split):
     from recogan.metrics import score
 
-    view = div.Diversified(ease, 0.4)
+    view = serving.Diversified(ease, 0.4)
     frame, recs = score(view, clustered_split.test, (10,))
     plain, plain_recs = score(ease, clustered_split.test, (10,))
     assert list(frame["user"]) == list(plain["user"])
@@ -176,7 +181,7 @@ def test_diversified_view_scores_like_a_model(ease, clustered_split):
     h, _ = view.recommend_history([[0, 4, 8]], n=5)
     assert not np.isin(h, [0, 4, 8]).any()
     np.testing.assert_array_equal(
-        div.Diversified(ease, 0.0).recommend_history([[0, 4, 8]], n=5)[0],
+        serving.Diversified(ease, 0.0).recommend_history([[0, 4, 8]], n=5)[0],
         ease.recommend_history([[0, 4, 8]], n=5)[0],
     )
 
@@ -256,7 +261,7 @@ def test_models_own_mechanism_is_used_and_the_model_is_untouched(clustered):
     model = KnobEASE(lam=50.0).fit(clustered)
     assert "spread" in model.recommend_params()
     users = np.arange(50)
-    items, _ = div.recommend(model, users, 10, diversity=0.9)
+    items, _ = serving.recommend(model, users, 10, diversity=0.9)
     direct = KnobEASE(lam=50.0, spread=0.9).fit(clustered).recommend(users, 10)[0]
     np.testing.assert_array_equal(items, direct)  # the knob, not MMR
     assert model.config.spread == 0.0
@@ -283,7 +288,7 @@ def test_batch_score_diversity(clustered, tmp_path, capsys):
 
     fast = {"show_progress": False, "workers": 1}
     bundle = tmp_path / "ease"
-    EASE(lam=50.0).fit(clustered).save(bundle)
+    save_model(EASE(lam=50.0).fit(clustered), bundle)
     plain = batch_score(bundle, tmp_path / "plain", n=6, **fast)
     zero = batch_score(bundle, tmp_path / "zero", n=6, diversity=0, **fast)
     assert zero.rows_sha256 == plain.rows_sha256  # 0: the model's ranking, byte for byte
@@ -296,13 +301,13 @@ def test_batch_score_diversity(clustered, tmp_path, capsys):
     assert read_success(tmp_path / "a")["diversity"] == 0.5
     model = load_model(bundle)
     users = np.arange(model.n_users_)
-    items, _ = div.recommend(model, users, 6, diversity=0.5)
+    items, _ = serving.recommend(model, users, 6, diversity=0.5)
     got = read_recommendations(tmp_path / "a")
     assert list(got["item_id"]) == list(model.items_.to_ids(items.ravel()))
     # withdrawn products are dropped before the re-ranking, and the lists stay full
     gone = model.items_.ids[items[:, 1]][:3]
     remove_items(model, gone)
-    model.save(bundle)
+    save_model(model, bundle)
     c = batch_score(bundle, tmp_path / "c", n=6, diversity=0.5, **fast)
     got = read_recommendations(tmp_path / "c")
     assert c.rows == 6 * model.n_users_ and not set(got["item_id"]) & set(gone)

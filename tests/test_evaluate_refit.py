@@ -4,9 +4,9 @@ from dataclasses import dataclass
 
 import pytest
 
-from recogan.base import MODEL_REGISTRY
 from recogan.baselines import Popularity
 from recogan.evaluate import evaluate
+from recogan.registry import MODEL_REGISTRY
 
 FITS: list[tuple[int, bool]] = []
 

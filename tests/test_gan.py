@@ -8,6 +8,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from recogan.artifacts import save_model
+from recogan.fitting import DEFAULT_SCORER
 from recogan.gan.model import GANRecommender
 from recogan.testing import ModelContract
 from tests.fast_gan import FAST
@@ -122,7 +124,7 @@ def test_save_load_with_rerank(clustered_split, tmp_path):
     from recogan.artifacts import load_model
 
     model = GANRecommender(**FAST, n_draws=3, d_weight=1.0).fit(clustered_split.train)
-    model.save(tmp_path / "m")
+    save_model(model, tmp_path / "m")
     loaded = load_model(tmp_path / "m")
     users = np.arange(model.n_users_)
     np.testing.assert_array_equal(model.recommend(users, 10)[0], loaded.recommend(users, 10)[0])
@@ -206,7 +208,9 @@ def test_bad_inputs(clustered_split):
 
 
 def test_refit_params_and_prior_knob(clustered_split):
-    model = GANRecommender(**FAST).fit(clustered_split.train, clustered_split.valid)
+    model = GANRecommender(**FAST).fit(
+        clustered_split.train, clustered_split.valid, scorer=DEFAULT_SCORER
+    )
     assert 1 <= model.refit_params()["epochs"] <= FAST["epochs"]
     assert set(GANRecommender.search_space()) <= set(model.params())
     # a very large prior weight ranks (nearly) by the learned item prior alone
@@ -223,13 +227,13 @@ def test_early_stopping_scores_the_best_prior_weight(clustered_split):
     the best of the single-weight runs' scores."""
     kw = {**FAST, "epochs": 2, "patience": 5, "prior_weights": ()}
     plain = GANRecommender(**kw, stop_prior_weights=()).fit(
-        clustered_split.train, clustered_split.valid
+        clustered_split.train, clustered_split.valid, scorer=DEFAULT_SCORER
     )
     big = GANRecommender(**kw, prior_weight=50.0, stop_prior_weights=()).fit(
-        clustered_split.train, clustered_split.valid
+        clustered_split.train, clustered_split.valid, scorer=DEFAULT_SCORER
     )
     both = GANRecommender(**kw, stop_prior_weights=(1.0, 50.0)).fit(
-        clustered_split.train, clustered_split.valid
+        clustered_split.train, clustered_split.valid, scorer=DEFAULT_SCORER
     )
     for p, b, s in zip(plain.history_, big.history_, both.history_):
         assert s["valid_ndcg"] == pytest.approx(max(p["valid_ndcg"], b["valid_ndcg"]))

@@ -4,7 +4,7 @@ and the index travels in the bundle. Four GAN fits on a larger catalog: slow."""
 import numpy as np
 import pytest
 
-from recogan.artifacts import files_dir, load_model
+from recogan.artifacts import files_dir, load_model, save_model
 from recogan.datasets import synthetic_clusters
 from recogan.gan.model import GANRecommender
 from tests.fast_gan import FAST
@@ -33,7 +33,7 @@ def test_index_kinds_agree_with_exact(big_catalog):
 
 def test_index_saved_and_verified_in_bundle(clustered, tmp_path):
     model = GANRecommender(**FAST, index_kind="hnsw").fit(clustered)
-    model.save(tmp_path / "b")
+    save_model(model, tmp_path / "b")
     assert (files_dir(tmp_path / "b") / "index.faiss").is_file()
     loaded = load_model(tmp_path / "b")
     assert loaded.index_.kind_ == "hnsw"

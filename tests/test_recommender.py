@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from recogan.artifacts import save_model
 from recogan.baselines import Popularity
 from recogan.recommender import Recommender, UnknownItemError, UnknownUserError
 from tests.vector_model import VectorModel, vector_model_registered  # noqa: F401
@@ -17,7 +18,7 @@ from tests.vector_model import VectorModel, vector_model_registered  # noqa: F40
 @pytest.fixture(scope="module")
 def bundle(clustered, tmp_path_factory):
     path = tmp_path_factory.mktemp("bundles") / "vec"
-    VectorModel(dim=6).fit(clustered).save(path)
+    save_model(VectorModel(dim=6).fit(clustered), path)
     return path
 
 
@@ -228,7 +229,7 @@ def test_bundle_carries_the_index_and_refuses_tampering(clustered, tmp_path):
     from recogan.artifacts import BundleError, files_dir
 
     model = VectorModel(dim=6, kind="hnsw").fit(clustered)
-    model.save(tmp_path / "b")
+    save_model(model, tmp_path / "b")
     assert (files_dir(tmp_path / "b") / "index.faiss").is_file()
     rec = Recommender.load(tmp_path / "b", device="cpu")
     assert rec.model.index_.kind_ == "hnsw"

@@ -9,6 +9,7 @@ import torch
 
 from recogan.data import Dataset
 from recogan.features import DAY, decay_weights
+from recogan.fitting import DEFAULT_SCORER
 from recogan.gan._loop import (
     DevicePairs,
     _same_or_seen,
@@ -238,7 +239,7 @@ def test_the_adversarial_step_uses_its_share_of_each_batch(clustered_split, monk
 
 def test_generated_vectors_are_measured_per_epoch_and_on_new_data(clustered_split):
     split = clustered_split
-    m = GANRecommender(**FAST).fit(split.train, split.valid)
+    m = GANRecommender(**FAST).fit(split.train, split.valid, scorer=DEFAULT_SCORER)
     q = m.generation_quality_
     assert list(q.index) == list(range(1, len(m.history_) + 1))
     for col in ("frechet", "precision", "recall", "draw_spread", "draw_coverage"):
@@ -275,7 +276,9 @@ def test_mixture_loss_is_the_cross_entropy_for_one_draw_and_rewards_one_good_dra
 @pytest.mark.parametrize("name, values", [("d_weight", (0.5, 4.0)), ("prior_weight", (0.25, 50.0))])
 def test_recommend_time_settings_are_chosen_on_validation(clustered_split, name, values):
     split = clustered_split
-    m = GANRecommender(**FAST, **{f"{name}s": values}).fit(split.train, split.valid)
+    m = GANRecommender(**FAST, **{f"{name}s": values}).fit(
+        split.train, split.valid, scorer=DEFAULT_SCORER
+    )
     scores = getattr(m, f"{name}_scores_")
     default = float(getattr(GANRecommender.Config(), name))
     assert set(scores) == {default, *values}
@@ -301,7 +304,7 @@ def test_recommend_time_settings_are_chosen_on_validation(clustered_split, name,
 def test_noise_draws_and_their_merge_are_chosen_on_validation(clustered_split):
     split = clustered_split
     kw = dict(train_draws=2, draw_choices=(3,), merge_choices=("max", "rrf"), d_weights=())
-    m = GANRecommender(**FAST, **kw).fit(split.train, split.valid)
+    m = GANRecommender(**FAST, **kw).fit(split.train, split.valid, scorer=DEFAULT_SCORER)
     scores = m.draw_scores_
     assert set(scores) == {(1, "max"), (3, "max"), (3, "rrf")}
     best = max(scores, key=scores.get)
@@ -328,7 +331,7 @@ def test_a_prior_weight_that_wins_on_validation_is_kept(clustered_split, monkeyp
 
         monkeypatch.setattr(GANRecommender, "validation_score", rigged)
         m = GANRecommender(**FAST, prior_weights=(2.0, 4.0), d_weights=()).fit(
-            split.train, split.valid
+            split.train, split.valid, scorer=DEFAULT_SCORER
         )
         assert m.config.prior_weight == expected
         assert m.prior_weight_scores_ == {1.0: 1.0, 2.0: 1.0, 4.0: gain}

@@ -9,8 +9,9 @@ from dataclasses import dataclass
 import numpy as np
 import pytest
 
-from recogan.base import MODEL_REGISTRY, Model
+from recogan.base import Model
 from recogan.index import ItemIndex, retrieve
+from recogan.registry import MODEL_REGISTRY
 
 
 @dataclass

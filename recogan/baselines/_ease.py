@@ -30,7 +30,21 @@ class EASE(Model):
 
     @classmethod
     def search_space(cls) -> dict[str, list]:
-        return {"lam": [100.0, 200.0, 500.0, 1000.0, 2000.0, 5000.0, 10000.0, 20000.0]}
+        # λ chose 20,000, the old top, on MovieLens-1M (issue 23): the grid runs to 1e5
+        return {
+            "lam": [
+                100.0,
+                200.0,
+                500.0,
+                1000.0,
+                2000.0,
+                5000.0,
+                10000.0,
+                20000.0,
+                50000.0,
+                100000.0,
+            ]
+        }
 
     def _fit(self, train, valid) -> None:
         if self.config.lam <= 0:

@@ -20,13 +20,20 @@ file's metadata (``recogan.model_version``, ``recogan.generated_at``) and in ``_
 
 from recogan.batch._inputs import read_id_file
 from recogan.batch._job import BatchConfig, BatchResult, batch_score
-from recogan.batch._publish import BatchError, read_recommendations, read_success, verify_output
+from recogan.batch._publish import (
+    BatchError,
+    is_batch_result,
+    read_recommendations,
+    read_success,
+    verify_output,
+)
 
 __all__ = [
     "BatchConfig",
     "BatchError",
     "BatchResult",
     "batch_score",
+    "is_batch_result",
     "read_id_file",
     "read_recommendations",
     "read_success",

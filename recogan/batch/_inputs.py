@@ -10,7 +10,7 @@ import pandas as pd
 
 from recogan import _fs
 from recogan.catalog import withdrawn_mask
-from recogan.data._idmap import check_ids
+from recogan.data import check_ids
 
 log = logging.getLogger(__name__)
 

@@ -42,6 +42,7 @@ from recogan.batch._publish import (
 )
 from recogan.batch._ray import require_ray, run_ray
 from recogan.diversity import check_diversity
+from recogan.serving import check_n
 
 log = logging.getLogger(__name__)
 
@@ -201,7 +202,7 @@ def _plan(bundle: Bundle, model_path: Path, users, item_filter, cfg: BatchConfig
     apply_override(model, override)
     user_idx, users_source = resolve_users(model, users)
     candidates, filter_info = resolve_filter(model, item_filter)
-    n = model.check_n(cfg.n, candidates)
+    n = check_n(cfg.n, model.n_items_)  # candidates: checked by resolve_filter
     batch_size = cfg.batch_size or auto_batch_size(model.n_items_, cfg.partition_size)
     bounds = [
         (s, min(s + cfg.partition_size, user_idx.size))
@@ -386,7 +387,7 @@ def _check_config(cfg: BatchConfig) -> None:
 
 def model_device(model) -> str:
     """Where a loaded model scores: its torch device (``cpu`` for models without one)."""
-    return str(getattr(model, "device_", None) or "cpu")
+    return str(model.device_)
 
 
 def _workers(cfg: BatchConfig, n_tasks: int, device: str = "cpu") -> int:

@@ -18,9 +18,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from recogan import _fs
-from recogan._similarity import ItemSimilarity
-from recogan.catalog import drop_withdrawn, overfetch, withdrawn_mask
-from recogan.diversity import diversify
+from recogan.serving import Filter, Pipeline
 
 log = logging.getLogger(__name__)
 
@@ -100,32 +98,14 @@ def score_partition(model, task: Task, opt: Options) -> dict:
     t0 = time.perf_counter()
     users = np.asarray(task.users, dtype=np.int64)
     cols: dict[str, list[np.ndarray]] = {"user": [], "rank": [], "item": [], "score": []}
-    # withdrawn products (recogan.catalog): an allow-list already leaves them out; otherwise
-    # fetch n + their number and drop them, which always leaves the n best live ones
-    withdrawn = withdrawn_mask(model) if opt.candidates is None else None
-    sim: list = []  # the item similarity MMR needs, built once per partition when it runs
-
-    def similarity():
-        if not sim:
-            sim.append(ItemSimilarity.of(model, device="cpu"))
-        return sim[0]
-
+    # the serving pipeline (recogan.serving): withdrawn products, the allow-list and the
+    # diversity knob exactly as the service API applies them; the item similarity MMR needs
+    # is built once per partition, when it runs
+    pipe = Pipeline(model)
+    request = pipe.request(opt.n, opt.diversity, opt.exclude_seen, Filter(opt.candidates))
     for start in range(0, users.size, opt.batch_size):
         u = users[start : start + opt.batch_size]
-
-        def fetch(mdl, k, u=u):
-            items, scores = mdl.recommend(
-                u,
-                n=overfetch(k, withdrawn, model.n_items_),
-                exclude_seen=opt.exclude_seen,
-                candidates=opt.candidates,
-            )
-            if withdrawn is not None:
-                items, scores = drop_withdrawn(np.asarray(items), np.asarray(scores), withdrawn, k)
-            return items, scores
-
-        # diversity 0: one fetch of n, exactly as without the knob
-        items, scores = diversify(model, opt.diversity, fetch, opt.n, similarity)
+        items, scores = pipe.users(u, request)
         valid = np.asarray(items) >= 0  # rows are padded with -1 when too few items remain
         counts = valid.sum(axis=1)
         cols["user"].append(np.repeat(u, counts))

@@ -7,11 +7,17 @@ import json
 import logging
 from pathlib import Path
 
-from recogan._fs import OutputDirError
+from recogan._fs import OutputDirError, remove
 from recogan.artifacts import is_bundle
-from recogan.batch._publish import is_batch_result
+from recogan.batch import is_batch_result
 from recogan.cli._common import add_data_args, load_data
-from recogan.evaluate import DEFAULT_MODELS, evaluate
+from recogan.evaluate import (
+    DEFAULT_MODELS,
+    RunState,
+    check_state_dir,
+    evaluate,
+    is_state_dir,
+)
 
 log = logging.getLogger(__name__)
 
@@ -44,7 +50,9 @@ def register(sub) -> None:
         "evaluate",
         help="offline evaluation: tuned models, CIs, paired tests, HTML/markdown/JSON report",
         description="Fit and score models under one protocol and write DIR/metrics.json, "
-        "DIR/report.md, DIR/report.html and DIR/per_user.parquet.",
+        "DIR/report.md, DIR/report.html and DIR/per_user.parquet. Tuning studies and each "
+        "finished model are kept in DIR/tuning as the run goes: run the same command again "
+        "after an interruption and it goes on from there.",
     )
     add_data_args(p)
     p.add_argument(
@@ -94,7 +102,21 @@ def register(sub) -> None:
         "as many as the trials and the cores allow, one per GPU for the GAN on a CUDA "
         "machine; 1: in this process); the report is the same for any N",
     )
-    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    p.add_argument(
+        "--tuner",
+        choices=["halving", "exhaustive"],
+        default="halving",
+        help="halving (default): successive halving, every trial first judged on the latest "
+        "validation window with short training, the best third going on to every window; "
+        "exhaustive: every trial on every window",
+    )
+    p.add_argument(
+        "--no-resume",
+        action="store_true",
+        help="start afresh: ignore (and replace) the tuning state an earlier, interrupted run "
+        "left in DIR/tuning",
+    )
+    p.add_argument("--no-progress", action="store_true", help="no progress bars (nor ETA)")
     p.add_argument("--out", required=True, metavar="DIR", help="report directory")
     p.add_argument(
         "--force",
@@ -106,6 +128,8 @@ def register(sub) -> None:
 
 
 REPORT_FILES = ("metrics.json", "report.md", "report.html", "per_user.parquet")
+#: The folder under --out where tuning studies and finished models are kept (resuming).
+STATE_DIR = "tuning"
 
 
 def _is_report(out: Path) -> bool:
@@ -156,7 +180,12 @@ def run(args) -> int:
     if args.sampled is not None and args.sampled < 1:
         raise ValueError(f"--sampled must be at least 1, got {args.sampled}")
     check_report_out(args.out, args.force)
+    state_path = Path(args.out) / STATE_DIR
+    check_state_dir(state_path, args.force)
     data = load_data(args)
+    if args.no_resume and is_state_dir(state_path):
+        remove(state_path)
+    state = RunState(state_path, force=args.force)
     report = evaluate(
         data,
         models=models,
@@ -170,12 +199,20 @@ def run(args) -> int:
         valid_folds=args.valid_folds,
         jobs=args.jobs,
         show_progress=not args.no_progress,
+        tuner=args.tuner,
+        state_dir=state,
     )
     paths = report.save(args.out)
     cols = [c for c in ("HR@10", "NDCG@10", "Recall@10", "coverage@10", "fit_seconds")]
     table = report.metrics[cols].copy()
     table.insert(0, "valid NDCG@10", report.validation_table()["valid NDCG@10"])
     print(table.round(4).to_string())
+    timing = report.timing_table()
+    if not timing.empty:
+        print("wall time per model:")
+        print(timing.to_string())
+        total = sum(t["wall_seconds"] for t in report.timing.values())
+        print(f"total: {total:.1f} s")
     for warning in report.warnings():
         print(f"warning: {warning}")
     for kind, path in paths.items():

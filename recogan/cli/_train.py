@@ -10,9 +10,15 @@ from pathlib import Path
 
 from recogan._config import parse_params as typed_params
 from recogan._fs import check_output_dir
-from recogan.artifacts import is_bundle, is_leftover
+from recogan.artifacts import is_bundle, is_leftover, save_model
 from recogan.cli._common import add_data_args, load_data
-from recogan.evaluate._check import validation_check
+from recogan.evaluate import (
+    choose_model,
+    spread_split,
+    validation_check,
+    window_scores,
+    window_shift,
+)
 from recogan.fitting import FoldFits, fit_for_serving, holdout
 from recogan.registry import model_class
 
@@ -26,7 +32,33 @@ def register(sub) -> None:
         "--model",
         default="gan",
         metavar="NAME",
-        help="model to fit: gan, ease, itemknn, ials or pop (default: gan)",
+        help="model to fit: gan, ease, itemknn, ials or pop (default: gan); auto: each of "
+        "--candidates is fitted and scored on validation windows spread over the history, "
+        "the one that holds up best across them is trained (see --windows)",
+    )
+    p.add_argument(
+        "--candidates",
+        default=",".join(AUTO_CANDIDATES),
+        metavar="NAMES",
+        help=f"--model auto: the models to choose among, at their defaults with --param "
+        f"NAME.KEY=VALUE applied (default: {','.join(AUTO_CANDIDATES)}; pop7 is popularity "
+        "over the last 7 days)",
+    )
+    p.add_argument(
+        "--windows",
+        type=int,
+        default=4,
+        metavar="K",
+        help="--model auto: validation windows, spread evenly from 30%% of the history to its "
+        "end, each --window-frac of the interactions and trained on everything before it "
+        "(default 4)",
+    )
+    p.add_argument(
+        "--window-frac",
+        type=float,
+        default=0.05,
+        metavar="F",
+        help="--model auto: share of the interactions in each validation window (default 0.05)",
     )
     p.add_argument(
         "--param",
@@ -64,6 +96,18 @@ def register(sub) -> None:
         "validation score)",
     )
     p.set_defaults(func=run)
+
+
+#: What ``--model auto`` chooses among by default: label -> (registered model, settings).
+AUTO_MODELS = {
+    "gan": ("gan", {}),
+    "pop": ("pop", {}),
+    "pop7": ("pop", {"window_days": 7.0}),
+    "itemknn": ("itemknn", {}),
+    "ease": ("ease", {}),
+    "ials": ("ials", {}),
+}
+AUTO_CANDIDATES = tuple(AUTO_MODELS)
 
 
 def parse_params(pairs: list[str], config_cls=None) -> dict:
@@ -135,14 +179,76 @@ def check_out(args) -> None:
     )
 
 
+def auto_candidates(names: str, pairs: list[str], seed: int) -> dict[str, tuple[type, dict]]:
+    """``--candidates`` with their settings: the label's own (``pop7``: a 7-day window) and
+    every ``--param LABEL.KEY=VALUE`` (or ``MODEL.KEY=VALUE``, for all candidates of that
+    model), read by the model's types and checked."""
+    labels = [n.strip().lower() for n in names.split(",") if n.strip()]
+    if not labels:
+        raise ValueError("--candidates names no model")
+    out = {}
+    for label in labels:
+        model, base = AUTO_MODELS.get(label, (label, {}))
+        mine = []
+        for pair in pairs:
+            prefix, dot, rest = pair.partition(".")
+            if not dot or "=" in prefix:
+                raise ValueError(
+                    f"--model auto takes --param NAME.KEY=VALUE (NAME a candidate), got {pair!r}"
+                )
+            if prefix.lower() in (label, model):
+                mine.append(rest)
+        cls, params = model_spec(model, [], seed)
+        params = {**params, **base, **parse_params(mine, cls.Config)}
+        out[label] = model_spec(model, params, seed)
+    unknown = {
+        p.partition(".")[0].lower()
+        for p in pairs
+        if p.partition(".")[0].lower() not in set(out) | {AUTO_MODELS.get(x, (x,))[0] for x in out}
+    }
+    if unknown:
+        raise ValueError(f"--param names {sorted(unknown)}, not among --candidates {labels}")
+    return out
+
+
+def choose_auto(args, data):
+    """``--model auto``: every candidate scored on validation windows spread over the history;
+    prints the table and what was chosen; returns ``(label, class, params)``."""
+    if args.windows < 1:
+        raise ValueError(f"--windows must be at least 1, got {args.windows}")
+    if not 0 < args.window_frac < 0.5:
+        raise ValueError(f"--window-frac must be in (0, 0.5), got {args.window_frac}")
+    candidates = auto_candidates(args.candidates, args.param, args.seed)
+    split = spread_split(data, args.windows, valid_frac=args.window_frac, test_frac=0.0)
+    print(
+        f"choosing among {', '.join(candidates)} on {len(split.folds)} validation windows "
+        "spread over the history",
+        flush=True,
+    )
+    scores = window_scores(candidates, split.folds, show=not args.no_progress)
+    choice = choose_model(scores, window_shift(split.folds))
+    for line in choice.lines():
+        print(line)
+    cls, params = candidates[choice.best]
+    return choice.best, cls, params
+
+
 def run(args) -> int:
     if not 0 <= args.valid_frac < 1:
         raise ValueError(f"--valid-frac must be in [0, 1), got {args.valid_frac}")
-    cls, params = model_spec(args.model, args.param, args.seed)
+    auto = args.model.strip().lower() == "auto"
+    if auto:
+        auto_candidates(args.candidates, args.param, args.seed)  # fail before any fitting
+        check_out(args)
+        data = load_data(args)
+        args.model, cls, params = choose_auto(args, data)
+    else:
+        cls, params = model_spec(args.model, args.param, args.seed)
     if not args.no_progress and "show_progress" in {f.name for f in dataclasses.fields(cls.Config)}:
         params = {"show_progress": True, **params}  # training can take minutes: show it
-    check_out(args)
-    data = load_data(args)
+    if not auto:
+        check_out(args)
+        data = load_data(args)
     t0 = time.perf_counter()
     # without a held-out period a model that early-stops would train blind: learn what early
     # stopping chooses on the latest interactions first, then refit on all of them
@@ -162,7 +268,7 @@ def run(args) -> int:
 
     model, _ = fit_for_serving(cls, params, data, folds, on_folds=report)
     fit_s = time.perf_counter() - t0
-    model.save(args.out, force=args.force)
+    save_model(model, args.out, force=args.force)
     defaults = cls().params()
     changed = {
         k: v for k, v in model.params().items() if defaults.get(k) != v and k != "show_progress"

@@ -5,16 +5,19 @@ matrix and per-event times. Splits (`temporal_split`, `split_at_times`, `leave_l
 return new Datasets over the same id space.
 """
 
-from recogan.data._clean import parse_times
+from recogan.data._clean import normalise_ids, parse_times
 from recogan.data._dataset import Dataset, read_dataset, read_frame
-from recogan.data._idmap import IdMap
+from recogan.data._idmap import IdMap, check_id, check_ids
 from recogan.data._split import Split, leave_last_out, split_at_times, temporal_split
 
 __all__ = [
     "Dataset",
     "IdMap",
     "Split",
+    "check_id",
+    "check_ids",
     "leave_last_out",
+    "normalise_ids",
     "parse_times",
     "read_dataset",
     "read_frame",

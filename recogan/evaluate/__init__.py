@@ -15,11 +15,22 @@ from recogan.evaluate._beyond import (
     self_information,
     vector_similarity,
 )
+from recogan.evaluate._check import ValidationCheck, validation_check
 from recogan.evaluate._protocol import PROTOCOLS, Protocol, sampled_candidates, score_model
 from recogan.evaluate._report import Report
 from recogan.evaluate._run import BASELINES, DEFAULT_MODELS, activity_bucket, evaluate
+from recogan.evaluate._state import RunState, check_state_dir, is_state_dir
 from recogan.evaluate._stats import bootstrap_ci, paired_test, significance_mark
 from recogan.evaluate._tune import TuneResult, candidate_params, search_space, tune
+from recogan.evaluate._windows import (
+    Choice,
+    agreement_warning,
+    choose_model,
+    spread_split,
+    window_agreement,
+    window_scores,
+    window_shift,
+)
 from recogan.metrics import (
     ACCURACY_METRICS,
     evaluate_model,
@@ -33,19 +44,26 @@ __all__ = [
     "BASELINES",
     "DEFAULT_MODELS",
     "PROTOCOLS",
+    "Choice",
     "Protocol",
     "Report",
+    "RunState",
     "TrialError",
     "TuneResult",
+    "ValidationCheck",
     "activity_bucket",
+    "agreement_warning",
     "bootstrap_ci",
     "candidate_params",
+    "check_state_dir",
+    "choose_model",
     "copurchase_similarity",
     "coverage",
     "evaluate",
     "evaluate_model",
     "gini",
     "intra_list_diversity",
+    "is_state_dir",
     "list_metrics",
     "mean_metrics",
     "paired_test",
@@ -57,7 +75,12 @@ __all__ = [
     "search_space",
     "self_information",
     "significance_mark",
+    "spread_split",
     "target_matrix",
     "tune",
+    "validation_check",
     "vector_similarity",
+    "window_agreement",
+    "window_scores",
+    "window_shift",
 ]

@@ -20,10 +20,13 @@ import scipy.sparse as sp
 
 from recogan import metrics
 from recogan.data import Dataset, Split, leave_last_out, temporal_split
+from recogan.evaluate._windows import spread_split
 
 log = logging.getLogger(__name__)
 
 PROTOCOLS = ("temporal", "leave-last-out")
+#: Spread validation windows start after this share of the events (their training part).
+SPREAD_MIN_TRAIN = 0.3
 
 
 @dataclass(frozen=True)
@@ -42,6 +45,13 @@ class Protocol:
     #: median early-stopped epoch count, so a seasonal peak in one window cannot decide
     #: alone. 1: a single window.
     valid_folds: int = 3
+    #: Temporal split: spread the ``valid_folds`` windows evenly over the history (from
+    #: ``SPREAD_MIN_TRAIN`` of the events to the test period; each ``valid_frac`` of the
+    #: events, trained on everything before it) instead of placing them side by side just
+    #: before the test (:func:`recogan.evaluate.spread_split`): a seasonal stretch before
+    #: the test period is then one window among many, and a model is judged on how its
+    #: advantage holds across many cut points.
+    spread: bool = False
     #: ``full`` (rank the whole catalog) or ``sampled`` (targets among random negatives).
     ranking: str = "full"
     #: Negatives per user for ``sampled`` ranking.
@@ -70,12 +80,22 @@ class Protocol:
             if self.name == "temporal" and self.valid_folds > 1
             else ""
         )
+        if self.name == "temporal" and self.spread:
+            valid = f", validation windows spread over the history ({self.valid_folds})"
         return f"{self.name}, {rank}, {seen}{valid}"
 
     def to_dict(self) -> dict:
         return {**asdict(self), "label": self.label}
 
     def split(self, data: Dataset) -> Split:
+        if self.name == "temporal" and self.spread:
+            return spread_split(
+                data,
+                int(self.valid_folds),
+                valid_frac=self.valid_frac,
+                test_frac=self.test_frac,
+                min_train_frac=SPREAD_MIN_TRAIN,
+            )
         if self.name == "temporal":
             return temporal_split(
                 data,

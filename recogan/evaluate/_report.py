@@ -14,6 +14,7 @@ import pandas as pd
 from recogan._fs import atomic_path, locked
 from recogan.evaluate._plots import figures
 from recogan.evaluate._stats import significance_mark
+from recogan.evaluate._windows import agreement_warning
 
 #: Accuracy metrics of the summary (K = 10), then what the lists look like.
 ACCURACY_SUMMARY = ("HR@10", "NDCG@10", "Recall@10", "Precision@10", "MRR@10", "MAP@10")
@@ -53,6 +54,8 @@ class Report:
     rec_popularity: dict = field(default_factory=dict)
     diversity: dict = field(default_factory=dict)
     generation: dict = field(default_factory=dict)
+    #: Per model: wall seconds (tuning, refit, scoring), trials (complete, pruned), fold fits.
+    timing: dict = field(default_factory=dict)
 
     @property
     def models(self) -> list[str]:
@@ -91,6 +94,8 @@ class Report:
             }
         if self.generation:
             doc["generated_vectors"] = {m: _records(t) for m, t in self.generation.items()}
+        if self.timing:
+            doc["timing"] = json.loads(json.dumps(self.timing, default=float))
         return doc
 
     def to_json(self, path) -> Path:
@@ -194,6 +199,29 @@ class Report:
             )
         return pd.DataFrame(rows).set_index("model")
 
+    def timing_table(self) -> pd.DataFrame:
+        """Per model: the tuner, its trials (complete / pruned), fold fits, and the wall
+        seconds of tuning, the final refit, scoring, and in all."""
+        rows = []
+        for name in self.models:
+            t = self.timing.get(name)
+            if not t:
+                continue
+            rows.append(
+                {
+                    "model": name,
+                    "tuner": t["tuner"],
+                    "trials": f"{t['trials']} ({t['complete']} full, {t['pruned']} pruned)",
+                    "fold fits": f"{t['fold_fits']:.1f}",
+                    "tuning s": f"{t['tune_seconds']:.1f}",
+                    "refit s": f"{t['refit_seconds']:.1f}",
+                    "scoring s": f"{t['score_seconds']:.1f}",
+                    "wall s": f"{t['wall_seconds']:.1f}"
+                    + (" (earlier run)" if t.get("from_disk") else ""),
+                }
+            )
+        return pd.DataFrame(rows).set_index("model") if rows else pd.DataFrame()
+
     def validation_table(self) -> pd.DataFrame:
         """Per model: validation NDCG@10 (mean over the validation folds, and each fold),
         test NDCG@10, and each model's rank by both."""
@@ -235,6 +263,9 @@ class Report:
                     f"{t.loc[name, 'test rank']} of {len(t)} and {best} is best: the validation "
                     "period does not predict the test period for it"
                 )
+        disagree = self.window_warning()
+        if disagree:
+            out.append(disagree)
         test = t["test NDCG@10"]
         for name, row in t.iterrows():
             # test scores within 1% of each other are a tie: any rank among them agrees
@@ -246,6 +277,26 @@ class Report:
                     f"{name}: validation rank {row['valid rank']} but test rank {row['test rank']}"
                 )
         return out
+
+    def window_scores(self) -> pd.DataFrame:
+        """Each model's validation NDCG@10 per window (rows: models; columns: windows, 1 the
+        latest), as chosen by tuning."""
+        rows = {
+            name: list(t.get("fold_scores") or [])
+            for name, t in self.tuning.items()
+            if t.get("fold_scores")
+        }
+        if not rows:
+            return pd.DataFrame()
+        n = max(len(v) for v in rows.values())
+        rows = {k: v + [float("nan")] * (n - len(v)) for k, v in rows.items()}
+        return pd.DataFrame.from_dict(rows, orient="index", columns=range(1, n + 1))
+
+    def window_warning(self) -> str | None:
+        """A warning when the validation windows disagree on the models (winners differ, or
+        two windows order them oppositely): :func:`recogan.evaluate.agreement_warning`."""
+        scores = self.window_scores()
+        return agreement_warning(scores) if not scores.empty else None
 
     def tests_table(self) -> pd.DataFrame:
         if self.tests.empty:
@@ -266,8 +317,9 @@ class Report:
             + (" — SAMPLED ranking: numbers are not comparable to full ranking." if sampled else "")
             + f"; test users: {int(self.metrics['users'].iloc[0]):,}; seed {p['seed']}.",
             (
-                f"Tuning: {p['budget']} trials per model on validation {p['tune_metric']}, "
-                "then refit on train+valid."
+                f"Tuning: {p['budget']} trials per model on validation {p['tune_metric']}"
+                + (f" ({p['tuner']} search)" if p.get("tuner") else "")
+                + ", then refit on train+valid."
                 if p.get("tuned")
                 else "Tuning: off (default or given hyperparameters)."
             ),
@@ -307,6 +359,9 @@ class Report:
         if not self.tests.empty:
             parts += ["## Paired tests", "", self.tests_table().pipe(_md_table), ""]
         parts += ["## Chosen hyperparameters", "", self.tuning_table().pipe(_md_table), ""]
+        timing = self.timing_table()
+        if not timing.empty:
+            parts += ["## Wall time per model", "", timing.pipe(_md_table), ""]
         valid = self.validation_table()
         if len(valid):
             parts += ["## Validation vs test", "", valid.round(4).pipe(_md_table), ""]

@@ -15,23 +15,26 @@ from tqdm.auto import tqdm
 from recogan._similarity import ItemSimilarity
 from recogan._trials import check_jobs
 from recogan.data import Dataset, Split
-from recogan.diversity import Diversified, check_diversity
+from recogan.diversity import check_diversity
 from recogan.evaluate import _beyond as beyond
 from recogan.evaluate._protocol import Protocol, score_model
 from recogan.evaluate._report import Report
+from recogan.evaluate._state import RunState
 from recogan.evaluate._stats import bootstrap_ci, paired_test
-from recogan.evaluate._tune import TUNE_METRIC, _with_seed
+from recogan.evaluate._tune import METHODS, TUNE_METRIC, _with_seed
 from recogan.evaluate._tune import tune as tune_search
 from recogan.fitting import fit_for_serving
 from recogan.metrics import target_matrix
 from recogan.registry import resolve_model
+from recogan.serving import Diversified
 
 log = logging.getLogger(__name__)
 
-#: Every registered model, the default of ``evaluate`` and the CLI.
+#: The default of ``evaluate`` and the CLI: the GAN and the four classic baselines (the
+#: sequential and time-aware ones cost more to tune; ask for them with ``--models``).
 DEFAULT_MODELS = ("pop", "itemknn", "ease", "ials", "gan")
 #: The models that count as baselines (the best of them is the reference of the paired tests).
-BASELINES = ("pop", "itemknn", "ease", "ials")
+BASELINES = ("pop", "itemknn", "ease", "ials", "sasrec", "itemknn_td", "ease_td", "tifuknn", "ppop")
 #: Settings of the diversity knob (:mod:`recogan.diversity`) the report's trade-off curves
 #: visit: recommend-time only, no refits.
 DIVERSITY_LEVELS = (0.0, 0.1, 0.2, 0.3, 0.5)
@@ -88,6 +91,8 @@ def evaluate(
     diversity_levels: Sequence[float] = DIVERSITY_LEVELS,
     jobs: int | str = "auto",
     show_progress: bool = True,
+    tuner: str = "halving",
+    state_dir=None,
 ) -> Report:
     """Evaluate ``models`` (registry names) on a Dataset (split by ``protocol``) or a Split.
 
@@ -103,12 +108,21 @@ def evaluate(
     ``jobs``: worker processes for each model's tuning trials ("auto": one per core, or one
     per GPU for a model that trains on the device, never more than the trials); results are
     identical to ``jobs=1``.
+
+    ``tuner``: ``"halving"`` (successive halving with Optuna, the default) or
+    ``"exhaustive"`` (every trial on every window), see :mod:`recogan.evaluate._tune`.
+    ``state_dir``: a folder where the tuning studies (SQLite) and each finished model's
+    results are kept as the run goes (:class:`recogan.evaluate._state.RunState`): a run
+    interrupted and started again with the same arguments goes on from there, refitting
+    nothing that was done. None: nothing is kept.
     """
     if not isinstance(data_or_split, (Dataset, Split)):
         raise TypeError(f"evaluate takes a Dataset or a Split, not {type(data_or_split).__name__}")
     names, ks, proto = _check_args(models, protocol, ks, budget, ranking, n_negatives, valid_folds)
     levels = sorted({check_diversity(d) for d in diversity_levels})
     jobs = check_jobs(jobs)
+    if tuner not in METHODS:
+        raise ValueError(f"unknown tuner {tuner!r} (known: {', '.join(METHODS)})")
     classes = {n: resolve_model(n) for n in names}  # fail before any fitting
     params = params or {}
     split = data_or_split if isinstance(data_or_split, Split) else proto.split(data_or_split)
@@ -119,42 +133,33 @@ def evaluate(
         raise ValueError(f"{full.name}: the {proto.name} split has an empty test set")
 
     period = _Period(split, proto, ks, seed)
+    state = (
+        state_dir if isinstance(state_dir, RunState) or state_dir is None else RunState(state_dir)
+    )
     per_user, rows, tuning, tradeoff, rec_pop, curves, generation = [], {}, {}, {}, {}, {}, {}
-    for name in _progress(names, show_progress, desc="models"):
+    timing = {}
+    bar = _progress(names, show_progress, desc="models")
+    eta = _Eta(names, bar if show_progress else None)
+    run = dict(tune=tune, budget=budget, seed=seed, tuner=tuner, jobs=jobs, levels=levels)
+    for name in bar:
         cls = classes[name]
-        # untuned: the given settings are scored on the validation folds the same way, so
-        # every model has a validation estimate to compare with its test score
-        fixed = None if tune else [_with_seed(cls, dict(params.get(name, {})), seed)]
-        result = tune_search(
-            name, split, budget, seed, candidates=fixed, jobs=jobs, show_progress=show_progress
-        )
-        tuning[name] = {
-            "params": result.best_params,
-            "valid_" + TUNE_METRIC: result.best_score,
-            "fold_scores": result.fold_scores,
-            "trials": len(result.trials),
-            "table": result.trials,
-        }
-        t0 = time.perf_counter()
-        model, _ = fit_for_serving(cls, result.best_params, split.train_valid, fitted=result.folds)
-        fit_s = time.perf_counter() - t0
-        frame, recs, agg = _score(model, name, period)
-        per_user.append(frame)
-        rows[name] = {"agg": agg, "fit_seconds": fit_s, "params": model.params()}
-        k10 = recs[:, :10]
-        rec_pop[name] = period.pop[k10[k10 >= 0]]
-        spec = cls.tradeoff_param()
-        if spec is not None:
-            tradeoff[name] = _tradeoff(model, spec, period)
-        own = cls.diversity_param() is not None
-        if levels and (name == MMR_REFERENCE or own or name not in BASELINES):
-            curves[name] = _diversity_curve(model, levels, period)
-        if hasattr(model, "measure_generation"):  # the final model's draws on the test period
-            quality = model.measure_generation(split.test)
-            if quality:
-                generation[name] = generation_frame(quality)
-        elif model.generation_quality_ is not None:
-            generation[name] = generation_frame(model.generation_quality_)
+        key = state.model_key(name, full, proto, ks, run, params.get(name)) if state else None
+        got = state.load_model(name, key) if state else None
+        if got is None:
+            eta.start(name)
+            got = _evaluate_model(name, cls, period, params.get(name), run, state, eta)
+            if state is not None:
+                state.save_model(name, key, got)
+        else:
+            log.info("%s: finished in an earlier run, read from %s", name, state.root)
+            got["timing"]["from_disk"] = True
+        eta.done(name, got["timing"]["wall_seconds"])
+        per_user.append(got["per_user"])
+        rows[name], tuning[name], timing[name] = got["row"], got["tuning"], got["timing"]
+        rec_pop[name] = got["rec_pop"]
+        for store, part in ((tradeoff, "tradeoff"), (curves, "curve"), (generation, "generation")):
+            if got.get(part) is not None:
+                store[name] = got[part]
     per_user_frame = pd.concat(per_user, ignore_index=True)
     return _summarise(
         per_user_frame,
@@ -169,8 +174,114 @@ def evaluate(
         rec_pop,
         curves,
         generation,
-        dict(seed=seed, tuned=tune, budget=budget if tune else None, n_boot=n_boot, test=test),
+        dict(
+            seed=seed,
+            tuned=tune,
+            budget=budget if tune else None,
+            n_boot=n_boot,
+            test=test,
+            tuner=tuner if tune else None,
+        ),
+        timing,
     )
+
+
+def _evaluate_model(name, cls, period: _Period, given, run, state, eta) -> dict:
+    """Tune, refit and score one model: everything the report keeps of it."""
+    split, seed = period.split, run["seed"]
+    t_start, cpu_start = time.perf_counter(), time.process_time()
+    # untuned: the given settings are scored on the validation folds the same way, so
+    # every model has a validation estimate to compare with its test score
+    fixed = None if run["tune"] else [_with_seed(cls, dict(given or {}), seed)]
+    result = tune_search(
+        name, split, run["budget"], seed, candidates=fixed, jobs=run["jobs"],
+        method=run["tuner"], storage=state.storage if state else None,
+        on_progress=lambda *a: eta.update(name, *a),
+    )  # fmt: skip
+    tuning = {
+        "params": result.best_params,
+        "valid_" + TUNE_METRIC: result.best_score,
+        "fold_scores": result.fold_scores,
+        "trials": len(result.trials),
+        "table": result.trials,
+    }
+    t0 = time.perf_counter()
+    model, _ = fit_for_serving(cls, result.best_params, split.train_valid, fitted=result.folds)
+    fit_s = time.perf_counter() - t0
+    frame, recs, agg = _score(model, name, period)
+    got = {"per_user": frame, "tuning": tuning}
+    got["row"] = {"agg": agg, "fit_seconds": fit_s, "params": model.params()}
+    k10 = recs[:, :10]
+    got["rec_pop"] = period.pop[k10[k10 >= 0]]
+    spec = cls.tradeoff_param()
+    if spec is not None:
+        got["tradeoff"] = _tradeoff(model, spec, period)
+    own = cls.diversity_param() is not None
+    levels = run["levels"]
+    if levels and (name == MMR_REFERENCE or own or name not in BASELINES):
+        got["curve"] = _diversity_curve(model, levels, period)
+    quality = model.measure_generation(split.test)  # the final model's draws on test
+    if quality:
+        got["generation"] = generation_frame(quality)
+    elif quality is None and model.generation_quality_ is not None:  # measured in fit
+        got["generation"] = generation_frame(model.generation_quality_)
+    wall = time.perf_counter() - t_start
+    states = result.trials["state"] if "state" in result.trials else None
+    got["timing"] = {
+        "wall_seconds": wall,
+        # this process's CPU seconds (worker processes not counted): on a shared machine,
+        # less swayed by the other load than the wall time
+        "cpu_seconds": time.process_time() - cpu_start,
+        "tune_seconds": result.seconds,
+        "refit_seconds": fit_s,
+        "score_seconds": wall - result.seconds - fit_s,
+        "trials": len(result.trials),
+        "complete": int((states == "complete").sum()) if states is not None else len(result.trials),
+        "pruned": int((states == "pruned").sum()) if states is not None else 0,
+        "fold_fits": result.fold_fits,
+        "tuner": result.method if run["tune"] else "none",
+        "from_disk": False,
+    }
+    log.info("%s: %.1f s (tuning %.1f s, refit %.1f s)", name, wall, result.seconds, fit_s)
+    return got
+
+
+class _Eta:
+    """A rate-based estimate of the time left: the current model's from the seconds per
+    fold fit so far and the fits its search still expects (plus one for the final refit);
+    models not started yet at the mean wall time of the finished ones (or, before any has
+    finished, at the current model's estimated total)."""
+
+    def __init__(self, names, bar) -> None:
+        self.names, self.bar = list(names), bar
+        self.walls: dict[str, float] = {}
+        self.current, self.t0 = None, 0.0
+
+    def start(self, name: str) -> None:
+        self.current, self.t0 = name, time.perf_counter()
+
+    def done(self, name: str, wall: float) -> None:
+        self.walls[name] = wall
+
+    def update(self, name: str, fitted: float, left: float, seconds: float) -> None:
+        if fitted <= 0:
+            return
+        model_left = seconds / fitted * (left + 1)
+        elapsed = time.perf_counter() - self.t0
+        waiting = len(self.names) - len(self.walls) - 1
+        per_model = np.mean(list(self.walls.values())) if self.walls else elapsed + model_left
+        run_left = model_left + waiting * per_model
+        text = f"{name} ETA {_hms(model_left)}, run ETA {_hms(run_left)}"
+        if self.bar is not None:
+            self.bar.set_postfix_str(text)
+        log.info("%s", text)
+
+
+def _hms(seconds: float) -> str:
+    seconds = max(0, round(seconds))
+    h, rest = divmod(seconds, 3600)
+    m, s = divmod(rest, 60)
+    return f"{h}h{m:02d}m" if h else f"{m}m{s:02d}s" if m else f"{s}s"
 
 
 def _check_args(models, protocol, ks, budget, ranking, n_negatives, valid_folds):
@@ -292,6 +403,7 @@ def _summarise(
     curves,
     generation,
     opts,
+    timing,
 ):
     metrics, ci = _metric_table(per_user, rows, names, opts["seed"], opts["n_boot"])
     baselines = [n for n in names if n in BASELINES]
@@ -332,6 +444,7 @@ def _summarise(
         rec_popularity=rec_pop,
         diversity=curves,
         generation=generation,
+        timing=timing,
     )
 
 

@@ -11,6 +11,16 @@ candidates is by the median over the folds of each one's score relative to the f
 ``split.train_valid`` (``valid=None``) for the test, with what early stopping learned combined
 over the folds (the median epoch count): the fitting procedure of :mod:`recogan.fitting`.
 
+Two searches (``method``):
+
+- ``"halving"`` (default): successive halving with Optuna (:mod:`recogan.evaluate._halving`):
+  every trial is first judged on the latest window (with a third of the epochs for a model
+  that early-stops), and only the best fraction goes on to every window and full training;
+  ranges whose best value sits on an edge are widened; the study can be stored (SQLite) and
+  resumed.
+- ``"exhaustive"``: the tuner above, every candidate on every fold (also what ``candidates``
+  uses).
+
 Trials are independent: they run in parallel worker processes when ``jobs`` allows, with
 the same results as in one process (:mod:`recogan._trials`).
 """
@@ -20,6 +30,7 @@ from __future__ import annotations
 import dataclasses
 import itertools
 import logging
+import time
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -27,6 +38,7 @@ import pandas as pd
 
 from recogan._trials import fit_trials, plan_workers, uses_device
 from recogan.data import Split
+from recogan.evaluate._halving import halving_search, relative_scores
 from recogan.fitting import FoldFits
 from recogan.metrics import VALIDATION_METRIC
 from recogan.registry import resolve_model
@@ -53,6 +65,14 @@ class TuneResult:
     refit_params: dict | None = None
     #: The best trial's validation score on each fold (latest fold first).
     fold_scores: list = field(default_factory=list)
+    #: ``"halving"`` or ``"exhaustive"``.
+    method: str = "exhaustive"
+    #: Seconds the search took (wall time, fits and waiting), and fold fits done now (a
+    #: short fit counts a third; 0 for trials loaded from an earlier, interrupted run).
+    seconds: float = 0.0
+    fold_fits: float = 0.0
+    #: The numeric ranges the search ended with (``halving``; after any widening).
+    ranges: dict = field(default_factory=dict)
 
     @property
     def folds(self) -> FoldFits:
@@ -93,18 +113,7 @@ def _with_seed(cls, params: dict, seed: int) -> dict:
     return {**params, "seed": seed} if "seed" in names and "seed" not in params else params
 
 
-def relative_scores(scores: np.ndarray) -> np.ndarray:
-    """Per candidate (rows of ``scores``, one column per fold): the median over the folds of
-    its score relative to the fold's best candidate. A candidate that wins one odd window
-    (a seasonal peak, a fad) by a mile but trails in the others ranks below one that is
-    close to the best in most windows; a mean of the raw scores would be decided by the odd
-    window alone."""
-    best = np.nanmax(np.where(np.isnan(scores), -np.inf, scores), axis=0)  # (folds,)
-    rel = np.where(best > 0, scores / np.where(best > 0, best, 1.0), 1.0)
-    rel = np.where(np.isnan(scores), np.nan, rel)
-    with np.errstate(all="ignore"):
-        out = np.nanmedian(rel, axis=1) if rel.size else np.zeros(len(scores))
-    return out
+METHODS = ("halving", "exhaustive")
 
 
 def tune(
@@ -116,36 +125,86 @@ def tune(
     candidates: list[dict] | None = None,
     jobs: int | str = "auto",
     show_progress: bool = False,
+    method: str = "halving",
+    storage: str | None = None,
+    on_progress=None,
 ) -> TuneResult:
     """Search ``model_name``'s space on ``split`` (fit on each fold's train, score its valid);
-    ``candidates`` replaces the search with the given parameter dicts (``[params]`` scores a
-    fixed setting the same way). ``jobs``: worker processes for the trials (``"auto"``: as
-    many as the trials and the cores, or the GPUs, allow; 1: all in this process)."""
+    ``candidates`` replaces the search with the given parameter dicts, each fitted on every
+    fold (``[params]`` scores a fixed setting the same way). ``jobs``: worker processes for
+    the trials (``"auto"``: as many as the trials and the cores, or the GPUs, allow; 1: all in
+    this process). ``method``: ``"halving"`` or ``"exhaustive"`` (see the module's doc);
+    ``storage``: where a halving study is kept (an optuna storage URL such as
+    ``sqlite:///DIR/studies.sqlite3``; None: in memory); ``on_progress(done, expected,
+    seconds)``: called as the halving search goes (fold-fit units)."""
+    if method not in METHODS:
+        raise ValueError(f"unknown tuning method {method!r} (known: {', '.join(METHODS)})")
+    if isinstance(budget, bool) or not isinstance(budget, (int, np.integer)) or budget < 1:
+        raise ValueError(f"tuning budget must be >= 1, got {budget}")
     cls = resolve_model(model_name)
-    trials = candidate_params(cls, budget, seed) if candidates is None else list(candidates)
-    if not trials:
-        raise ValueError("tune needs at least one candidate")
-    fulls = [_with_seed(cls, params, seed) for params in trials]
-    plan = plan_workers(jobs, len(fulls), uses_device=uses_device(cls))
-    fits = fit_trials(model_name, fulls, split.folds, plan, show_progress=show_progress)
-    rows = []
-    for full, fit in zip(fulls, fits):
-        folds = fit.scores
-        score = float(np.nanmean(folds)) if not np.isnan(folds).all() else float("nan")
+    t0 = time.perf_counter()
+    if candidates is None and method == "halving":
+        out = halving_search(
+            model_name, cls, split.folds, int(budget), seed, jobs=jobs, storage=storage,
+            with_seed=lambda p: _with_seed(cls, p, seed), on_progress=on_progress,
+        )  # fmt: skip
+        rows = [
+            {"params": t["params"], "fold_scores": t["scores"], "fit_seconds": t["seconds"],
+             "refit": t["refit"], "state": t["state"], "stages": t["stages"]}
+            for t in out.trials
+        ]  # fmt: skip
+        result = _result(model_name, rows, complete=[t["state"] == "complete" for t in rows])
+        result.method, result.ranges, result.fold_fits = "halving", out.ranges, out.fitted_units
+    else:
+        trials = candidate_params(cls, budget, seed) if candidates is None else list(candidates)
+        if not trials:
+            raise ValueError("tune needs at least one candidate")
+        fulls = [_with_seed(cls, params, seed) for params in trials]
+        plan = plan_workers(jobs, len(fulls), uses_device=uses_device(cls))
+        fits = fit_trials(model_name, fulls, split.folds, plan, show_progress=show_progress)
+        rows = [
+            {"params": full, "fold_scores": fit.scores, "fit_seconds": fit.seconds,
+             "refit": fit.refit}
+            for full, fit in zip(fulls, fits)
+        ]  # fmt: skip
+        result = _result(model_name, rows)
+        result.fold_fits = float(len(fulls) * len(split.folds))
+    result.seconds = time.perf_counter() - t0
+    return result
+
+
+def _result(model_name: str, rows: list[dict], complete: list[bool] | None = None):
+    """The TuneResult of scored trials: the choice among the ``complete`` ones (all by
+    default) by :func:`relative_scores` over the folds; first best wins ties (the defaults
+    are first)."""
+    complete = complete or [True] * len(rows)
+    for r, whole in zip(rows, complete):
+        folds = np.asarray(r["fold_scores"], dtype=float)
+        # a trial stopped early has no score over every window (its fold_scores show what
+        # it was judged on)
+        ok = whole and not np.isnan(folds).all()
+        r[TUNE_METRIC] = float(np.nanmean(folds)) if ok else float("nan")
         log.info(
             "tune %s %s: valid %s=%.4f %s (%.1fs)",
-            model_name, full, TUNE_METRIC, score, np.round(folds, 4).tolist(), fit.seconds,
+            model_name, r["params"], TUNE_METRIC, r[TUNE_METRIC], np.round(folds, 4).tolist(),
+            r["fit_seconds"],
         )  # fmt: skip
-        rows.append({"params": full, TUNE_METRIC: score, "fold_scores": folds,
-                     "fit_seconds": fit.seconds, "refit": fit.refit})  # fmt: skip
+    if not any(complete):
+        raise ValueError(f"tuning {model_name}: no trial finished every validation window")
     frame = pd.DataFrame(rows).drop(columns="refit")
-    frame["relative"] = relative_scores(np.array([r["fold_scores"] for r in rows], dtype=float))
-    best = int(np.argmax(frame["relative"].fillna(-np.inf)))  # first best: defaults win ties
+    frame = frame[["params", TUNE_METRIC, "fold_scores", "fit_seconds",
+                   *[c for c in ("state", "stages") if c in frame]]]  # fmt: skip
+    scores = np.array([np.asarray(r["fold_scores"], dtype=float) for r in rows], dtype=float)
+    rel = np.full(len(rows), np.nan)
+    idx = np.flatnonzero(complete)
+    rel[idx] = relative_scores(scores[idx])
+    frame["relative"] = rel
+    best = int(np.argmax(frame["relative"].fillna(-np.inf)))
     return TuneResult(
         model_name,
         rows[best]["params"],
         float(frame[TUNE_METRIC].iloc[best]),
         frame,
         rows[best]["refit"],
-        rows[best]["fold_scores"],
+        list(rows[best]["fold_scores"]),
     )

@@ -5,6 +5,8 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
+from recogan.artifacts import save_model
+
 
 @pytest.fixture(scope="session")
 def pop_a(clustered):
@@ -23,7 +25,7 @@ def pop_b(clustered):
 @pytest.fixture
 def bundle(tmp_path, pop_a):
     path = tmp_path / "model"
-    pop_a.save(path)
+    save_model(pop_a, path)
     return path
 
 

@@ -38,11 +38,13 @@ def _models():
 
 def setup(mode: str, root: Path) -> None:
     """The state before the publish, in ``root/template``."""
+    from recogan.artifacts import save_model
+
     a, _ = _models()
     t = root / "template"
     t.mkdir()
     if mode == "inplace":
-        a.save(t / "P")
+        save_model(a, t / "P")
     elif mode == "legacy":
         from tests.robustness.helpers import write_legacy
 
@@ -54,19 +56,21 @@ def setup(mode: str, root: Path) -> None:
     elif mode == "batch":
         from recogan.batch import batch_score
 
-        a.save(t / "A")
-        _models()[1].save(t / "B")
+        save_model(a, t / "A")
+        save_model(_models()[1], t / "B")
         batch_score(t / "A", t / "P", n=3, workers=1, show_progress=False)
 
 
 def operate(mode: str, work: Path) -> None:
     """The publish that is crashed."""
+    from recogan.artifacts import save_model
+
     if mode == "batch":
         from recogan.batch import batch_score
 
         batch_score(work / "B", work / "P", n=5, workers=1, show_progress=False)
     else:
-        _models()[1].save(work / "P", force=(mode == "force"))
+        save_model(_models()[1], work / "P", force=(mode == "force"))
 
 
 def check(mode: str, work: Path) -> str:

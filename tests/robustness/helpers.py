@@ -11,13 +11,13 @@ from pathlib import Path
 def write_legacy(model, path: Path) -> None:
     """A format-1 bundle (files directly in ``path``, no manifest checksum), as recogan wrote
     before versioned bundles."""
-    from recogan.artifacts import MANIFEST, files_dir, read_manifest
+    from recogan.artifacts import MANIFEST, files_dir, read_manifest, save_model
 
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(dir=path.parent, prefix="legacy-"))
     try:
-        model.save(tmp / "b")
+        save_model(model, tmp / "b")
         manifest = read_manifest(tmp / "b")
         shutil.copytree(files_dir(tmp / "b"), path)
     finally:

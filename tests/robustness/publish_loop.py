@@ -19,12 +19,14 @@ def models():
 
 
 def main(argv: list[str]) -> int:
+    from recogan.artifacts import save_model
+
     path = Path(argv[0])
     count = int(argv[1]) if len(argv) > 1 else 10**9
     pair = models()
     print("ready", flush=True)
     for i in range(count):
-        pair[i % 2].save(path)
+        save_model(pair[i % 2], path)
         print(i, flush=True)
     return 0
 

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from recogan import _fs
-from recogan.artifacts import BundleError, files_dir, load_model, read_manifest
+from recogan.artifacts import BundleError, files_dir, load_model, read_manifest, save_model
 from recogan.batch import batch_score
 from recogan.recommender import Recommender
 from tests.robustness.helpers import aux_entries, edit_manifest, relist, snapshot, write_legacy
@@ -241,7 +241,7 @@ def test_disk_full_while_writing_keeps_the_bundle(bundle, pop_b, tmp_path, monke
     monkeypatch.setattr(np, "save", full)
     before = snapshot(bundle)
     with pytest.raises(OSError, match="No space left"):
-        pop_b.save(bundle)
+        save_model(pop_b, bundle)
     monkeypatch.undo()
     assert snapshot(bundle) == before
     _keeps(bundle, tmp_path)
@@ -257,7 +257,7 @@ def test_failing_version_rename_keeps_the_bundle(bundle, pop_b, tmp_path, monkey
 
     monkeypatch.setattr(_fs.os, "rename", rename)
     with pytest.raises(OSError, match="cross-device"):
-        pop_b.save(bundle)
+        save_model(pop_b, bundle)
     monkeypatch.undo()
     _keeps(bundle, tmp_path)
 
@@ -272,10 +272,10 @@ def test_failing_manifest_switch_keeps_the_bundle(bundle, pop_b, tmp_path, monke
 
     monkeypatch.setattr(_fs.os, "replace", replace)
     with pytest.raises(PermissionError):
-        pop_b.save(bundle)
+        save_model(pop_b, bundle)
     monkeypatch.undo()
     _keeps(bundle, tmp_path)
-    pop_b.save(bundle)  # the orphaned version of the failed save goes with the next one
+    save_model(pop_b, bundle)  # the orphaned version of the failed save goes with the next one
     assert len([p for p in bundle.iterdir() if p.name.startswith("v-")]) == 2
 
 
@@ -292,7 +292,7 @@ def test_failing_second_rename_of_a_swap_moves_the_old_bundle_back(
 
     monkeypatch.setattr(_fs.os, "rename", rename)
     with pytest.raises(OSError, match="Input/output"):
-        pop_b.save(tmp_path / "m")
+        save_model(pop_b, tmp_path / "m")
     monkeypatch.undo()
     _keeps(tmp_path / "m", tmp_path)
 
@@ -300,6 +300,6 @@ def test_failing_second_rename_of_a_swap_moves_the_old_bundle_back(
 def test_model_error_while_writing_keeps_the_bundle(bundle, pop_b, tmp_path, monkeypatch):
     monkeypatch.setattr(type(pop_b), "state_arrays", lambda self: {"x": np.array([object()])})
     with pytest.raises(BundleError, match="dtype object"):
-        pop_b.save(bundle)
+        save_model(pop_b, bundle)
     monkeypatch.undo()
     _keeps(bundle, tmp_path)

@@ -107,7 +107,7 @@ def test_recommend_unknown_similar_item(bundle, capsys):
     [
         (["--workers", "0"], "workers must be positive"),
         (["--threads", "0"], "threads must be a positive int"),
-        (["--n", "0"], "n must be positive"),
+        (["--n", "0"], "n must be a positive int"),
         (["--noise-draws", "0"], "noise draws must be positive"),
         (["--batch-size", "-1"], "batch_size must be positive"),
     ],

@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 
 from recogan import _fs
-from recogan.artifacts import BundleError, load_model, open_bundle
+from recogan.artifacts import BundleError, load_model, open_bundle, save_model
 from recogan.batch import batch_score, read_recommendations, read_success
 from tests.robustness import publish_loop
 from tests.robustness.helpers import aux_entries, write_legacy
@@ -96,7 +96,7 @@ def test_kill_9_at_random_moments_of_a_save_loop(tmp_path, kills):
         published = published or path.exists() or bool(_fs.aux_dirs(path, "old"))
         if published:
             _check_consistent(path, expected)
-    publish_loop.models()[0].save(path)  # the next save cleans up after the killed ones
+    save_model(publish_loop.models()[0], path)  # the next save cleans up after the killed ones
     assert aux_entries(tmp_path, "P") == []
     assert len([p for p in path.iterdir() if p.name.startswith("v-")]) <= 2
 
@@ -106,13 +106,13 @@ def test_readers_never_see_a_mix_while_a_thread_republishes(tmp_path):
     path = tmp_path / "P"
     pair = publish_loop.models()
     expected = _expected()
-    pair[0].save(path)
+    save_model(pair[0], path)
     stop, errors, loads = threading.Event(), [], [0]
 
     def writer():
         i = 1
         while not stop.is_set():
-            pair[i % 2].save(path)
+            save_model(pair[i % 2], path)
             i += 1
 
     def reader():
@@ -140,7 +140,7 @@ def test_readers_never_see_a_mix_while_a_thread_republishes(tmp_path):
 def test_readers_never_see_a_mix_while_another_process_republishes(tmp_path):
     path = tmp_path / "P"
     expected = _expected()
-    publish_loop.models()[0].save(path)
+    save_model(publish_loop.models()[0], path)
     script = str(ROOT / "tests" / "robustness" / "publish_loop.py")
     proc = subprocess.Popen(
         [sys.executable, script, str(path)], stdout=subprocess.PIPE, text=True, env=ENV
@@ -159,28 +159,28 @@ def test_readers_never_see_a_mix_while_another_process_republishes(tmp_path):
 
 def test_a_version_held_by_a_reader_outlives_republishing(tmp_path, pop_a, pop_b):
     path = tmp_path / "P"
-    pop_a.save(path)
+    save_model(pop_a, path)
     with open_bundle(path) as held:
         for m in (pop_b, pop_a, pop_b):
-            m.save(path)
+            save_model(m, path)
         assert held.files_dir.is_dir()
         old = load_model(path, manifest=held.manifest_bytes)
         assert old.config == pop_a.config and load_model(path).config == pop_b.config
-    pop_a.save(path)
+    save_model(pop_a, path)
     assert not held.files_dir.exists()
 
 
 def test_load_starts_over_when_its_version_is_removed_under_it(tmp_path, pop_a, pop_b, monkeypatch):
     path = tmp_path / "P"
-    pop_a.save(path)
+    save_model(pop_a, path)
     real, calls = _fs.try_lock, []
 
     def try_lock(p, *, shared=False):
         calls.append(p)
         if shared and len(calls) == 1:  # between reading the manifest and locking its version
-            pop_b.save(path)
-            pop_a.save(path)
-            pop_b.save(path)  # the version the reader is after is gone now
+            save_model(pop_b, path)
+            save_model(pop_a, path)
+            save_model(pop_b, path)  # the version the reader is after is gone now
         return real(p, shared=shared)
 
     monkeypatch.setattr(_fs, "try_lock", try_lock)
@@ -204,7 +204,7 @@ def test_batch_workers_score_the_pinned_version_while_it_is_republished(tmp_path
 
     a, b, c = (Popularity(window_days=w).fit(clustered) for w in (None, 7, 14))
     path = tmp_path / "P"
-    a.save(path)
+    save_model(a, path)
     # manifest sha256 -> the model published under it (one writer: the manifest is its own)
     published = {_fs.sha256_file(path / "manifest.json"): a}
     stop = threading.Event()
@@ -215,7 +215,7 @@ def test_batch_workers_score_the_pinned_version_while_it_is_republished(tmp_path
         i = 0  # checks below still hold for whichever version it pinned)
         while not stop.is_set():
             m = (b, c)[i % 2]
-            m.save(path)
+            save_model(m, path)
             published[_fs.sha256_file(path / "manifest.json")] = m
             i += 1
 
@@ -245,7 +245,7 @@ def test_a_second_batch_job_on_the_same_output_is_refused(tmp_path, clustered):
     from tests.batch_models import Cooc, register
 
     register()
-    Cooc(delay=0.05).fit(clustered).save(tmp_path / "slow")
+    save_model(Cooc(delay=0.05).fit(clustered), tmp_path / "slow")
     out, errors = tmp_path / "recs", []
 
     def first():

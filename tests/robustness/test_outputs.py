@@ -7,7 +7,7 @@ import os
 import pytest
 
 from recogan._fs import OutputDirError
-from recogan.artifacts import files_dir, load_model, read_manifest
+from recogan.artifacts import files_dir, load_model, read_manifest, save_model
 from recogan.batch import batch_score, verify_output
 from recogan.cli import main
 from tests.robustness.conftest import DATA_ARGS
@@ -98,20 +98,20 @@ def test_train_refuses_a_batch_result(events_csv, bundle, tmp_path, capsys):
 def test_save_api_refuses_a_user_folder(pop_a, tmp_path):
     before = _user_folder(tmp_path / "out", "csv_and_notes")
     with pytest.raises(OutputDirError, match="not a recogan model bundle"):
-        pop_a.save(tmp_path / "out")
+        save_model(pop_a, tmp_path / "out")
     assert snapshot(tmp_path / "out") == before
 
 
 def test_save_api_force_replaces(pop_a, tmp_path):
     _user_folder(tmp_path / "out", "single_file")
-    pop_a.save(tmp_path / "out", force=True)
+    save_model(pop_a, tmp_path / "out", force=True)
     assert load_model(tmp_path / "out").is_fitted
 
 
 def test_save_over_a_format_1_bundle_converts_it(pop_a, pop_b, tmp_path):
     write_legacy(pop_a, tmp_path / "m")
     assert load_model(tmp_path / "m").config.window_days is None
-    pop_b.save(tmp_path / "m")
+    save_model(pop_b, tmp_path / "m")
     m = read_manifest(tmp_path / "m")
     assert m["format_version"] == 2 and load_model(tmp_path / "m").config.window_days == 30
     assert aux_entries(tmp_path, "m") == []
@@ -125,7 +125,7 @@ def _batch(bundle, out, *extra):
 
 def test_batch_refuses_a_model_bundle(bundle, pop_b, tmp_path, capsys):
     other = tmp_path / "other-model"
-    pop_b.save(other)
+    save_model(pop_b, other)
     before = snapshot(other)
     assert _batch(bundle, other) == 1
     assert "is not a recogan batch result" in capsys.readouterr().err
@@ -197,7 +197,7 @@ def test_save_removes_temporaries_of_dead_writers_only(pop_a, tmp_path):
         (d / "half").write_text("x")
     mine = tmp_path / ".m.tmp-notes"  # the user's, not our name pattern
     mine.write_text("keep")
-    pop_a.save(tmp_path / "m")
+    save_model(pop_a, tmp_path / "m")
     assert not dead.exists() and live.exists() and mine.read_text() == "keep"
 
 
@@ -205,7 +205,7 @@ def test_interrupted_manifest_write_is_cleaned(bundle, pop_b):
     stray = bundle / ".manifest.json.tmp-999999999-0badf00d"
     stray.write_text("{")
     assert load_model(bundle).is_fitted  # a reader ignores it
-    pop_b.save(bundle)
+    save_model(pop_b, bundle)
     assert not stray.exists()
 
 
@@ -214,8 +214,8 @@ def test_orphan_version_of_a_crashed_save_is_removed(bundle, pop_a, pop_b):
     orphan.mkdir()
     (orphan / "users.parquet").write_bytes(b"half")
     assert load_model(bundle).config.window_days is None
-    pop_b.save(bundle)
-    pop_a.save(bundle)
+    save_model(pop_b, bundle)
+    save_model(pop_a, bundle)
     assert not orphan.exists()
     assert len([p for p in bundle.iterdir() if p.name.startswith("v-")]) == 2
 
@@ -229,7 +229,7 @@ def test_load_restores_a_bundle_moved_aside_by_a_crashed_swap(bundle, tmp_path):
 
 def test_load_completes_a_swap_whose_new_bundle_was_ready(bundle, pop_b, tmp_path):
     new = tmp_path / "staged"
-    pop_b.save(new)
+    save_model(pop_b, new)
     os.rename(bundle, tmp_path / ".model.old-999999999-0000beef")
     os.rename(new, tmp_path / ".model.tmp-999999999-0000cafe")
     assert load_model(bundle).config.window_days == 30
@@ -238,6 +238,6 @@ def test_load_completes_a_swap_whose_new_bundle_was_ready(bundle, pop_b, tmp_pat
 
 def test_a_users_files_inside_a_bundle_are_left_alone(bundle, pop_b):
     (bundle / "README.txt").write_text("trained on March data")
-    pop_b.save(bundle)
+    save_model(pop_b, bundle)
     assert (bundle / "README.txt").read_text() == "trained on March data"
     assert files_dir(bundle).name.startswith("v-")
