@@ -248,7 +248,11 @@ class Pipeline:
         (``users``: the model's ``seen_`` rows; ``histories``: the given purchase histories);
         ``-1`` padding is False."""
         items = np.asarray(items, dtype=np.int64)
-        bought = self.seen_rows(users) if histories is None else _padded(histories)
+        if histories is None:  # one look-up in the seen matrix
+            rows = np.repeat(np.asarray(users, dtype=np.int64), items.shape[1])
+            hit = self.model.seen_[rows, np.maximum(items, 0).ravel()]
+            return (np.asarray(hit).reshape(items.shape) > 0) & (items >= 0)
+        bought = _padded(histories)
         out = np.zeros(items.shape, dtype=bool)
         for r in range(items.shape[0]):
             row = bought[r][bought[r] >= 0]
@@ -305,6 +309,9 @@ class Pipeline:
             allowed = _live(np.asarray(allowed), gone)
             if not allowed.size:
                 return np.full((B, n), -1, np.int64), np.full((B, n), -np.inf, np.float32)
+            if allowed.ndim == 2 and allowed.shape[1] < n:  # per-row lists (buy again) shorter
+                items, scores = call(allowed.shape[1], allowed)  # than n: no model asked deeper
+                return _pad(items, scores, n)
             return call(n, allowed)
         if keep is None and gone is None:
             return call(n, None)
@@ -351,6 +358,19 @@ class Pipeline:
             return self._built
 
 
+def _pad(items, scores, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """``(B, m)`` lists padded to ``n`` columns with ``-1`` / ``-inf``."""
+    items, scores = np.asarray(items, np.int64), np.asarray(scores, np.float32)
+    extra = n - items.shape[1]
+    if extra <= 0:
+        return items, scores
+    B = items.shape[0]
+    return (
+        np.hstack([items, np.full((B, extra), -1, np.int64)]),
+        np.hstack([scores, np.full((B, extra), -np.inf, np.float32)]),
+    )
+
+
 def _padded(rows) -> np.ndarray:
     """Ragged item-index rows as one ``(B, C)`` int64 array padded with ``-1`` (C >= 1)."""
     rows = [np.unique(np.asarray(r, dtype=np.int64)) for r in rows]
@@ -376,14 +396,17 @@ def recommend(
     user_idx,
     n: int = 10,
     diversity: float = 0.0,
-    exclude_seen: bool = True,
+    exclude_seen: bool | None = None,
     candidates: np.ndarray | None = None,
     similarity=None,
+    mode: str | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """``model.recommend`` through the pipeline: the diversity knob, withdrawn products left
-    out (``diversity=0`` on a model without catalogue changes: exactly ``model.recommend``)."""
+    out, the list mode (``diversity=0`` in ``discover`` or ``mixed`` mode on a model without
+    catalogue changes: exactly ``model.recommend``)."""
     pipe = Pipeline(model, similarity)
-    return pipe.users(user_idx, pipe.request(n, diversity, exclude_seen, Filter(candidates)))
+    request = pipe.request(n, diversity, exclude_seen, Filter(candidates), mode)
+    return pipe.users(user_idx, request)
 
 
 class Diversified:

@@ -129,3 +129,17 @@ def test_pipeline_repeats_and_models_without_vectors(clustered):
     assert (flags == (items >= 0)).all()
     items, _ = pipe.users(users, pipe.request(5, mode="discover"))
     assert not pipe.repeats(items, users=users).any()
+
+
+def test_buy_again_deeper_than_the_history_pads(clustered):
+    from recogan.serving import recommend
+
+    model = Popularity().fit(clustered)
+    users = np.arange(6)
+    items, scores = recommend(model, users, n=model.n_items_, mode="buy_again")
+    assert items.shape == (6, model.n_items_)
+    n_seen = np.diff(model.seen_.indptr)[users]
+    assert ((items >= 0).sum(1) == n_seen).all() and np.isneginf(scores[items < 0]).all()
+    seen = model.seen_[users].toarray() > 0
+    rows = np.arange(6)[:, None]
+    assert seen[rows, np.maximum(items, 0)][items >= 0].all()
