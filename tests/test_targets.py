@@ -119,3 +119,17 @@ def test_evaluate_all_targets_reports_the_split(clustered):
     assert new.repeat_explore_table().empty and new.protocol["targets"] == "new"
     with pytest.raises(ValueError, match="targets must be one of"):
         evaluate(clustered, models=["pop"], tune=False, targets="x", show_progress=False)
+
+
+def test_fit_for_serving_scores_folds_by_the_given_targets(clustered):
+    from recogan.fitting import fit_for_serving, holdout
+    from tests.tune_models import Epochs
+
+    folds = holdout(clustered, 0.2)
+    _, new = fit_for_serving(Epochs, {}, clustered, folds)
+    _, rep = fit_for_serving(Epochs, {}, clustered, folds, scorer=validation_scorer("repeat"))
+    train, valid = folds[0]
+    model = Epochs().fit(train)
+    assert new.scores == [pytest.approx(score(model, valid, (10,))[0]["NDCG@10"].mean())]
+    want = score(model, valid, (10,), targets="repeat")[0]["NDCG@10"].mean()
+    assert rep.scores == [pytest.approx(want)] and rep.scores != new.scores
