@@ -133,3 +133,22 @@ def test_fit_for_serving_scores_folds_by_the_given_targets(clustered):
     assert new.scores == [pytest.approx(score(model, valid, (10,))[0]["NDCG@10"].mean())]
     want = score(model, valid, (10,), targets="repeat")[0]["NDCG@10"].mean()
     assert rep.scores == [pytest.approx(want)] and rep.scores != new.scores
+
+
+@pytest.mark.parametrize("method", ["exhaustive", "halving"])
+def test_tuning_scores_validation_on_the_protocols_targets(clustered_split, method):
+    from recogan.baselines import Popularity
+    from recogan.evaluate import tune
+
+    fixed = [{}] if method == "exhaustive" else None
+    got = {
+        t: tune("pop", clustered_split, 2, 0, candidates=fixed, jobs=1, method=method, targets=t)
+        for t in ("new", "all")
+    }
+    train, valid = clustered_split.folds[-1]
+    model = Popularity().fit(train)
+    for t, result in got.items():
+        scores = [s for s in result.fold_scores if s == s]  # folds the trial reached
+        want = score(model, valid, (10,), targets=t)[0]["NDCG@10"].mean()
+        assert scores[-1 if method == "exhaustive" else 0] == pytest.approx(want)
+    assert got["new"].fold_scores != got["all"].fold_scores

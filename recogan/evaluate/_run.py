@@ -120,8 +120,8 @@ def evaluate(
     ``targets``: what counts as a hit on test (:data:`recogan.metrics.TARGETS`): ``new``
     (the default: items the customer had not bought before, lists without the seen items),
     ``all`` (every test purchase) or ``repeat`` (only re-purchases); the last two rank with
-    the seen items kept and report the repeat/explore split of the accuracy. Tuning chooses
-    on the validation NDCG@10 of ``new`` targets whatever ``targets`` is.
+    the seen items kept and report the repeat/explore split of the accuracy. Tuning (and the
+    early stopping inside it) counts the same targets on validation.
     """
     if not isinstance(data_or_split, (Dataset, Split)):
         raise TypeError(f"evaluate takes a Dataset or a Split, not {type(data_or_split).__name__}")
@@ -205,7 +205,7 @@ def _evaluate_model(name, cls, period: _Period, given, run, state, eta) -> dict:
     result = tune_search(
         name, split, run["budget"], seed, candidates=fixed, jobs=run["jobs"],
         method=run["tuner"], storage=state.storage if state else None,
-        on_progress=lambda *a: eta.update(name, *a),
+        on_progress=lambda *a: eta.update(name, *a), targets=period.proto.targets,
     )  # fmt: skip
     tuning = {
         "params": result.best_params,
