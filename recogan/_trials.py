@@ -41,6 +41,7 @@ from recogan._threads import (
     set_threads,
 )
 from recogan.fitting import Fold, FoldFits, combine_refit, fit_fold
+from recogan.metrics import validation_scorer
 from recogan.registry import MODEL_REGISTRY, resolve_model
 
 log = logging.getLogger(__name__)
@@ -124,10 +125,12 @@ def fit_trials(
     plan: WorkerPlan | None = None,
     *,
     show_progress: bool = False,
+    targets: str = "new",
 ) -> list[FoldFits]:
     """:func:`recogan.fitting.fit_folds` of the model ``model_name`` (a registry name) with
     each parameter dict of ``trials``, in trial order; in ``plan.workers`` worker processes
-    (default: one per core, up to the trials)."""
+    (default: one per core, up to the trials); each fold scored on ``targets``
+    (:func:`recogan.metrics.validation_scorer`)."""
     cls = resolve_model(model_name)
     if plan is None:
         plan = plan_workers("auto", len(trials), uses_device=uses_device(cls))
@@ -135,7 +138,7 @@ def fit_trials(
     tasks = [Task(p, every, _trial_name(i, trials)) for i, p in enumerate(trials)]
     if plan.workers > 1:
         log.info("tune %s: %d trials in %d worker processes", model_name, len(trials), plan.workers)
-    with TrialPool(model_name, folds, plan, show_progress=show_progress) as pool:
+    with TrialPool(model_name, folds, plan, show_progress=show_progress, targets=targets) as pool:
         return [combine(f) for f in pool.run(tasks)]
 
 
@@ -153,10 +156,11 @@ def _trial_name(i: int, trials: list[dict]) -> str:
     return f"trial {i + 1}/{len(trials)} with params {trials[i]}"
 
 
-def _fit_task(cls, params: dict, folds: Sequence[Fold], idx) -> list[FoldFits]:
+def _fit_task(cls, params: dict, folds: Sequence[Fold], idx, targets="new") -> list[FoldFits]:
     out = []
+    scorer = validation_scorer(targets)
     for k in idx:
-        one = fit_fold(cls, params, folds[k])
+        one = fit_fold(cls, params, folds[k], scorer=scorer)
         out.append(FoldFits(one.scores, one.refit, one.seconds))  # the model stays here
     return out
 
@@ -176,8 +180,10 @@ class TrialPool:
         *,
         show_progress: bool = False,
         processes: bool | None = None,
+        targets: str = "new",
     ) -> None:
         self.model_name = model_name
+        self.targets = targets
         self.cls = resolve_model(model_name)
         self.folds = list(folds)
         self.plan = plan
@@ -212,7 +218,9 @@ class TrialPool:
             out = []
             for i, task in enumerate(it):
                 try:
-                    out.append(_fit_task(self.cls, task.params, self.folds, task.folds))
+                    out.append(
+                        _fit_task(self.cls, task.params, self.folds, task.folds, self.targets)
+                    )
                 except Exception as e:
                     e.add_note(f"tuning {self.model_name}: {task.label}")
                     raise
@@ -230,7 +238,7 @@ class TrialPool:
         self._tasks, self._results = ctx.Queue(), ctx.SimpleQueue()
         args = (
             self.model_name, self.folds, dict(MODEL_REGISTRY), list(sys.path),
-            self._tasks, self._results,
+            self._tasks, self._results, self.targets,
         )  # fmt: skip
         try:
             for wid, device in enumerate(self.plan.devices):
@@ -327,7 +335,7 @@ class TrialPool:
         self._results.close()
 
 
-def _worker(wid, model_name, folds, registry, sys_path, tasks, results) -> None:
+def _worker(wid, model_name, folds, registry, sys_path, tasks, results, targets="new") -> None:
     """A worker process: fit the tasks it takes from ``tasks`` until it takes None."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C stops the search, which stops us
     die_with_parent()
@@ -342,7 +350,7 @@ def _worker(wid, model_name, folds, registry, sys_path, tasks, results) -> None:
         while (task := tasks.get()) is not None:
             i, params, idx = task
             results.put(("start", wid, i, None))
-            fits = _fit_task(cls, params, folds, idx)
+            fits = _fit_task(cls, params, folds, idx, targets)
             results.put(("done", wid, i, fits))
             i = None
     except BaseException as e:

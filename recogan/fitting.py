@@ -113,16 +113,18 @@ def fit_for_serving(
     *,
     fitted: FoldFits | None = None,
     on_folds: Callable[[FoldFits], None] | None = None,
+    scorer: Scorer = DEFAULT_SCORER,
 ) -> tuple[Model, FoldFits]:
     """``cls`` fitted on all of ``data`` with what early stopping learned on ``folds``.
 
     A model that early-stops is first fitted on the folds (:func:`fit_folds`; or ``fitted``,
     their result when the caller has it already, e.g. from tuning) and ``on_folds`` sees that
-    result before the final fit; other models are fitted once, with ``params``.
+    result before the final fit; other models are fitted once, with ``params``. ``scorer``:
+    what early stopping judges by (e.g. :func:`recogan.metrics.validation_scorer`).
     """
     if fitted is None:
         if cls.early_stopping_params and folds:
-            fitted = fit_folds(cls, params, folds, keep_models=on_folds is not None)
+            fitted = fit_folds(cls, params, folds, scorer=scorer, keep_models=on_folds is not None)
         else:
             fitted = FoldFits([], dict(params))
     if on_folds is not None and fitted.scores:

@@ -4,9 +4,18 @@ and the one scorer of a fitted model on a period (:func:`score`).
 This module sits just above :mod:`recogan.data`: models use it to early-stop
 (:func:`validation_ndcg`, the default validation scorer), the tuner and the evaluation to score.
 
-Targets of a user are the test items they had not bought before (the model's ``seen_`` row):
-with seen items excluded from the ranking, re-purchases could never be hit. Users with no such
-item are not scored.
+Targets (:data:`TARGETS`) of a user are, by default (``new``), the test items they had not
+bought before (the model's ``seen_`` row): with seen items excluded from the ranking,
+re-purchases could never be hit. ``all`` counts every test purchase and ``repeat`` only the
+re-purchases; both rank with the seen items kept. Users with no target are not scored.
+
+With ``all`` and ``repeat`` the per-user frame also splits accuracy into its repeat and
+explore parts, as the "Next Basket Recommendation Reality Check" (Li et al., ACM TOIS 2023)
+does: ``repeat_ratio@K`` (share of the list's items the user bought before),
+``target_repeat_share`` (share of the targets that are re-purchases), and ``Recall`` and
+``NDCG`` on the repeat targets (``Recall_repeat@K``, ``NDCG_repeat@K``; NaN for a user
+without one) and on the explore targets (``Recall_explore@K``, ``NDCG_explore@K``; NaN for a
+user without one). Means skip the NaNs: each part is averaged over the users who have it.
 
 Definitions for one user with target set T and ranked list r_1..r_K (hits h_i = r_i ∈ T):
 
@@ -20,6 +29,7 @@ Definitions for one user with target set T and ranked list r_1..r_K (hits h_i = 
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 
 import numpy as np
@@ -33,18 +43,38 @@ ACCURACY_METRICS = ("HR", "NDCG", "Recall", "Precision", "MRR", "MAP")
 #: The metric models early-stop on and every model is tuned on.
 VALIDATION_METRIC = "NDCG@10"
 
+#: What counts as a target: ``new`` (items the user had not bought before; lists exclude the
+#: seen items), ``all`` (every test purchase) or ``repeat`` (only re-purchases); the last two
+#: rank with the seen items kept.
+TARGETS = ("new", "all", "repeat")
+
 #: ``(users, targets, seen) -> (B, C)`` candidate items per scored user (``-1`` pads).
 CandidateSampler = Callable[[np.ndarray, sp.csr_matrix, sp.csr_matrix], np.ndarray]
 
 
+def check_targets(targets) -> str:
+    """``targets`` checked: one of :data:`TARGETS`, or a ``ValueError`` naming it."""
+    if targets not in TARGETS:
+        raise ValueError(f"targets must be one of {', '.join(TARGETS)}; got {targets!r}")
+    return targets
+
+
 def target_matrix(
-    test: Dataset, seen: sp.csr_matrix | None, users: np.ndarray | None = None
+    test: Dataset,
+    seen: sp.csr_matrix | None,
+    users: np.ndarray | None = None,
+    targets: str = "new",
 ) -> tuple[np.ndarray, sp.csr_matrix]:
     """``(users, T)``: the users to score and a binary ``(len(users), n_items)`` target matrix
-    of their test items not in ``seen`` (their history). Users without targets are dropped."""
+    of their test items: by ``targets`` (:data:`TARGETS`) those not in ``seen`` (their
+    history; ``new``), all of them, or those in it (``repeat``). Users without targets are
+    dropped."""
     T = test.csr(binary=True)
-    if seen is not None:
-        T = T - T.multiply(seen)
+    check_targets(targets)
+    if seen is not None and targets != "all":
+        again = T.multiply(seen).tocsr()
+        T = again if targets == "repeat" else T - again
+        T = sp.csr_matrix(T)
         T.eliminate_zeros()
     candidates = test.active_users() if users is None else np.asarray(users, dtype=np.int64)
     counts = np.diff(T.indptr)[candidates]
@@ -95,19 +125,24 @@ def score(
     ks=(10,),
     *,
     users: np.ndarray | None = None,
-    exclude_seen: bool = True,
+    exclude_seen: bool | None = None,
     candidates: CandidateSampler | None = None,
     batch_size: int = 2048,
+    targets: str = "new",
 ) -> tuple[pd.DataFrame, np.ndarray]:
     """Score ``model`` (fitted on the history before ``test``) on ``test``: per-user metrics and
     the ``(users, max K)`` recommendation lists.
 
-    Full-catalog ranking (seen items excluded unless ``exclude_seen=False``), or ranking of the
-    per-user lists ``candidates(users, targets, model.seen_)`` returns. The frame has ``user``,
-    ``n_targets`` and the metrics of :func:`ranking_metrics`; targets are the test items each
-    user had not bought before (see :func:`target_matrix`).
+    Full-catalog ranking (seen items excluded as ``exclude_seen`` says; None: for ``new``
+    targets only), or ranking of the per-user lists ``candidates(users, targets,
+    model.seen_)`` returns. The frame has ``user``, ``n_targets`` and the metrics of
+    :func:`ranking_metrics`; targets as ``targets`` says (:data:`TARGETS`,
+    :func:`target_matrix`); with ``all`` and ``repeat``, the repeat/explore split too
+    (:func:`repeat_explore`).
     """
-    users, T = target_matrix(test, model.seen_, users)
+    if exclude_seen is None:
+        exclude_seen = check_targets(targets) == "new"
+    users, T = target_matrix(test, model.seen_, users, targets)
     kmax = max(ks)
     cands = None if candidates is None else candidates(users, T, model.seen_)
     recs = np.full((len(users), kmax), -1, dtype=np.int64)
@@ -120,9 +155,46 @@ def score(
             candidates=None if cands is None else cands[sl],
         )[0]
     frame = ranking_metrics(recs, T, ks)
+    if targets != "new":
+        frame = pd.concat([frame, repeat_explore(recs, T, model.seen_[users], ks)], axis=1)
     frame.insert(0, "n_targets", np.diff(T.indptr))
     frame.insert(0, "user", users)
     return frame, recs
+
+
+def repeat_explore(
+    recs: np.ndarray, targets: sp.csr_matrix, seen: sp.csr_matrix, ks=(10,)
+) -> pd.DataFrame:
+    """Per-user repeat/explore split (the module docstring): ``recs`` ``(B, >= max K)``, the
+    binary targets and the users' seen rows, both ``(B, n_items)``."""
+    recs = np.asarray(recs, dtype=np.int64)
+    targets, seen = sp.csr_matrix(targets), sp.csr_matrix(seen, dtype=np.float32)
+    B = recs.shape[0]
+    rows = np.repeat(np.arange(B), recs.shape[1])
+    listed = recs >= 0
+    is_seen = (np.asarray(seen[rows, np.maximum(recs, 0).ravel()]).reshape(recs.shape) > 0) & listed
+    again = sp.csr_matrix(targets.multiply(seen))
+    again.eliminate_zeros()
+    fresh = sp.csr_matrix(targets - again)
+    fresh.eliminate_zeros()
+    n_t = np.diff(targets.indptr)
+    out = {
+        "target_repeat_share": np.divide(
+            np.diff(again.indptr), n_t, where=n_t > 0, out=np.full(B, np.nan)
+        )
+    }
+    for part, T in (("repeat", again), ("explore", fresh)):
+        m = ranking_metrics(recs, T, ks)
+        has = np.diff(T.indptr) > 0
+        for k in sorted({int(k) for k in ks}):
+            out[f"Recall_{part}@{k}"] = np.where(has, m[f"Recall@{k}"], np.nan)
+            out[f"NDCG_{part}@{k}"] = np.where(has, m[f"NDCG@{k}"], np.nan)
+    for k in sorted({int(k) for k in ks}):
+        n_listed = listed[:, :k].sum(1)
+        out[f"repeat_ratio@{k}"] = np.divide(
+            is_seen[:, :k].sum(1), n_listed, where=n_listed > 0, out=np.full(B, np.nan)
+        )
+    return pd.DataFrame(out)
 
 
 def evaluate_model(
@@ -131,21 +203,38 @@ def evaluate_model(
     ks=(10,),
     *,
     users: np.ndarray | None = None,
-    exclude_seen: bool = True,
+    exclude_seen: bool | None = None,
     batch_size: int = 2048,
     return_recs: bool = False,
+    targets: str = "new",
 ):
     """The per-user frame of :func:`score` (and, with ``return_recs``, the lists too)."""
     frame, recs = score(
-        model, test, ks, users=users, exclude_seen=exclude_seen, batch_size=batch_size
+        model,
+        test,
+        ks,
+        users=users,
+        exclude_seen=exclude_seen,
+        batch_size=batch_size,
+        targets=targets,
     )
     return (frame, recs) if return_recs else frame
 
 
-def validation_ndcg(model, valid: Dataset) -> float:
-    """Mean NDCG@10 of ``model`` on ``valid``: the score models early-stop on by default
-    (``Model.fit(..., scorer=)``) and the tuner chooses by."""
-    return mean_metrics(score(model, valid, (10,))[0])[VALIDATION_METRIC]
+def validation_ndcg(model, valid: Dataset, targets: str = "new") -> float:
+    """Mean NDCG@10 of ``model`` on ``valid`` (``targets``: :data:`TARGETS`): the score models
+    early-stop on by default (``Model.fit(..., scorer=)``) and the tuner chooses by."""
+    return mean_metrics(score(model, valid, (10,), targets=targets)[0])[VALIDATION_METRIC]
+
+
+def validation_scorer(targets: str = "new"):
+    """The validation scorer for ``targets`` (:func:`validation_ndcg` with them; picklable):
+    what a model early-stops on and the tuner chooses by when the evaluation counts
+    ``targets``."""
+    check_targets(targets)
+    if targets == "new":
+        return validation_ndcg
+    return functools.partial(validation_ndcg, targets=targets)
 
 
 def mean_metrics(per_user: pd.DataFrame) -> dict[str, float]:

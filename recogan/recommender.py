@@ -7,6 +7,12 @@
 >>> rec.for_history(["85123A", "71053"])      # anonymous basket
 >>> rec.similar_items("85123A"); rec.explain(17850, "22423"); rec.rank(17850, ["22423", "85099B"])
 
+``mode`` chooses the list: ``discover`` (the default: items the customer never bought),
+``buy_again`` (only items they bought before, ranked by the model) or ``mixed`` (one list ranked
+by the model, seen items allowed); every list item says whether it is a ``repeat``
+(``Recommendations.repeats``, the ``repeat`` column of ``recommend_many``). ``exclude_seen``
+is the older spelling of the choice (True: ``discover``, False: ``mixed``).
+
 Unknown users get the model's recent-popularity prior (``Model.popularity_``: distinct buyers in
 the last 30 days of training, ties by all-time popularity), marked ``fallback=True``; with
 ``strict=True`` they raise :class:`UnknownUserError` instead.
@@ -46,7 +52,7 @@ from recogan.base import Model
 from recogan.catalog import ReadWriteLock
 from recogan.data import check_id, check_ids
 from recogan.serving import Filter as _Allow
-from recogan.serving import Pipeline, Request, check_flag, check_n
+from recogan.serving import Pipeline, Request, check_flag, check_mode, check_n
 
 log = logging.getLogger(__name__)
 
@@ -80,6 +86,8 @@ class Recommendations:
     fallback: bool = False
     reason: str = "model"
     n_unknown: int = 0
+    #: Per item: whether the customer bought it before (empty when not known).
+    repeats: tuple = ()
 
     def __iter__(self):
         return iter(zip(self.items, self.scores))
@@ -96,6 +104,7 @@ class Recommendations:
                 "rank": np.arange(1, len(self) + 1),
                 "item_id": list(self.items),
                 "score": np.asarray(self.scores, dtype=np.float32),
+                "repeat": np.asarray(self.repeats or [False] * len(self), dtype=bool),
             }
         )
 
@@ -231,33 +240,37 @@ class Recommender:
         self,
         user_id,
         n: int = 10,
-        exclude_seen: bool = True,
+        exclude_seen: bool | None = None,
         filter: Filter = None,
         diversity: float = 0.0,
+        mode: str | None = None,
     ):
         """Top-``n`` items for one user. ``filter``: allowed item ids, or a callable taking one
         item id and returning whether it may be shown (e.g. in stock). ``diversity`` in
-        [0, 1]: 0 is the model's ranking, more gives a more varied list."""
-        req = self._request(n, diversity, exclude_seen, filter)
+        [0, 1]: 0 is the model's ranking, more gives a more varied list. ``mode``:
+        ``discover``, ``buy_again`` or ``mixed`` (see the module docstring)."""
+        req = self._request(n, diversity, exclude_seen, filter, mode)
         u = self._user(user_id)
         if u < 0:
-            return self._fallback(req.n, req.filter)
+            return self._fallback(req.n, req.filter, req.mode)
         items, scores = self._pipeline.users(np.array([u]), req)
-        return self._result(items[0], scores[0], n_unknown=req.filter.n_unknown)
+        rep = self._pipeline.repeats(items, users=np.array([u]))
+        return self._result(items[0], scores[0], n_unknown=req.filter.n_unknown, repeats=rep[0])
 
     @_reads
     def recommend_many(
         self,
         user_ids,
         n: int = 10,
-        exclude_seen: bool = True,
+        exclude_seen: bool | None = None,
         filter: Filter = None,
         diversity: float = 0.0,
+        mode: str | None = None,
     ) -> pd.DataFrame:
-        """Top-``n`` for many users: DataFrame ``user_id, rank, item_id, score, fallback``
-        (rank from 1; users in input order; rows only for items found). ``diversity`` as in
-        :meth:`recommend`."""
-        req = self._request(n, diversity, exclude_seen, filter)
+        """Top-``n`` for many users: DataFrame ``user_id, rank, item_id, score, fallback,
+        repeat`` (rank from 1; users in input order; rows only for items found).
+        ``diversity`` and ``mode`` as in :meth:`recommend`."""
+        req = self._request(n, diversity, exclude_seen, filter, mode)
         n = req.n
         raw = check_ids(user_ids, "user_ids")
         ids = pd.Series(raw, dtype=object if not len(raw) else None)
@@ -269,12 +282,14 @@ class Recommender:
         B = len(ids)
         items = np.full((B, n), -1, dtype=np.int64)
         scores = np.full((B, n), -np.inf, dtype=np.float32)
+        repeat = np.zeros((B, n), dtype=bool)
         known = np.flatnonzero(~unknown)
         for s in range(0, len(known), self.batch_size):
             rows = known[s : s + self.batch_size]
             items[rows], scores[rows] = self._pipeline.users(idx[rows], req)
+            repeat[rows] = self._pipeline.repeats(items[rows], users=idx[rows])
         if unknown.any():
-            fb = self._fallback(n, req.filter)
+            fb = self._fallback(n, req.filter, req.mode)
             k = len(fb)
             items[unknown, :k] = self._items.lookup(list(fb.items)) if k else -1
             scores[unknown, :k] = fb.scores
@@ -287,6 +302,7 @@ class Recommender:
                 "item_id": self._item_ids[items[r, c]],
                 "score": scores[r, c],
                 "fallback": unknown[r],
+                "repeat": repeat[r, c],
             }
         )
 
@@ -322,26 +338,27 @@ class Recommender:
         self,
         item_ids,
         n: int = 10,
-        exclude_seen: bool = True,
+        exclude_seen: bool | None = None,
         filter: Filter = None,
         diversity: float = 0.0,
+        mode: str | None = None,
     ) -> Recommendations:
         """Recommendations for an anonymous or new customer from a basket/history of item ids
         (oldest first); unknown ids are ignored and counted in ``n_unknown``. An empty (or
-        all-unknown) history gets the popularity fallback. ``diversity`` as in
-        :meth:`recommend`."""
-        req = self._request(n, diversity, exclude_seen, filter)
+        all-unknown) history gets the popularity fallback. ``diversity`` and ``mode`` as in
+        :meth:`recommend` (``buy_again`` ranks the history's items; ``repeat`` marks them)."""
+        req = self._request(n, diversity, exclude_seen, filter, mode)
         item_ids = check_ids(item_ids, "item_ids")
         idx = self._items.lookup(item_ids, missing="ignore")
         n_unknown = int((idx < 0).sum()) + req.filter.n_unknown
         hist = idx[idx >= 0]
         if not len(hist):
-            fb = self._fallback(req.n, req.filter)
-            return Recommendations(
-                fb.items, fb.scores, True, "empty history: recent popularity", n_unknown
-            )
+            fb = self._fallback(req.n, req.filter, req.mode)
+            reason = "empty history: " + fb.reason.split(": ", 1)[1]
+            return Recommendations(fb.items, fb.scores, True, reason, n_unknown, fb.repeats)
         items, scores = self._pipeline.histories([hist], req)
-        return self._result(items[0], scores[0], n_unknown=n_unknown)
+        rep = self._pipeline.repeats(items, histories=[hist])
+        return self._result(items[0], scores[0], n_unknown=n_unknown, repeats=rep[0])
 
     # ------------------------------------------------------------------ item similarity
     @_reads
@@ -389,9 +406,10 @@ class Recommender:
             return self._sim
 
     # ------------------------------------------------------------------ helpers
-    def _request(self, n, diversity, exclude_seen, filter: Filter) -> Request:
+    def _request(self, n, diversity, exclude_seen, filter: Filter, mode=None) -> Request:
         """The request checked once (:meth:`recogan.serving.Pipeline.request`)."""
-        return self._pipeline.request(n, diversity, exclude_seen, self._allow(filter))
+        check_mode(mode, exclude_seen)  # a bad mode is named before the filter is resolved
+        return self._pipeline.request(n, diversity, exclude_seen, self._allow(filter), mode)
 
     def _allow(self, filter: Filter) -> _Allow:
         """The filter as item indices: allowed ones, or a predicate on an item index (the
@@ -420,7 +438,7 @@ class Recommender:
             )
         return _Allow(allowed, None, int((idx < 0).sum()))
 
-    def _result(self, items, scores, *, n_unknown: int = 0, reason: str = "model"):
+    def _result(self, items, scores, *, n_unknown: int = 0, reason: str = "model", repeats=None):
         keep = items >= 0
         return Recommendations(
             tuple(self._item_ids[items[keep]].tolist()),
@@ -428,9 +446,16 @@ class Recommender:
             False,
             reason,
             n_unknown,
+            () if repeats is None else tuple(np.asarray(repeats)[keep].tolist()),
         )
 
-    def _fallback(self, n: int, allow: _Allow) -> Recommendations:
+    def _fallback(self, n: int, allow: _Allow, mode: str = "discover") -> Recommendations:
+        """The recent-popularity list of a customer without history (none of it is a
+        repeat); ``buy_again`` has nothing to list for them."""
+        if mode == "buy_again":
+            return Recommendations(
+                (), (), True, "unknown user: no purchase history", allow.n_unknown
+            )
         allowed, keep, n_unknown = allow.allowed, allow.keep, allow.n_unknown
         order = self._pop_order
         if allowed is not None:
@@ -450,6 +475,7 @@ class Recommender:
             True,
             FALLBACK_REASON,
             n_unknown,
+            (False,) * len(top),
         )
 
     # ------------------------------------------------------------------ catalogue changes

@@ -6,13 +6,16 @@ which does what a request needs exactly once:
 
 1. **check** (:meth:`Pipeline.request`): ``n`` (a positive int; above the catalogue size it is
    capped there: lists hold *up to* ``n`` items, as they do when exclusions, filters or
-   withdrawn products leave fewer), ``diversity`` in [0, 1] and ``exclude_seen``;
+   withdrawn products leave fewer), ``diversity`` in [0, 1], and the ``mode`` (with
+   ``exclude_seen``, which a mode decides; see :data:`MODES`);
 2. **plan** (:meth:`Pipeline.plan`): how deep to fetch, once, from ``n``, the re-rank depth
    (MMR chooses from the model's top ``max(50, 5n)``; none at ``diversity=0`` or for a model
    that diversifies itself), the withdrawn products (their number is added, which always
    suffices) and the model's own search depth (:meth:`recogan.base.Model.search_depth`);
 3. **stages**, in this order:
 
+   - *mode*: ``buy_again`` turns each row's purchase history into its allow-list (met with the
+     caller's filter), so the model ranks only the items the customer bought before;
    - *model*: the model's top-``m`` lists (:meth:`Model.recommend` or ``recommend_history``);
      for a model with its own diversity mechanism, on the copy
      :meth:`Model.with_diversity` returns;
@@ -22,6 +25,8 @@ which does what a request needs exactly once:
    - *re-rank*: maximal marginal relevance over item similarity (:func:`recogan.diversity.mmr`).
 
 ``diversity=0`` is one fetch of ``n`` and nothing else, so it is the model's ranking exactly.
+:meth:`Pipeline.repeats` says which items of the lists the customer bought before (every
+interface reports it as the ``repeat`` flag of a list item).
 
 >>> pipe = Pipeline(model)
 >>> items, scores = pipe.users(users, pipe.request(10, diversity=0.3))
@@ -32,7 +37,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -41,12 +46,14 @@ from recogan.catalog import drop_withdrawn, overfetch, withdrawn_mask
 from recogan.diversity import candidate_depth, check_diversity, mmr
 
 __all__ = [
+    "MODES",
     "Diversified",
     "Filter",
     "Pipeline",
     "Plan",
     "Request",
     "check_flag",
+    "check_mode",
     "check_n",
     "recommend",
 ]
@@ -55,7 +62,34 @@ __all__ = [
 Call = Callable[[object, int, "np.ndarray | None"], tuple[np.ndarray, np.ndarray]]
 
 
+#: The list modes of every interface: ``discover`` (items the customer never bought: the
+#: seen items are excluded), ``buy_again`` (only items the customer bought before, ranked by
+#: the model's scores of them) and ``mixed`` (one list ranked by the model, seen items allowed).
+MODES = ("discover", "buy_again", "mixed")
+
+
 # ---------------------------------------------------------------------- checks
+def check_mode(mode, exclude_seen=None) -> tuple[str, bool]:
+    """``(mode, exclude_seen)`` of a request. ``mode`` None follows ``exclude_seen`` (True or
+    None: ``discover``; False: ``mixed``); a mode decides ``exclude_seen`` (``discover``
+    excludes the seen items, the others keep them), and an ``exclude_seen`` given that
+    contradicts it is an error, as is a mode not in :data:`MODES`."""
+    if exclude_seen is not None:
+        exclude_seen = check_flag(exclude_seen, "exclude_seen")
+    if mode is None:
+        return ("mixed", False) if exclude_seen is False else ("discover", True)
+    if not isinstance(mode, str) or mode.replace("-", "_") not in MODES:
+        raise ValueError(f"mode must be one of {', '.join(MODES)}; got {mode!r}")
+    mode = mode.replace("-", "_")
+    excl = mode == "discover"
+    if exclude_seen is not None and exclude_seen != excl:
+        raise ValueError(
+            f"exclude_seen={exclude_seen} contradicts mode={mode!r} (which "
+            f"{'excludes' if excl else 'keeps'} the items bought before); pass one of them"
+        )
+    return mode, excl
+
+
 def check_n(n, n_items: int) -> int:
     """``n`` as an int, capped at the catalogue size ``n_items`` (the one rule for ``n`` of
     every interface: lists hold up to ``n`` items)."""
@@ -99,6 +133,8 @@ class Request:
     diversity: float = 0.0
     exclude_seen: bool = True
     filter: Filter = NO_FILTER
+    #: One of :data:`MODES`.
+    mode: str = "discover"
 
 
 @dataclass(frozen=True)
@@ -143,21 +179,22 @@ class Pipeline:
         self,
         n,
         diversity=0.0,
-        exclude_seen=True,
+        exclude_seen=None,
         filter: Filter | None = None,
+        mode: str | None = None,
     ) -> Request:
-        """The request checked once: ``n`` (capped at the catalogue), ``diversity``,
-        ``exclude_seen`` and the filter's item indices."""
+        """The request checked once: ``n`` (capped at the catalogue), ``diversity``, the
+        mode and ``exclude_seen`` (:func:`check_mode`) and the filter's item indices."""
         n = check_n(n, self.n_items)
         d = check_diversity(diversity)
-        exclude_seen = check_flag(exclude_seen, "exclude_seen")
+        mode, exclude_seen = check_mode(mode, exclude_seen)
         filter = NO_FILTER if filter is None else filter
         if filter.allowed is not None:
             allowed = np.asarray(filter.allowed)
             lowest = 0 if allowed.ndim == 1 else -1  # -1 pads 2-D candidate rows
             if allowed.size and (allowed.max() >= self.n_items or allowed.min() < lowest):
                 raise IndexError(f"candidate item indices must be in 0..{self.n_items - 1}")
-        return Request(n, d, exclude_seen, filter)
+        return Request(n, d, exclude_seen, filter, mode)
 
     def plan(self, request: Request) -> Plan:
         """The fetch depth, planned once (see the module docstring)."""
@@ -177,6 +214,8 @@ class Pipeline:
         def call(model, m, candidates):
             return model.recommend(users, m, request.exclude_seen, candidates)
 
+        if request.mode == "buy_again":
+            request = self._buy_again(request, self.seen_rows(users))
         return self.run(call, request, len(users))
 
     def histories(
@@ -192,7 +231,53 @@ class Pipeline:
                 histories, m, exclude_seen=request.exclude_seen, candidates=candidates, times=times
             )
 
+        if request.mode == "buy_again":
+            request = self._buy_again(request, _padded(histories))
         return self.run(call, request, len(histories))
+
+    # ------------------------------------------------------------------ repeats
+    def seen_rows(self, users) -> np.ndarray:
+        """``(B, C)`` the items each user bought in training (the model's ``seen_``, which
+        every bundle stores), ``-1`` padded."""
+        seen = self.model.seen_
+        users = np.asarray(users, dtype=np.int64)
+        return _padded([seen.indices[seen.indptr[u] : seen.indptr[u + 1]] for u in users])
+
+    def repeats(self, items: np.ndarray, *, users=None, histories=None) -> np.ndarray:
+        """``(B, n)`` bool: whether each listed item is one the row's customer bought before
+        (``users``: the model's ``seen_`` rows; ``histories``: the given purchase histories);
+        ``-1`` padding is False."""
+        items = np.asarray(items, dtype=np.int64)
+        if histories is None:  # one look-up in the seen matrix
+            rows = np.repeat(np.asarray(users, dtype=np.int64), items.shape[1])
+            hit = self.model.seen_[rows, np.maximum(items, 0).ravel()]
+            return (np.asarray(hit).reshape(items.shape) > 0) & (items >= 0)
+        bought = _padded(histories)
+        out = np.zeros(items.shape, dtype=bool)
+        for r in range(items.shape[0]):
+            row = bought[r][bought[r] >= 0]
+            out[r] = np.isin(items[r], row) & (items[r] >= 0)
+        return out
+
+    def _buy_again(self, request: Request, bought: np.ndarray) -> Request:
+        """``buy_again``: the rows' purchase histories become the allow-list, met with the
+        caller's allow-list or predicate."""
+        f = request.filter
+        rows = bought
+        if f.allowed is not None:
+            allowed = np.asarray(f.allowed)
+            if allowed.ndim == 1:
+                ok = np.isin(rows, allowed)
+            else:
+                ok = np.array([np.isin(r, a[a >= 0]) for r, a in zip(rows, allowed)]).reshape(
+                    rows.shape
+                )
+            rows = np.where(ok, rows, -1)
+        if f.keep is not None:
+            verdict = {j: bool(f.keep(j)) for j in np.unique(rows[rows >= 0]).tolist()}
+            ok = np.vectorize(lambda j: j >= 0 and verdict[j], otypes=[bool])(rows)
+            rows = np.where(ok, rows, -1) if rows.size else rows
+        return replace(request, filter=Filter(rows, None, f.n_unknown))
 
     def run(self, call: Call, request: Request, B: int) -> tuple[np.ndarray, np.ndarray]:
         """The stages: model → filters and withdrawn → re-rank. ``call(model, m,
@@ -224,6 +309,9 @@ class Pipeline:
             allowed = _live(np.asarray(allowed), gone)
             if not allowed.size:
                 return np.full((B, n), -1, np.int64), np.full((B, n), -np.inf, np.float32)
+            if allowed.ndim == 2 and allowed.shape[1] < n:  # per-row lists (buy again) shorter
+                items, scores = call(allowed.shape[1], allowed)  # than n: no model asked deeper
+                return _pad(items, scores, n)
             return call(n, allowed)
         if keep is None and gone is None:
             return call(n, None)
@@ -270,6 +358,29 @@ class Pipeline:
             return self._built
 
 
+def _pad(items, scores, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """``(B, m)`` lists padded to ``n`` columns with ``-1`` / ``-inf``."""
+    items, scores = np.asarray(items, np.int64), np.asarray(scores, np.float32)
+    extra = n - items.shape[1]
+    if extra <= 0:
+        return items, scores
+    B = items.shape[0]
+    return (
+        np.hstack([items, np.full((B, extra), -1, np.int64)]),
+        np.hstack([scores, np.full((B, extra), -np.inf, np.float32)]),
+    )
+
+
+def _padded(rows) -> np.ndarray:
+    """Ragged item-index rows as one ``(B, C)`` int64 array padded with ``-1`` (C >= 1)."""
+    rows = [np.unique(np.asarray(r, dtype=np.int64)) for r in rows]
+    width = max([1, *(r.size for r in rows)])
+    out = np.full((len(rows), width), -1, dtype=np.int64)
+    for i, r in enumerate(rows):
+        out[i, : r.size] = r
+    return out
+
+
 def _live(allowed: np.ndarray, gone: np.ndarray | None) -> np.ndarray:
     """An allow-list without the withdrawn products (2-D rows: they become ``-1``)."""
     if gone is None:
@@ -285,14 +396,17 @@ def recommend(
     user_idx,
     n: int = 10,
     diversity: float = 0.0,
-    exclude_seen: bool = True,
+    exclude_seen: bool | None = None,
     candidates: np.ndarray | None = None,
     similarity=None,
+    mode: str | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """``model.recommend`` through the pipeline: the diversity knob, withdrawn products left
-    out (``diversity=0`` on a model without catalogue changes: exactly ``model.recommend``)."""
+    out, the list mode (``diversity=0`` in ``discover`` or ``mixed`` mode on a model without
+    catalogue changes: exactly ``model.recommend``)."""
     pipe = Pipeline(model, similarity)
-    return pipe.users(user_idx, pipe.request(n, diversity, exclude_seen, Filter(candidates)))
+    request = pipe.request(n, diversity, exclude_seen, Filter(candidates), mode)
+    return pipe.users(user_idx, request)
 
 
 class Diversified:

@@ -86,6 +86,28 @@ class ModelContract:
         items, _ = fitted.recommend(np.arange(3), n=fitted.n_items_, exclude_seen=False)
         assert (items >= 0).all()  # the full catalog comes back when nothing is excluded
 
+    def test_exclude_seen_choice(self, fitted):
+        """``exclude_seen=False`` scores the items a user bought before (the ``mixed`` and
+        ``buy_again`` lists, targets ``all``/``repeat``); ``True`` never returns one."""
+        users = np.flatnonzero(np.diff(fitted.seen_.indptr) > 0)[:8]
+        seen = fitted.seen_[users].toarray() > 0
+        rows = np.arange(len(users))[:, None]
+        kept, _ = fitted.recommend(users, n=fitted.n_items_, exclude_seen=False)
+        assert seen[rows, kept].sum() == seen.sum()  # every seen item can come back
+        dropped, _ = fitted.recommend(users, n=fitted.n_items_, exclude_seen=True)
+        listed = dropped >= 0
+        assert not (seen[rows, np.maximum(dropped, 0)] & listed).any()
+        assert (listed.sum(1) == fitted.n_items_ - seen.sum(1)).all()
+        # ranking a user's own history (buy again) returns only, and all of, those items
+        width = int(seen.sum(1).max())
+        hist = np.full((len(users), width), -1, dtype=np.int64)
+        for r, u in enumerate(users):
+            h = fitted.seen_.indices[fitted.seen_.indptr[u] : fitted.seen_.indptr[u + 1]]
+            hist[r, : h.size] = h
+        again, _ = fitted.recommend(users, n=width, exclude_seen=False, candidates=hist)
+        for r in range(len(users)):
+            assert set(again[r][again[r] >= 0]) == set(hist[r][hist[r] >= 0])
+
     def test_candidates_1d(self, fitted):
         allowed = np.array([1, 5, 9, 13, 17, 21])
         items, _ = fitted.recommend(np.arange(4), n=3, exclude_seen=False, candidates=allowed)

@@ -40,12 +40,14 @@ def pop_bundle(tmp_path_factory, clustered):
 def expected_frame(model, users, n, exclude_seen=True, candidates=None):
     items, scores = model.recommend(users, n=n, exclude_seen=exclude_seen, candidates=candidates)
     valid = items >= 0
+    rows = np.repeat(np.asarray(users), valid.sum(1))
     return pd.DataFrame(
         {
             "user_id": np.repeat(model.users_.to_ids(users), valid.sum(1)),
             "rank": np.cumsum(valid, 1)[valid].astype(np.int32),
             "item_id": model.items_.to_ids(items[valid]),
             "score": scores[valid].astype(np.float32),
+            "repeat": np.asarray(model.seen_[rows, items[valid]]).ravel() > 0,
         }
     )
 
@@ -170,14 +172,16 @@ def _fail_at(monkeypatch, index):
     monkeypatch.setattr(_local, "score_partition", flaky)
 
 
+@pytest.mark.parametrize("mode", ["discover", "buy_again", "mixed"])
 def test_resume_keeps_verified_partitions_and_redoes_corrupt_ones(
-    cooc_bundle, tmp_path, monkeypatch
+    cooc_bundle, tmp_path, monkeypatch, mode
 ):
+    fast = {**FAST, "mode": mode}
     out = tmp_path / "recs"
     with monkeypatch.context() as m:
         _fail_at(m, 4)
         with pytest.raises(BatchError, match="boom at partition 4"):
-            batch_score(cooc_bundle, out, n=5, partition_size=30, **FAST)
+            batch_score(cooc_bundle, out, n=5, partition_size=30, **fast)
     staging = tmp_path / ".recs.staging"
     assert not out.exists()
     done = json.loads((staging / "_partitions.json").read_text())
@@ -190,15 +194,16 @@ def test_resume_keeps_verified_partitions_and_redoes_corrupt_ones(
     f2.write_bytes(bytes(data))
     (staging / "part-00005.parquet").write_bytes(b"half a file")  # not in the manifest
     (staging / "part-00006.parquet.tmp-999").write_bytes(b"tmp")
-    res = batch_score(cooc_bundle, out, n=5, partition_size=30, resume=True, **FAST)
+    res = batch_score(cooc_bundle, out, n=5, partition_size=30, resume=True, **fast)
     assert res.partitions_reused == 2  # partitions 0 and 3
-    batch_score(cooc_bundle, tmp_path / "clean", n=5, partition_size=30, **FAST)
+    batch_score(cooc_bundle, tmp_path / "clean", n=5, partition_size=30, **fast)
     assert res.rows_sha256 == read_success(tmp_path / "clean")["rows_sha256"]
     same(read_recommendations(out), read_recommendations(tmp_path / "clean"))
     assert not staging.exists()
     # resuming an already published job does nothing
-    again = batch_score(cooc_bundle, out, n=5, partition_size=30, resume=True, **FAST)
+    again = batch_score(cooc_bundle, out, n=5, partition_size=30, resume=True, **fast)
     assert again.partitions_reused == again.partitions == 7
+    assert read_success(out)["mode"] == mode
 
 
 def test_resume_refuses_a_different_job(cooc_bundle, tmp_path, monkeypatch):
@@ -211,6 +216,9 @@ def test_resume_refuses_a_different_job(cooc_bundle, tmp_path, monkeypatch):
         batch_score(cooc_bundle, out, n=6, partition_size=30, resume=True, **FAST)
     with pytest.raises(BatchError, match="different inputs or options"):
         batch_score(cooc_bundle, out, n=5, partition_size=30, threads=2, resume=True, **FAST)
+    # the mode is part of the job: a resume in another mode is refused, naming the mode
+    with pytest.raises(BatchError, match="mode=discover.*without --resume"):
+        batch_score(cooc_bundle, out, n=5, partition_size=30, mode="mixed", resume=True, **FAST)
     # without --resume it starts over
     assert batch_score(cooc_bundle, out, n=6, partition_size=30, **FAST).partitions_reused == 0
 
@@ -353,3 +361,33 @@ def test_nightly_pipeline_uses_the_latest_bundle(cooc_bundle, pop_bundle, tmp_pa
     )
     failed = next((tmp_path / "r2" / "_runs").glob("*.json"))
     assert json.loads(failed.read_text())["status"] == "failed"
+
+
+@pytest.mark.parametrize("mode", ["discover", "buy_again", "mixed"])
+def test_modes_match_the_service_api(cooc_bundle, tmp_path, mode):
+    from recogan.recommender import Recommender
+
+    out = tmp_path / mode
+    res = batch_score(cooc_bundle, out, n=4, partition_size=64, mode=mode, **FAST)
+    got = read_recommendations(out)
+    model = load_model(cooc_bundle)
+    want = Recommender(model).recommend_many(model.users_.ids, n=4, mode=mode)
+    same(got, want.drop(columns="fallback"))
+    assert got["repeat"].any() == (mode != "discover") and (mode != "buy_again" or got.repeat.all())
+    assert read_success(out)["mode"] == mode
+    assert res.rows == len(got)
+
+
+def test_mode_is_checked_and_part_of_the_job(cooc_bundle, tmp_path):
+    with pytest.raises(
+        ValueError, match=r"mode must be one of discover, buy_again, mixed; got 'x'"
+    ):
+        batch_score(cooc_bundle, tmp_path / "o", mode="x", **FAST)
+    with pytest.raises(ValueError, match="contradicts"):
+        batch_score(cooc_bundle, tmp_path / "o", mode="discover", exclude_seen=False, **FAST)
+    a = batch_score(cooc_bundle, tmp_path / "a", n=4, exclude_seen=False, **FAST)
+    b = batch_score(cooc_bundle, tmp_path / "b", n=4, mode="mixed", **FAST)
+    assert a.rows_sha256 == b.rows_sha256  # --include-seen is the mixed mode
+    assert main(["batch-score", "--model", str(cooc_bundle), "--out", str(tmp_path / "c"),
+                 "--n", "4", "--mode", "mixed", "--no-progress"]) == 0  # fmt: skip
+    assert read_success(tmp_path / "c")["rows_sha256"] == b.rows_sha256

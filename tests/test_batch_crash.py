@@ -29,8 +29,9 @@ sys.exit(main(sys.argv[1:]))
 """
 
 
-def _start(bundle, out, workers):
+def _start(bundle, out, workers, mode="discover"):
     args = ["batch-score", "--model", str(bundle), "--out", str(out), "--n", "5"]
+    args += ["--mode", mode]
     args += ["--partition-size", "8", "--workers", str(workers), "--resume", "--no-progress"]
     args += ["--json"]
     code = JOB.format(root=str(ROOT))
@@ -50,7 +51,13 @@ def _finished(staging: Path) -> int:
         return 0
 
 
-def test_sigkill_and_resume_gives_the_uninterrupted_result(tmp_path, clustered):
+# every mode resumes in-process in tests/test_batch.py; killed, discover by default and the
+# other modes in the slow run (each kill run lasts about 30 s)
+@pytest.mark.parametrize(
+    "mode",
+    ["discover", *(pytest.param(m, marks=pytest.mark.slow) for m in ("buy_again", "mixed"))],
+)
+def test_sigkill_and_resume_gives_the_uninterrupted_result(tmp_path, clustered, mode):
     register()
     bundle = tmp_path / "slow"
     # 0.06 s per partition: a run of 25 partitions lasts long enough to be killed mid-way
@@ -64,7 +71,7 @@ def test_sigkill_and_resume_gives_the_uninterrupted_result(tmp_path, clustered):
     rng = np.random.default_rng(2024)
     progress = []
     for attempt in range(5):
-        proc = _start(bundle, out, workers=1 + attempt % 2)
+        proc = _start(bundle, out, workers=1 + attempt % 2, mode=mode)
         # kill once a few more partitions are done (up to all: then it dies publishing)...
         target = min(N_PARTS, _finished(staging) + int(rng.integers(1, 9)))
         deadline = time.monotonic() + 60
@@ -88,7 +95,7 @@ def test_sigkill_and_resume_gives_the_uninterrupted_result(tmp_path, clustered):
     print("kills (target, finished, rc):", progress)
     assert any(rc == -signal.SIGKILL for _, _, rc in progress), progress
 
-    proc = _start(bundle, out, workers=2)
+    proc = _start(bundle, out, workers=2, mode=mode)
     stdout, stderr = proc.communicate(timeout=120)
     assert proc.returncode == 0, stderr
     final = json.loads(stdout)
@@ -96,12 +103,18 @@ def test_sigkill_and_resume_gives_the_uninterrupted_result(tmp_path, clustered):
     if killed_mid_run and progress[-1][2] != 0:
         assert final["partitions_reused"] > 0
 
-    batch_score(bundle, tmp_path / "clean", n=5, partition_size=8, workers=1, show_progress=False)
+    clean = tmp_path / "clean"
+    batch_score(bundle, clean, n=5, partition_size=8, workers=1, show_progress=False, mode=mode)
     got, want = read_recommendations(out), read_recommendations(tmp_path / "clean")
     pd.testing.assert_frame_equal(got, want)
     assert read_success(out)["rows_sha256"] == read_success(tmp_path / "clean")["rows_sha256"]
     assert not got.duplicated(["user_id", "rank"]).any()
     assert set(got["user_id"]) == {f"u{i}" for i in range(200)}
-    assert (got.groupby("user_id").size() == 5).all()
+    assert read_success(out)["mode"] == mode
+    if mode == "buy_again":  # only what each customer bought before: some have fewer than 5
+        assert got["repeat"].all() and (got.groupby("user_id").size() <= 5).all()
+    else:
+        assert (got.groupby("user_id").size() == 5).all()
+        assert got["repeat"].any() == (mode == "mixed")
     leftovers = sorted(p.name for p in tmp_path.iterdir() if p.name.startswith("."))
     assert leftovers == [], leftovers

@@ -53,6 +53,15 @@ def test_train_then_recommend_int_user(files, tmp_path, capsys):
     assert res["fallback"] is True and len(res["items"]) == 10 and res["items"][0]["title"]
     assert main(["recommend", "--model", str(out), "--user", "99999", "--strict"]) == 1
     assert "unknown user id 99999" in capsys.readouterr().err
+    # the list modes: buy again lists only what the customer bought, each marked a repeat
+    args = ["recommend", "--model", str(out), "--user", "12001", "--json", "--mode"]
+    assert main([*args, "buy_again"]) == 0
+    again = json.loads(capsys.readouterr().out)["items"]
+    assert again and all(r["repeat"] for r in again)
+    assert main([*args, "discover"]) == 0
+    assert not any(r["repeat"] for r in json.loads(capsys.readouterr().out)["items"])
+    assert main([*args, "sometimes"]) == 1
+    assert "got 'sometimes'" in capsys.readouterr().err
 
 
 def test_train_vector_model_params_history_and_similar(files, tmp_path, capsys):

@@ -86,7 +86,7 @@ def test_recommend_many_matches_single_calls(rec):
     users = ["u3", "nobody", "u7", "u3", "u150"]
     small = Recommender(rec.model, batch_size=2)
     df = small.recommend_many(users, n=4)
-    assert list(df.columns) == ["user_id", "rank", "item_id", "score", "fallback"]
+    assert list(df.columns) == ["user_id", "rank", "item_id", "score", "fallback", "repeat"]
     assert df["user_id"].tolist() == [u for u in users for _ in range(4)]
     assert df["rank"].tolist() == [1, 2, 3, 4] * len(users)
     for k, u in enumerate(users):

@@ -42,7 +42,7 @@ from recogan.batch._publish import (
 )
 from recogan.batch._ray import require_ray, run_ray
 from recogan.diversity import check_diversity
-from recogan.serving import check_n
+from recogan.serving import check_mode, check_n
 
 log = logging.getLogger(__name__)
 
@@ -56,8 +56,15 @@ class BatchConfig:
 
     #: Items per user (users with fewer allowed items get fewer rows).
     n: int = 50
-    #: Leave out items the user already bought.
-    exclude_seen: bool = True
+    #: Leave out items the user already bought (None: as ``mode`` says; the older spelling of
+    #: the choice: True is ``discover``, False ``mixed``).
+    exclude_seen: bool | None = None
+    #: The lists (:data:`recogan.serving.MODES`): ``discover`` (items the customer never
+    #: bought; the default), ``buy_again`` (only items they bought before, ranked by the
+    #: model) or ``mixed`` (one list ranked by the model). Every row's ``repeat`` column says
+    #: whether the customer bought the item before. Part of the job's identity: a resume with
+    #: another mode is refused.
+    mode: str | None = None
     #: Users per partition (= per output file). Partitions are fixed-size chunks of the users
     #: sorted by model index, so they are the same for every engine and worker count.
     partition_size: int = 10_000
@@ -216,6 +223,7 @@ def _plan(bundle: Bundle, model_path: Path, users, item_filter, cfg: BatchConfig
         "manifest_sha256": manifest_sha,
         "n": n,
         "exclude_seen": bool(cfg.exclude_seen),
+        "mode": cfg.mode,
         "partition_size": cfg.partition_size,
         "batch_size": batch_size,
         "threads": cfg.threads,
@@ -306,6 +314,7 @@ def _score_all(plan: _Plan, cfg: BatchConfig, staging, out, done: dict, generate
         model_version=plan.model_version,
         generated_at=generated_at,
         diversity=cfg.diversity,
+        mode=cfg.mode,
     )
     workers = _workers(cfg, len(todo), plan.job["device"])
     bar = _progress(cfg.show_progress, plan.user_idx.size, sum(r["users"] for r in done.values()))
@@ -372,6 +381,7 @@ def _check_config(cfg: BatchConfig) -> None:
     if not isinstance(cfg.threads, int) or cfg.threads <= 0:
         raise ValueError(f"threads must be a positive int, got {cfg.threads!r}")
     cfg.diversity = check_diversity(cfg.diversity)
+    cfg.mode, cfg.exclude_seen = check_mode(cfg.mode, cfg.exclude_seen)
     if cfg.batch_size is not None and cfg.batch_size <= 0:
         raise ValueError(f"batch_size must be positive, got {cfg.batch_size}")
     if cfg.device not in DEVICES:

@@ -58,6 +58,8 @@ class Options:
     generated_at: str
     #: The diversity knob in [0, 1] (:mod:`recogan.diversity`; 0: the model's ranking).
     diversity: float = 0.0
+    #: The list mode (:data:`recogan.serving.MODES`; decides ``exclude_seen``).
+    mode: str = "discover"
 
 
 def partition_file(index: int) -> str:
@@ -97,12 +99,20 @@ def score_partition(model, task: Task, opt: Options) -> dict:
     """Score ``task``'s users, write ``part-NNNNN.parquet`` atomically, return its record."""
     t0 = time.perf_counter()
     users = np.asarray(task.users, dtype=np.int64)
-    cols: dict[str, list[np.ndarray]] = {"user": [], "rank": [], "item": [], "score": []}
+    cols: dict[str, list[np.ndarray]] = {
+        "user": [],
+        "rank": [],
+        "item": [],
+        "score": [],
+        "repeat": [],
+    }
     # the serving pipeline (recogan.serving): withdrawn products, the allow-list and the
     # diversity knob exactly as the service API applies them; the item similarity MMR needs
     # is built once per partition, when it runs
     pipe = Pipeline(model)
-    request = pipe.request(opt.n, opt.diversity, opt.exclude_seen, Filter(opt.candidates))
+    request = pipe.request(
+        opt.n, opt.diversity, opt.exclude_seen, Filter(opt.candidates), mode=opt.mode
+    )
     for start in range(0, users.size, opt.batch_size):
         u = users[start : start + opt.batch_size]
         items, scores = pipe.users(u, request)
@@ -112,17 +122,20 @@ def score_partition(model, task: Task, opt: Options) -> dict:
         cols["rank"].append((np.cumsum(valid, axis=1, dtype=np.int32))[valid])
         cols["item"].append(np.asarray(items, dtype=np.int64)[valid])
         cols["score"].append(np.asarray(scores, dtype=np.float32)[valid])
+        cols["repeat"].append(pipe.repeats(items, users=u)[valid])
     user = _cat(cols["user"], np.int64)
     rank = _cat(cols["rank"], np.int32)
     item = _cat(cols["item"], np.int64)
     score = _cat(cols["score"], np.float32)
-    rows_sha = rows_digest(user, rank, item, score)
+    repeat = _cat(cols["repeat"], bool)
+    rows_sha = rows_digest(user, rank, item, score, repeat)
     table = pa.table(
         {
             "user_id": _id_array(model.users_, user),
             "rank": pa.array(rank, pa.int32()),
             "item_id": _id_array(model.items_, item),
             "score": pa.array(score, pa.float32()),
+            "repeat": pa.array(repeat, pa.bool_()),
         }
     )
     meta = {
@@ -130,6 +143,7 @@ def score_partition(model, task: Task, opt: Options) -> dict:
         "recogan.generated_at": opt.generated_at,
         "recogan.partition": str(task.index),
         "recogan.n": str(opt.n),
+        "recogan.mode": opt.mode,
     }
     table = table.replace_schema_metadata(meta)
     path = Path(opt.staging) / task.file
@@ -172,11 +186,14 @@ def _id_array(idmap, idx: np.ndarray):
     return pa.array([str(v) for v in ids], pa.string())
 
 
-def rows_digest(user, rank, item, score) -> str:
-    """sha256 of a partition's rows (model indices, rank, score bytes): equal rows ⇔ equal
-    digest, whatever the file's metadata or compression."""
+def rows_digest(user, rank, item, score, repeat=None) -> str:
+    """sha256 of a partition's rows (model indices, rank, score bytes, the repeat flags):
+    equal rows ⇔ equal digest, whatever the file's metadata or compression."""
     h = hashlib.sha256()
-    for arr, dtype in ((user, "<i8"), (rank, "<i4"), (item, "<i8"), (score, "<f4")):
+    cols = [(user, "<i8"), (rank, "<i4"), (item, "<i8"), (score, "<f4")]
+    if repeat is not None:
+        cols.append((repeat, "u1"))
+    for arr, dtype in cols:
         h.update(np.ascontiguousarray(arr, dtype=dtype).tobytes())
     return h.hexdigest()
 

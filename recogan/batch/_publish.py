@@ -91,7 +91,7 @@ def verified_partitions(staging: Path, job_key: str) -> dict[int, dict]:
     if not isinstance(job, dict) or job.get("job_key") != job_key:
         raise BatchError(
             f"{staging} holds an unfinished job with different inputs or options "
-            f"(model {job.get('model_version')}, n={job.get('n')}); "
+            f"(model {job.get('model_version')}, n={job.get('n')}, mode={job.get('mode')}); "
             "run without --resume to start over"
         )
     recorded = {}
@@ -208,11 +208,12 @@ def verify_output(out: str | Path) -> dict:
 
 
 def read_recommendations(out: str | Path, *, verify: bool = True):
-    """All rows of a published result as one DataFrame (``user_id, rank, item_id, score``),
+    """All rows of a published result as one DataFrame (``user_id, rank, item_id, score,
+    repeat``),
     in partition order (users by model index, then rank)."""
     out = Path(out)
     success = verify_output(out) if verify else read_success(out)
     frames = [pq.read_table(out / r["file"]).to_pandas() for r in success["partitions"]]
     if not frames:
-        return pd.DataFrame(columns=["user_id", "rank", "item_id", "score"])
+        return pd.DataFrame(columns=["user_id", "rank", "item_id", "score", "repeat"])
     return pd.concat(frames, ignore_index=True)

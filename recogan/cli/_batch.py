@@ -58,7 +58,17 @@ def register(sub) -> None:
         "--batch-size", type=int, help="users per recommend call (default: by catalog size)"
     )
     p.add_argument(
-        "--include-seen", action="store_true", help="do not drop items the user already bought"
+        "--include-seen",
+        action="store_true",
+        help="do not drop items the user already bought (the same as --mode mixed)",
+    )
+    p.add_argument(
+        "--mode",
+        help=(
+            "discover (default: items the customer never bought), buy_again (only items they "
+            "bought before, ranked by the model) or mixed (one list ranked by the model); "
+            "every row's repeat column says whether the customer bought the item before"
+        ),
     )
     p.add_argument(
         "--noise-draws", type=int, help="noise draws per user (models with noise; others ignore)"
@@ -89,7 +99,8 @@ def run(args) -> int:
             users=args.users,
             item_filter=args.filter,
             n=args.n,
-            exclude_seen=not args.include_seen,
+            exclude_seen=False if args.include_seen else None,
+            mode=args.mode,
             partition_size=args.partition_size,
             batch_size=args.batch_size,
             noise_draws=args.noise_draws,

@@ -67,6 +67,15 @@ def register(sub) -> None:
         help="temporal: global time cut (default); leave-last-out: last basket per customer",
     )
     p.add_argument(
+        "--targets",
+        choices=["new", "all", "repeat"],
+        default="new",
+        help="what counts as a hit: new (default: items the customer had not bought before; "
+        "lists without them), all (every test purchase) or repeat (only re-purchases); all "
+        "and repeat rank with the bought items kept and split accuracy into repeat and "
+        "explore parts",
+    )
+    p.add_argument(
         "--k", type=_int_list, default=[5, 10, 20], help="list lengths (default 5,10,20)"
     )
     p.add_argument("--seed", type=int, default=0, help="seed for tuning, models, bootstrap")
@@ -190,6 +199,7 @@ def run(args) -> int:
         data,
         models=models,
         protocol=args.protocol,
+        targets=args.targets,
         ks=args.k,
         tune=args.tune,
         budget=args.budget,

@@ -19,7 +19,14 @@ def register(sub) -> None:
     )
     who.add_argument("--similar", metavar="ITEM", help="items similar to this item id")
     p.add_argument("--n", type=int, default=10, help="how many items (default: 10)")
-    p.add_argument("--include-seen", action="store_true", help="allow already-bought items")
+    p.add_argument(
+        "--include-seen", action="store_true", help="allow already-bought items (--mode mixed)"
+    )
+    p.add_argument(
+        "--mode",
+        help="discover (default: items never bought), buy_again (only items bought before) "
+        "or mixed (one list, bought items allowed)",
+    )
     p.add_argument("--strict", action="store_true", help="fail on an unknown user")
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     p.add_argument("--json", action="store_true", help="print JSON records")
@@ -47,14 +54,14 @@ def parse_id(text: str, known: np.ndarray):
 def run(args) -> int:
 
     rec = Recommender.load(args.model, device=args.device, strict=args.strict)
-    exclude = not args.include_seen
+    exclude = False if args.include_seen else None
     if args.user is not None:
         user = parse_id(args.user, rec.user_ids)
-        result = rec.recommend(user, n=args.n, exclude_seen=exclude)
+        result = rec.recommend(user, n=args.n, exclude_seen=exclude, mode=args.mode)
         head = f"top {args.n} for user {user}"
     elif args.history is not None:
         items = [parse_id(t, rec.item_ids) for t in args.history.split(",") if t.strip()]
-        result = rec.for_history(items, n=args.n, exclude_seen=exclude)
+        result = rec.for_history(items, n=args.n, exclude_seen=exclude, mode=args.mode)
         head = f"top {args.n} for a basket of {len(items)} item(s)"
     else:
         item = parse_id(args.similar, rec.item_ids)
@@ -63,8 +70,10 @@ def run(args) -> int:
     titles = rec.titles(result.items) or [None] * len(result)
     if args.json:
         records = [
-            {"rank": r, "item_id": _plain(i), "score": s, "title": t}
-            for r, ((i, s), t) in enumerate(zip(result, titles), 1)
+            {"rank": r, "item_id": _plain(i), "score": s, "title": t, "repeat": rep}
+            for r, ((i, s), t, rep) in enumerate(
+                zip(result, titles, result.repeats or [False] * len(result)), 1
+            )
         ]
         print(
             json.dumps(
@@ -83,8 +92,10 @@ def run(args) -> int:
         print("  note: not personalised (fallback)")
     if result.n_unknown:
         print(f"  note: ignored {result.n_unknown} unknown item id(s)")
-    for r, ((i, s), t) in enumerate(zip(result, titles), 1):
-        print(f"  {r:>3}  {i!s:<14} {s:>10.4f}  {t if t is not None else ''}".rstrip())
+    repeats = result.repeats or [False] * len(result)
+    for r, ((i, s), t, rep) in enumerate(zip(result, titles, repeats), 1):
+        mark = " (bought before)" if rep else ""
+        print(f"  {r:>3}  {i!s:<14} {s:>10.4f}  {t if t is not None else ''}{mark}".rstrip())
     if not len(result):
         print("  (no items)")
     return 0

@@ -20,6 +20,7 @@ from recogan.evaluate import (
     window_shift,
 )
 from recogan.fitting import FoldFits, fit_for_serving, holdout
+from recogan.metrics import validation_scorer
 from recogan.registry import model_class
 
 log = logging.getLogger(__name__)
@@ -77,6 +78,13 @@ def register(sub) -> None:
         help="models that early-stop (gan) first train on all but the latest F of the "
         "interactions, validated on that F, then refit on everything for the epoch count "
         "chosen there (default: 0.1; 0 trains once, for the configured epochs)",
+    )
+    p.add_argument(
+        "--targets",
+        choices=["new", "all", "repeat"],
+        default="new",
+        help="what early stopping counts as a hit, as `evaluate --targets`: new (default: "
+        "items the customer had not bought before), all purchases, or repeat purchases only",
     )
     p.add_argument(
         "--out",
@@ -266,7 +274,8 @@ def run(args) -> int:
         for line in validation_check(fits.models[0], args.model, train, valid).lines():
             print(line)
 
-    model, _ = fit_for_serving(cls, params, data, folds, on_folds=report)
+    scorer = validation_scorer(args.targets)
+    model, _ = fit_for_serving(cls, params, data, folds, on_folds=report, scorer=scorer)
     fit_s = time.perf_counter() - t0
     save_model(model, args.out, force=args.force)
     defaults = cls().params()

@@ -331,14 +331,19 @@ class HalvingOutcome:
     fitted_units: float = 0.0
 
 
-def study_name(model_name: str, seed: int, budget: int, dims, stages, folds) -> str:
-    """Deterministic from everything the search's result depends on."""
+def study_name(
+    model_name: str, seed: int, budget: int, dims, stages, folds, targets: str = "new"
+) -> str:
+    """Deterministic from everything the search's result depends on (the validation
+    targets only when not ``new``, so earlier studies keep their names)."""
     h = hashlib.sha256()
     key = {
         "model": model_name, "seed": seed, "budget": budget, "round": ROUND,
         "reduction": REDUCTION, "edge": EDGE, "dims": [repr(d) for d in dims],
         "stages": [repr(s) for s in stages],
     }  # fmt: skip
+    if targets != "new":
+        key["targets"] = targets
     h.update(json.dumps(key, sort_keys=True).encode())
     for train, valid in folds:
         h.update(train.fingerprint().encode())
@@ -378,6 +383,7 @@ def halving_search(
     storage: str | None = None,
     with_seed: Callable[[dict], dict] = dict,
     on_progress: Callable[[float, float, float], None] | None = None,
+    targets: str = "new",
 ) -> HalvingOutcome:
     """Run (or resume) the search; ``storage``: an optuna storage URL (None: in memory).
     ``on_progress(fitted, left, seconds)`` after each fold fit: the fold fits done by this
@@ -386,7 +392,7 @@ def halving_search(
     dims = parse_space(cls)
     stages = plan_stages(cls, len(folds))
     n_total = _n_trials(dims, budget)
-    name = study_name(model_name, seed, budget, dims, stages, folds)
+    name = study_name(model_name, seed, budget, dims, stages, folds, targets)
     study = optuna.create_study(
         storage=storage,
         study_name=name,
@@ -406,7 +412,7 @@ def halving_search(
             left = (n_total - len(study.trials)) * per_trial + _units_left(study, stages)
             on_progress(fitted, left, time.perf_counter() - t0)
 
-    with TrialPool(model_name, folds, plan) as pool:
+    with TrialPool(model_name, folds, plan, targets=targets) as pool:
         n_rounds = math.ceil(n_total / ROUND)
         for r in range(n_rounds):
             numbers = list(range(r * ROUND, min(n_total, (r + 1) * ROUND)))

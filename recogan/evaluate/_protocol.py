@@ -4,7 +4,11 @@
   train → valid and scored, refitted on train + valid, on test.
 - ``leave-last-out``: each customer's last basket is test, the one before it validation.
 
-Ranking is over the full catalog with the user's seen items excluded. Sampled-negative ranking
+What counts as a hit is ``targets`` (:data:`recogan.metrics.TARGETS`): ``new`` (default; the
+items each customer had not bought before, ranked over the full catalog with their seen items
+excluded), ``all`` (every test purchase) or ``repeat`` (only re-purchases); the last two rank
+with the seen items kept and split each accuracy figure into its repeat and explore parts
+(:func:`recogan.metrics.repeat_explore`). Sampled-negative ranking
 (each user's targets among ``n_negatives`` random unseen items) is only used when asked for and
 is labelled ``sampled`` wherever it is reported: it inflates every metric and can reorder models.
 """
@@ -21,6 +25,7 @@ import scipy.sparse as sp
 from recogan import metrics
 from recogan.data import Dataset, Split, leave_last_out, temporal_split
 from recogan.evaluate._windows import spread_split
+from recogan.metrics import check_targets
 
 log = logging.getLogger(__name__)
 
@@ -56,8 +61,11 @@ class Protocol:
     ranking: str = "full"
     #: Negatives per user for ``sampled`` ranking.
     n_negatives: int = 100
-    #: Remove items the user already bought from the ranking.
+    #: Remove items the user already bought from the ranking (``all`` and ``repeat`` targets
+    #: keep them: set to False for those).
     exclude_seen: bool = True
+    #: What counts as a hit: ``new``, ``all`` or ``repeat`` (:data:`recogan.metrics.TARGETS`).
+    targets: str = "new"
 
     def __post_init__(self) -> None:
         name = self.name.replace("_", "-")
@@ -68,6 +76,9 @@ class Protocol:
             raise ValueError(f"ranking must be 'full' or 'sampled', got {self.ranking!r}")
         if int(self.valid_folds) < 1:
             raise ValueError(f"valid_folds must be >= 1, got {self.valid_folds}")
+        check_targets(self.targets)
+        if self.targets != "new":
+            object.__setattr__(self, "exclude_seen", False)
         if self.ranking == "sampled" and self.n_negatives <= 0:
             raise ValueError(f"n_negatives must be positive, got {self.n_negatives}")
 
@@ -82,7 +93,8 @@ class Protocol:
         )
         if self.name == "temporal" and self.spread:
             valid = f", validation windows spread over the history ({self.valid_folds})"
-        return f"{self.name}, {rank}, {seen}{valid}"
+        what = "" if self.targets == "new" else f", {self.targets} purchases as targets"
+        return f"{self.name}, {rank}, {seen}{what}{valid}"
 
     def to_dict(self) -> dict:
         return {**asdict(self), "label": self.label}
@@ -152,4 +164,5 @@ def score_model(
         exclude_seen=protocol.exclude_seen,
         candidates=sampler,
         batch_size=batch_size,
+        targets=protocol.targets,
     )

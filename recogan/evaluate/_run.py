@@ -24,7 +24,7 @@ from recogan.evaluate._stats import bootstrap_ci, paired_test
 from recogan.evaluate._tune import METHODS, TUNE_METRIC, _with_seed
 from recogan.evaluate._tune import tune as tune_search
 from recogan.fitting import fit_for_serving
-from recogan.metrics import target_matrix
+from recogan.metrics import check_targets, target_matrix
 from recogan.registry import resolve_model
 from recogan.serving import Diversified
 
@@ -93,6 +93,7 @@ def evaluate(
     show_progress: bool = True,
     tuner: str = "halving",
     state_dir=None,
+    targets: str = "new",
 ) -> Report:
     """Evaluate ``models`` (registry names) on a Dataset (split by ``protocol``) or a Split.
 
@@ -115,10 +116,18 @@ def evaluate(
     results are kept as the run goes (:class:`recogan.evaluate._state.RunState`): a run
     interrupted and started again with the same arguments goes on from there, refitting
     nothing that was done. None: nothing is kept.
+
+    ``targets``: what counts as a hit on test (:data:`recogan.metrics.TARGETS`): ``new``
+    (the default: items the customer had not bought before, lists without the seen items),
+    ``all`` (every test purchase) or ``repeat`` (only re-purchases); the last two rank with
+    the seen items kept and report the repeat/explore split of the accuracy. Tuning (and the
+    early stopping inside it) counts the same targets on validation.
     """
     if not isinstance(data_or_split, (Dataset, Split)):
         raise TypeError(f"evaluate takes a Dataset or a Split, not {type(data_or_split).__name__}")
-    names, ks, proto = _check_args(models, protocol, ks, budget, ranking, n_negatives, valid_folds)
+    names, ks, proto = _check_args(
+        models, protocol, ks, budget, ranking, n_negatives, valid_folds, targets
+    )
     levels = sorted({check_diversity(d) for d in diversity_levels})
     jobs = check_jobs(jobs)
     if tuner not in METHODS:
@@ -196,7 +205,7 @@ def _evaluate_model(name, cls, period: _Period, given, run, state, eta) -> dict:
     result = tune_search(
         name, split, run["budget"], seed, candidates=fixed, jobs=run["jobs"],
         method=run["tuner"], storage=state.storage if state else None,
-        on_progress=lambda *a: eta.update(name, *a),
+        on_progress=lambda *a: eta.update(name, *a), targets=period.proto.targets,
     )  # fmt: skip
     tuning = {
         "params": result.best_params,
@@ -284,7 +293,7 @@ def _hms(seconds: float) -> str:
     return f"{h}h{m:02d}m" if h else f"{m}m{s:02d}s" if m else f"{s}s"
 
 
-def _check_args(models, protocol, ks, budget, ranking, n_negatives, valid_folds):
+def _check_args(models, protocol, ks, budget, ranking, n_negatives, valid_folds, targets="new"):
     """The model names, the K values (10 always among them) and the protocol, checked."""
     if isinstance(models, str):  # "ease,pop" (a bare string is not a list of one-letter names)
         models = models.split(",")
@@ -292,13 +301,22 @@ def _check_args(models, protocol, ks, budget, ranking, n_negatives, valid_folds)
         ks = [ks]
     if isinstance(budget, bool) or not isinstance(budget, (int, np.integer)) or budget < 1:
         raise ValueError(f"budget must be a positive int, got {budget!r}")
-    proto = (
-        protocol
-        if isinstance(protocol, Protocol)
-        else Protocol(
-            name=protocol, ranking=ranking, n_negatives=n_negatives, valid_folds=valid_folds
+    check_targets(targets)
+    if isinstance(protocol, Protocol):
+        if targets != "new" and targets != protocol.targets:
+            raise ValueError(
+                f"targets={targets!r} but the Protocol given has targets={protocol.targets!r}; "
+                "set it on the Protocol"
+            )
+        proto = protocol
+    else:
+        proto = Protocol(
+            name=protocol,
+            ranking=ranking,
+            n_negatives=n_negatives,
+            valid_folds=valid_folds,
+            targets=targets,
         )
-    )
     ks = tuple(sorted({int(k) for k in ks} | {10}))
     if min(ks) <= 0:
         raise ValueError(f"K values must be positive, got {ks}")
@@ -323,12 +341,14 @@ def _score(model, name: str, period: _Period):
     frame.insert(0, "model", name)
     frame.insert(2, "n_history", period.n_history[frame["user"].to_numpy()])
     frame.insert(3, "activity", activity_bucket(frame["n_history"].to_numpy()))
-    frame["head_hits@10"], frame["hits@10"] = _head_hits(k10, period.split.test, model, head)
+    frame["head_hits@10"], frame["hits@10"] = _head_hits(
+        k10, period.split.test, model, head, period.proto.targets
+    )
     return frame, recs, agg
 
 
-def _head_hits(k10, test, model, head):
-    _, T = target_matrix(test, model.seen_)
+def _head_hits(k10, test, model, head, targets="new"):
+    _, T = target_matrix(test, model.seen_, targets=targets)
     safe = np.maximum(k10, 0)
     rows = np.repeat(np.arange(len(k10)), k10.shape[1])
     hit = (np.asarray(T[rows, safe.ravel()]).reshape(k10.shape) > 0) & (k10 >= 0)
@@ -418,7 +438,7 @@ def _summarise(
         **proto.to_dict(),
         "ks": list(ks),
         "split": split.summary(),
-        # test users with at least one item they had not bought before (the ones scored)
+        # test users with at least one target (new targets: an item not bought before)
         "users_scored": int(per_user["user"].nunique()),
         "best_baseline": best,
         "tune_metric": TUNE_METRIC,
@@ -456,6 +476,8 @@ def _metric_table(per_user, rows, names, seed, n_boot):
     for name in names:
         f = per_user[per_user["model"] == name]
         row = {c: float(f[c].mean()) for c in metric_cols}
+        if "target_repeat_share" in f:
+            row["target_repeat_share"] = float(f["target_repeat_share"].mean())
         row.update(rows[name]["agg"])
         hits = f["hits@10"].sum()
         row["head_hit_share@10"] = float(f["head_hits@10"].sum() / hits) if hits else float("nan")

@@ -128,6 +128,7 @@ def tune(
     method: str = "halving",
     storage: str | None = None,
     on_progress=None,
+    targets: str = "new",
 ) -> TuneResult:
     """Search ``model_name``'s space on ``split`` (fit on each fold's train, score its valid);
     ``candidates`` replaces the search with the given parameter dicts, each fitted on every
@@ -136,7 +137,8 @@ def tune(
     this process). ``method``: ``"halving"`` or ``"exhaustive"`` (see the module's doc);
     ``storage``: where a halving study is kept (an optuna storage URL such as
     ``sqlite:///DIR/studies.sqlite3``; None: in memory); ``on_progress(done, expected,
-    seconds)``: called as the halving search goes (fold-fit units)."""
+    seconds)``: called as the halving search goes (fold-fit units). ``targets``: what the
+    validation NDCG@10 counts (:data:`recogan.metrics.TARGETS`)."""
     if method not in METHODS:
         raise ValueError(f"unknown tuning method {method!r} (known: {', '.join(METHODS)})")
     if isinstance(budget, bool) or not isinstance(budget, (int, np.integer)) or budget < 1:
@@ -147,6 +149,7 @@ def tune(
         out = halving_search(
             model_name, cls, split.folds, int(budget), seed, jobs=jobs, storage=storage,
             with_seed=lambda p: _with_seed(cls, p, seed), on_progress=on_progress,
+            targets=targets,
         )  # fmt: skip
         rows = [
             {"params": t["params"], "fold_scores": t["scores"], "fit_seconds": t["seconds"],
@@ -161,7 +164,9 @@ def tune(
             raise ValueError("tune needs at least one candidate")
         fulls = [_with_seed(cls, params, seed) for params in trials]
         plan = plan_workers(jobs, len(fulls), uses_device=uses_device(cls))
-        fits = fit_trials(model_name, fulls, split.folds, plan, show_progress=show_progress)
+        fits = fit_trials(
+            model_name, fulls, split.folds, plan, show_progress=show_progress, targets=targets
+        )
         rows = [
             {"params": full, "fold_scores": fit.scores, "fit_seconds": fit.seconds,
              "refit": fit.refit}

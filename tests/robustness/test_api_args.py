@@ -140,6 +140,21 @@ def test_exclude_seen_must_be_a_bool(rec):
         rec.recommend("u1", exclude_seen="no")
 
 
+@pytest.mark.parametrize("mode", ["again", "", 1, "DISCOVER"], ids=repr)
+@pytest.mark.parametrize("call", ["recommend", "recommend_many", "for_history"])
+def test_bad_mode(rec, call, mode):
+    arg = {"recommend": "u1", "recommend_many": ["u1"], "for_history": [rec.item_ids[0]]}[call]
+    with pytest.raises(
+        ValueError, match=rf"mode must be one of discover, buy_again, mixed; got {mode!r}"
+    ):
+        getattr(rec, call)(arg, mode=mode)
+
+
+def test_mode_and_exclude_seen_must_agree(rec):
+    with pytest.raises(ValueError, match="exclude_seen=True contradicts mode='mixed'"):
+        rec.recommend("u1", exclude_seen=True, mode="mixed")
+
+
 def test_load_refuses_an_unknown_device(tmp_path):
     with pytest.raises(ValueError, match="device must be 'auto', 'cpu' or 'cuda'"):
         Recommender.load(tmp_path, device="gpu")
