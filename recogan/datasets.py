@@ -109,23 +109,24 @@ def online_retail(path: str | Path | None = None) -> Dataset:
     return clean_online_retail(raw)
 
 
+def _drop(df: pd.DataFrame, cleaning: dict[str, int], rule: str, mask) -> pd.DataFrame:
+    """``df`` without the rows of ``mask``, their count recorded as ``cleaning[rule]``."""
+    mask = np.asarray(mask, dtype=bool)
+    cleaning[rule] = int(mask.sum())
+    return df.loc[~mask]
+
+
 def clean_online_retail(raw: pd.DataFrame) -> Dataset:
     """Apply the cleaning rules of :func:`online_retail` to a raw Online Retail frame."""
     df = raw
     cleaning: dict[str, int] = {"raw_rows": len(df)}
 
-    def drop(rule: str, mask) -> None:
-        nonlocal df
-        mask = np.asarray(mask, dtype=bool)
-        cleaning[rule] = int(mask.sum())
-        df = df.loc[~mask]
-
-    drop("cancellations", df["InvoiceNo"].astype(str).str.startswith("C"))
-    drop("non_positive_quantity", ~(df["Quantity"] > 0))
-    drop("non_positive_price", ~(df["UnitPrice"] > 0))
-    drop("missing_customer", df["CustomerID"].isna())
+    df = _drop(df, cleaning, "cancellations", df["InvoiceNo"].astype(str).str.startswith("C"))
+    df = _drop(df, cleaning, "non_positive_quantity", ~(df["Quantity"] > 0))
+    df = _drop(df, cleaning, "non_positive_price", ~(df["UnitPrice"] > 0))
+    df = _drop(df, cleaning, "missing_customer", df["CustomerID"].isna())
     code = df["StockCode"].astype(str).str.strip()
-    drop("non_product_code", code.isin(NON_PRODUCT_CODES).to_numpy())
+    df = _drop(df, cleaning, "non_product_code", code.isin(NON_PRODUCT_CODES).to_numpy())
     df = df.assign(
         StockCode=df["StockCode"].astype(str).str.strip(),
         CustomerID=df["CustomerID"].astype(np.int64),
@@ -302,16 +303,14 @@ def clean_completejourney(
     df = tx
     cleaning: dict[str, int] = {"raw_rows": len(df)}
 
-    def drop(rule: str, mask) -> None:
-        nonlocal df
-        mask = np.asarray(mask, dtype=bool)
-        cleaning[rule] = int(mask.sum())
-        df = df.loc[~mask]
-
-    drop("non_positive_quantity", ~(pd.to_numeric(df["quantity"], errors="coerce") > 0))
-    drop("missing_household", df["household_id"].isna())
-    drop("missing_product", df["product_id"].isna())
-    drop("product_not_in_catalog", ~df["product_id"].isin(products["product_id"]))
+    df = _drop(
+        df, cleaning, "non_positive_quantity", ~(pd.to_numeric(df["quantity"], errors="coerce") > 0)
+    )
+    df = _drop(df, cleaning, "missing_household", df["household_id"].isna())
+    df = _drop(df, cleaning, "missing_product", df["product_id"].isna())
+    df = _drop(
+        df, cleaning, "product_not_in_catalog", ~df["product_id"].isin(products["product_id"])
+    )
     unpriced = ~(pd.to_numeric(df["sales_value"], errors="coerce") > 0)
     cleaning["non_positive_sales_value (kept, no price)"] = int(unpriced.sum())
     unit = pd.to_numeric(df["sales_value"], errors="coerce") / df["quantity"].astype(float)
