@@ -123,6 +123,19 @@ class _DecayedNeighbourhood:
         "pop_window_days": POP_WINDOWS,
     }
 
+    @classmethod
+    def search_space(cls) -> dict[str, list]:
+        return {**super().search_space(), **cls.TIME_SPACE}
+
+    def _fit(self, train, valid) -> None:
+        super()._fit(train, valid)
+        self._fit_time(train)
+
+    def _item_scores(self, H) -> np.ndarray:
+        # the neighbourhood model's own scores of a (decayed) history matrix: the class after
+        # this mixin in the MRO (ItemKNN or EASE), whose score_users this mixin overrides
+        return super().score_histories(H)
+
     def _fit_time(self, train) -> None:
         c = self.config
         self.history_ = decayed_matrix(
@@ -219,34 +232,12 @@ class ItemKNNTD(_DecayedNeighbourhood, ItemKNN):
     name = "itemknn_td"
     Config = ItemKNNTDConfig
 
-    @classmethod
-    def search_space(cls) -> dict[str, list]:
-        return {**ItemKNN.search_space(), **cls.TIME_SPACE}
-
-    def _fit(self, train, valid) -> None:
-        super()._fit(train, valid)
-        self._fit_time(train)
-
-    def _item_scores(self, H) -> np.ndarray:
-        return ItemKNN.score_histories(self, H)
-
 
 class EASETD(_DecayedNeighbourhood, EASE):
     """EASE scoring a time-decayed history, blended with recent popularity."""
 
     name = "ease_td"
     Config = EASETDConfig
-
-    @classmethod
-    def search_space(cls) -> dict[str, list]:
-        return {**EASE.search_space(), **cls.TIME_SPACE}
-
-    def _fit(self, train, valid) -> None:
-        super()._fit(train, valid)
-        self._fit_time(train)
-
-    def _item_scores(self, H) -> np.ndarray:
-        return EASE.score_histories(self, H)
 
 
 # ---------------------------------------------------------------------- P-Pop
