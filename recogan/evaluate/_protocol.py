@@ -1,7 +1,9 @@
 """Evaluation protocols: how data is split and how each model's lists are scored.
 
 - ``temporal`` (default): a global time cut (train < valid < test); a model is tuned on
-  train → valid and scored, refitted on train + valid, on test.
+  train → valid and scored, refitted on train + valid, on test. The cuts are shares of the
+  events (``test_frac``, ``valid_frac``) or whole days (``test_days``, ``valid_days``: the
+  last ``test_days`` days are test, each validation window ``valid_days`` days).
 - ``leave-last-out``: each customer's last basket is test, the one before it validation.
 
 What counts as a hit is ``targets`` (:data:`recogan.metrics.TARGETS`): ``new`` (default; the
@@ -23,7 +25,7 @@ import pandas as pd
 import scipy.sparse as sp
 
 from recogan import metrics
-from recogan.data import Dataset, Split, leave_last_out, temporal_split
+from recogan.data import Dataset, Split, day_split, leave_last_out, temporal_split
 from recogan.evaluate._windows import spread_split
 from recogan.metrics import check_targets
 
@@ -57,6 +59,14 @@ class Protocol:
     #: the test period is then one window among many, and a model is judged on how its
     #: advantage holds across many cut points.
     spread: bool = False
+    #: Temporal split in whole days (UTC): test is the last ``test_days`` days of the data
+    #: (replacing ``test_frac``) and each of the ``valid_folds`` validation windows is
+    #: ``valid_days`` days (replacing ``valid_frac``), the latest ending where the test
+    #: begins, each trained on everything before it (:func:`recogan.data.day_split`): the
+    #: protocol of a retailer who judges "the last ten days". None (both): shares.
+    test_days: int | None = None
+    #: Days in each validation window of a day-based split (with ``test_days``).
+    valid_days: int | None = None
     #: ``full`` (rank the whole catalog) or ``sampled`` (targets among random negatives).
     ranking: str = "full"
     #: Negatives per user for ``sampled`` ranking.
@@ -76,11 +86,35 @@ class Protocol:
             raise ValueError(f"ranking must be 'full' or 'sampled', got {self.ranking!r}")
         if int(self.valid_folds) < 1:
             raise ValueError(f"valid_folds must be >= 1, got {self.valid_folds}")
+        self._check_days()
         check_targets(self.targets)
         if self.targets != "new":
             object.__setattr__(self, "exclude_seen", False)
         if self.ranking == "sampled" and self.n_negatives <= 0:
             raise ValueError(f"n_negatives must be positive, got {self.n_negatives}")
+
+    def _check_days(self) -> None:
+        days = {"test_days": self.test_days, "valid_days": self.valid_days}
+        if all(v is None for v in days.values()):
+            return
+        if any(v is None for v in days.values()):
+            raise ValueError(
+                "test_days and valid_days go together (day-based windows need both), got "
+                + ", ".join(f"{k}={v}" for k, v in days.items())
+            )
+        for k, v in days.items():
+            if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1:
+                raise ValueError(f"{k} must be a whole number of days >= 1, got {v!r}")
+            object.__setattr__(self, k, int(v))
+        if self.name != "temporal":
+            raise ValueError(
+                f"test_days and valid_days go with the temporal protocol, not {self.name!r}"
+            )
+
+    @property
+    def by_days(self) -> bool:
+        """Whether the split is cut in whole days (``test_days``/``valid_days``)."""
+        return self.test_days is not None
 
     @property
     def label(self) -> str:
@@ -93,6 +127,13 @@ class Protocol:
         )
         if self.name == "temporal" and self.spread:
             valid = f", validation windows spread over the history ({self.valid_folds})"
+        if self.by_days:
+            n = self.valid_folds
+            where = "spread over the history" if self.spread and n > 1 else "before it"
+            valid = (
+                f", test the last {self.test_days} days, {n} validation "
+                f"window{'s' if n > 1 else ''} of {self.valid_days} days {where}"
+            )
         what = "" if self.targets == "new" else f", {self.targets} purchases as targets"
         return f"{self.name}, {rank}, {seen}{what}{valid}"
 
@@ -100,6 +141,15 @@ class Protocol:
         return {**asdict(self), "label": self.label}
 
     def split(self, data: Dataset) -> Split:
+        if self.by_days:
+            return day_split(
+                data,
+                self.test_days,
+                self.valid_days,
+                int(self.valid_folds),
+                spread=self.spread,
+                min_train_frac=SPREAD_MIN_TRAIN,
+            )
         if self.name == "temporal" and self.spread:
             return spread_split(
                 data,
