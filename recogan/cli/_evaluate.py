@@ -13,6 +13,7 @@ from recogan.batch import is_batch_result
 from recogan.cli._common import add_data_args, load_data
 from recogan.evaluate import (
     DEFAULT_MODELS,
+    Protocol,
     RunState,
     check_state_dir,
     evaluate,
@@ -93,6 +94,32 @@ def register(sub) -> None:
         metavar="K",
         help="rolling-origin validation: K consecutive validation windows before the test "
         "period, tuning robust to one odd window (default 3; 1: a single window)",
+    )
+    p.add_argument(
+        "--test-days",
+        type=int,
+        default=None,
+        metavar="N",
+        help="temporal protocol in whole days (with --valid-days): the test period is the last "
+        "N days of the data (default: the latest 10%% of the interactions)",
+    )
+    p.add_argument(
+        "--valid-days",
+        type=int,
+        default=None,
+        metavar="N",
+        help="with --test-days: each of the --valid-folds validation windows is N days, the "
+        "latest ending where the test begins, each trained on everything before it (e.g. "
+        "--test-days 10 --valid-days 14: the last ten days are test, the three two-week spans "
+        "before them validation); default: windows of 10%% of the interactions",
+    )
+    p.add_argument(
+        "--spread",
+        action="store_true",
+        help="spread the --valid-folds validation windows evenly over the history (from 30%% "
+        "of the interactions to the test period, each trained on everything before it) "
+        "instead of side by side just before the test: a seasonal stretch before the test "
+        "is then one window among several",
     )
     p.add_argument(
         "--sampled",
@@ -177,6 +204,33 @@ def check_report_out(out, force: bool = False) -> None:
         out.unlink()
 
 
+def protocol_from_args(args) -> Protocol:
+    """The Protocol the options name (``--protocol``, ``--targets``, ``--sampled``,
+    ``--valid-folds``, ``--test-days``/``--valid-days``, ``--spread``), checked."""
+    days = {"--test-days": args.test_days, "--valid-days": args.valid_days}
+    given = [k for k, v in days.items() if v is not None]
+    if given and args.protocol != "temporal":
+        raise ValueError(f"{', '.join(given)} go with --protocol temporal, not {args.protocol}")
+    if args.spread and args.protocol != "temporal":
+        raise ValueError(f"--spread goes with --protocol temporal, not {args.protocol}")
+    if len(given) == 1:
+        missing = next(k for k in days if k not in given)
+        raise ValueError(f"{given[0]} goes with {missing}: day-based windows need both")
+    for k, v in days.items():
+        if v is not None and v < 1:
+            raise ValueError(f"{k} must be at least 1 day, got {v}")
+    return Protocol(
+        name=args.protocol,
+        ranking="full" if args.sampled is None else "sampled",
+        n_negatives=args.sampled or 100,
+        valid_folds=args.valid_folds,
+        spread=args.spread,
+        test_days=args.test_days,
+        valid_days=args.valid_days,
+        targets=args.targets,
+    )
+
+
 def run(args) -> int:
 
     models = [m.strip() for m in args.models.split(",") if m.strip()]
@@ -188,6 +242,7 @@ def run(args) -> int:
         raise ValueError(f"--valid-folds must be at least 1, got {args.valid_folds}")
     if args.sampled is not None and args.sampled < 1:
         raise ValueError(f"--sampled must be at least 1, got {args.sampled}")
+    proto = protocol_from_args(args)
     check_report_out(args.out, args.force)
     state_path = Path(args.out) / STATE_DIR
     check_state_dir(state_path, args.force)
@@ -198,15 +253,12 @@ def run(args) -> int:
     report = evaluate(
         data,
         models=models,
-        protocol=args.protocol,
+        protocol=proto,
         targets=args.targets,
         ks=args.k,
         tune=args.tune,
         budget=args.budget,
         seed=args.seed,
-        ranking="full" if args.sampled is None else "sampled",
-        n_negatives=args.sampled or 100,
-        valid_folds=args.valid_folds,
         jobs=args.jobs,
         show_progress=not args.no_progress,
         tuner=args.tuner,

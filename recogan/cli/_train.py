@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import dataclasses
 import json
 import logging
@@ -12,7 +13,9 @@ from recogan._config import parse_params as typed_params
 from recogan._fs import check_output_dir
 from recogan.artifacts import is_bundle, is_leftover, save_model
 from recogan.cli._common import add_data_args, load_data
+from recogan.data import day_split
 from recogan.evaluate import (
+    SPREAD_MIN_TRAIN,
     choose_model,
     spread_split,
     validation_check,
@@ -51,8 +54,8 @@ def register(sub) -> None:
         default=4,
         metavar="K",
         help="--model auto: validation windows, spread evenly from 30%% of the history to its "
-        "end, each --window-frac of the interactions and trained on everything before it "
-        "(default 4)",
+        "end (or side by side at its end: --no-spread), each --window-frac of the "
+        "interactions (or --valid-days days) and trained on everything before it (default 4)",
     )
     p.add_argument(
         "--window-frac",
@@ -60,6 +63,22 @@ def register(sub) -> None:
         default=0.05,
         metavar="F",
         help="--model auto: share of the interactions in each validation window (default 0.05)",
+    )
+    p.add_argument(
+        "--spread",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="--model auto: spread the validation windows evenly over the history (default); "
+        "--no-spread: side by side, the latest ending with the data",
+    )
+    p.add_argument(
+        "--valid-days",
+        type=int,
+        default=None,
+        metavar="N",
+        help="validation in whole days instead of shares: models that early-stop (gan) "
+        "validate on the last N days of the data (replacing --valid-frac), and each --model "
+        "auto window is N days (replacing --window-frac)",
     )
     p.add_argument(
         "--param",
@@ -73,11 +92,12 @@ def register(sub) -> None:
     p.add_argument(
         "--valid-frac",
         type=float,
-        default=0.1,
+        default=None,
         metavar="F",
         help="models that early-stop (gan) first train on all but the latest F of the "
         "interactions, validated on that F, then refit on everything for the epoch count "
-        "chosen there (default: 0.1; 0 trains once, for the configured epochs)",
+        "chosen there (default: 0.1; 0 trains once, for the configured epochs; see "
+        "--valid-days)",
     )
     p.add_argument(
         "--targets",
@@ -219,6 +239,45 @@ def auto_candidates(names: str, pairs: list[str], seed: int) -> dict[str, tuple[
     return out
 
 
+def auto_windows(data, windows: int, window_frac: float, valid_days, spread: bool):
+    """``--model auto``'s validation windows (no test period: the latest ends with the
+    data): ``windows`` of ``valid_days`` days (:func:`recogan.data.day_split`) or of
+    ``window_frac`` of the events, spread over the history from 30% of the events or side
+    by side (:func:`recogan.evaluate.spread_split`)."""
+    if valid_days is not None:
+        return day_split(
+            data, 0, valid_days, windows, spread=spread, min_train_frac=SPREAD_MIN_TRAIN
+        )
+    if spread:
+        return spread_split(data, windows, valid_frac=window_frac, test_frac=0.0)
+    if windows * window_frac >= 1:
+        raise ValueError(
+            f"--windows {windows} x --window-frac {window_frac} side by side leave no "
+            "training data before the earliest window"
+        )
+    # starts one window apart: the windows tile the end of the data
+    return spread_split(
+        data,
+        windows,
+        valid_frac=window_frac,
+        test_frac=0.0,
+        min_train_frac=1 - windows * window_frac,
+    )
+
+
+def early_stopping_folds(data, valid_frac: float, valid_days) -> tuple[list, str]:
+    """The fold early stopping learns on (the latest ``valid_days`` days, or the latest
+    ``valid_frac`` of the interactions; none when 0) and how to say which."""
+    if valid_days is not None:
+        split = day_split(data, 0, valid_days, 1)
+        return list(
+            split.folds
+        ), f"the last {valid_days} days ({split.summary()['valid_folds'][0]['dates']})"
+    if valid_frac == 0:
+        return [], ""
+    return holdout(data, valid_frac), f"the latest {valid_frac:.0%} of interactions"
+
+
 def choose_auto(args, data):
     """``--model auto``: every candidate scored on validation windows spread over the history;
     prints the table and what was chosen; returns ``(label, class, params)``."""
@@ -227,11 +286,16 @@ def choose_auto(args, data):
     if not 0 < args.window_frac < 0.5:
         raise ValueError(f"--window-frac must be in (0, 0.5), got {args.window_frac}")
     candidates = auto_candidates(args.candidates, args.param, args.seed)
-    split = spread_split(data, args.windows, valid_frac=args.window_frac, test_frac=0.0)
+    split = auto_windows(data, args.windows, args.window_frac, args.valid_days, args.spread)
+    where = "spread over the history" if args.spread else "side by side before the end"
+    size = f"{args.valid_days} days" if args.valid_days else f"{args.window_frac:.0%} of the data"
     print(
         f"choosing among {', '.join(candidates)} on {len(split.folds)} validation windows "
-        "spread over the history",
+        f"({size} each) {where}",
         flush=True,
+    )
+    print(
+        "windows (latest first): " + ", ".join(s["dates"] for s in split.summary()["valid_folds"])
     )
     scores = window_scores(candidates, split.folds, show=not args.no_progress)
     choice = choose_model(scores, window_shift(split.folds))
@@ -242,6 +306,12 @@ def choose_auto(args, data):
 
 
 def run(args) -> int:
+    if args.valid_days is not None and args.valid_frac is not None:
+        raise ValueError("--valid-days replaces --valid-frac: give one of them")
+    if args.valid_days is not None and args.valid_days < 1:
+        raise ValueError(f"--valid-days must be at least 1 day, got {args.valid_days}")
+    if args.valid_frac is None:
+        args.valid_frac = 0.1
     if not 0 <= args.valid_frac < 1:
         raise ValueError(f"--valid-frac must be in [0, 1), got {args.valid_frac}")
     auto = args.model.strip().lower() == "auto"
@@ -260,15 +330,15 @@ def run(args) -> int:
     t0 = time.perf_counter()
     # without a held-out period a model that early-stops would train blind: learn what early
     # stopping chooses on the latest interactions first, then refit on all of them
-    early = cls.early_stopping_params and args.valid_frac > 0
-    folds = holdout(data, args.valid_frac) if early else []
+    folds, held = (
+        early_stopping_folds(data, args.valid_frac, args.valid_days)
+        if cls.early_stopping_params
+        else ([], "")
+    )
 
     def report(fits: FoldFits) -> None:
         learned = {k: fits.refit[k] for k in cls.early_stopping_params if k in fits.refit}
-        print(
-            f"early stopping on the latest {args.valid_frac:.0%} of interactions: "
-            f"{json.dumps(learned)}"
-        )
+        print(f"early stopping on {held}: {json.dumps(learned)}")
         # never hand over a model that loses to the obvious references without a word
         train, valid = folds[0]
         for line in validation_check(fits.models[0], args.model, train, valid).lines():

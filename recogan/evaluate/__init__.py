@@ -16,7 +16,13 @@ from recogan.evaluate._beyond import (
     vector_similarity,
 )
 from recogan.evaluate._check import ValidationCheck, validation_check
-from recogan.evaluate._protocol import PROTOCOLS, Protocol, sampled_candidates, score_model
+from recogan.evaluate._protocol import (
+    PROTOCOLS,
+    SPREAD_MIN_TRAIN,
+    Protocol,
+    sampled_candidates,
+    score_model,
+)
 from recogan.evaluate._report import Report
 from recogan.evaluate._run import BASELINES, DEFAULT_MODELS, activity_bucket, evaluate
 from recogan.evaluate._state import RunState, check_state_dir, is_state_dir
@@ -44,6 +50,7 @@ __all__ = [
     "BASELINES",
     "DEFAULT_MODELS",
     "PROTOCOLS",
+    "SPREAD_MIN_TRAIN",
     "Choice",
     "Protocol",
     "Report",

@@ -341,6 +341,9 @@ class Report:
             f"paired test vs the best baseline **{p.get('best_baseline')}** (ref); "
             "▲/▼ better/worse, \\* p<0.05, \\*\\* p<0.01, \\*\\*\\* p<0.001.",
         ]
+        split = split_line(p.get("split"))
+        if split:
+            lines.insert(2, split)
         return lines
 
     def to_markdown(self) -> str:
@@ -599,3 +602,19 @@ img {{ max-width: 100%; display: block; margin: .5em 0; }}
 {body}
 </body></html>
 """
+
+
+def split_line(split: dict | None) -> str:
+    """The report's line on the split that ran (``Split.summary()``): its protocol and the
+    dates of the test period and of every validation window, latest first."""
+    if not split or not split.get("protocol"):
+        return ""
+    line = f"Split: {split['protocol']}"
+    if str(split["protocol"]).startswith("days("):
+        return line  # a day-based split's label names its windows' dates
+    dates = [f.get("dates") for f in split.get("valid_folds") or [] if f.get("dates")]
+    if split.get("test_dates"):
+        line += f"; test {split['test_dates']}"
+    if dates:
+        line += "; validation windows (latest first): " + ", ".join(dates)
+    return line

@@ -150,9 +150,14 @@ def evaluate(
     bar = _progress(names, show_progress, desc="models")
     eta = _Eta(names, bar if show_progress else None)
     run = dict(tune=tune, budget=budget, seed=seed, tuner=tuner, jobs=jobs, levels=levels)
+    split_key = state.split_key(split) if state else None
     for name in bar:
         cls = classes[name]
-        key = state.model_key(name, full, proto, ks, run, params.get(name)) if state else None
+        key = (
+            state.model_key(name, full, proto, ks, run, params.get(name), split_key)
+            if state
+            else None
+        )
         got = state.load_model(name, key) if state else None
         if got is None:
             eta.start(name)

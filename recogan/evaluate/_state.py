@@ -100,14 +100,27 @@ class RunState:
         return self.root / "models" / safe
 
     @staticmethod
-    def model_key(name, data, proto, ks, run: dict, given) -> str:
-        """What a model's results depend on: the data, the protocol, K, the tuning settings,
-        the seed, the diversity levels and any given settings (not ``jobs``)."""
+    def split_key(split) -> str:
+        """What identifies a split: the fingerprints of every validation window's training
+        and validation parts and of the test part (so two runs whose windows differ, by
+        share, by days, spread or given as a Split, never share results)."""
+        h = hashlib.sha256()
+        for part in (*(p for fold in split.folds for p in fold), split.test):
+            h.update(part.fingerprint().encode())
+        return h.hexdigest()
+
+    @staticmethod
+    def model_key(name, data, proto, ks, run: dict, given, split: str | None = None) -> str:
+        """What a model's results depend on: the data, the protocol (with its windows:
+        ``split``, a :meth:`split_key`), K, the tuning settings, the seed, the diversity
+        levels and any given settings (not ``jobs``)."""
         doc = {
             "model": name, "data": data.fingerprint(), "protocol": proto.to_dict(),
             "ks": list(ks), "given": given, "version": VERSION,
             **{k: v for k, v in run.items() if k != "jobs"},
         }  # fmt: skip
+        if split is not None:
+            doc["split"] = split
         return hashlib.sha256(json.dumps(_jsonable(doc), sort_keys=True).encode()).hexdigest()
 
     def save_model(self, name: str, key: str, got: dict) -> None:
