@@ -189,7 +189,8 @@ def agreement_warning(scores: pd.DataFrame, metric: str = "NDCG@10") -> str | No
         + ", ".join(f"{m} in {n}" for m, n in wins.items())
         + f"; lowest rank correlation between two windows (Kendall's tau of valid {metric}) "
         f"{a['min_tau']:+.2f}, mean {a['mean_tau']:+.2f}. A choice made on these windows is "
-        "fragile: check windows spread over the history (recogan.evaluate.spread_split)"
+        "fragile: check windows spread over the history (recogan evaluate --spread, "
+        "recogan.evaluate.spread_split)"
     )
 
 
