@@ -270,9 +270,8 @@ def early_stopping_folds(data, valid_frac: float, valid_days) -> tuple[list, str
     ``valid_frac`` of the interactions; none when 0) and how to say which."""
     if valid_days is not None:
         split = day_split(data, 0, valid_days, 1)
-        return list(
-            split.folds
-        ), f"the last {valid_days} days ({split.summary()['valid_folds'][0]['dates']})"
+        dates = split.summary()["valid_folds"][0]["dates"]
+        return list(split.folds), f"the last {valid_days} days ({dates})"
     if valid_frac == 0:
         return [], ""
     return holdout(data, valid_frac), f"the latest {valid_frac:.0%} of interactions"
