@@ -10,8 +10,15 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from recogan.evaluate import BASELINES, DEFAULT_MODELS, evaluate, paired_test
-from recogan.evaluate._ablation import ablation_line, activity_order, adversarial_ablation
+from recogan.evaluate import (
+    BASELINES,
+    DEFAULT_MODELS,
+    ablation_line,
+    adversarial_ablation,
+    evaluate,
+    paired_test,
+)
+from recogan.evaluate._ablation import activity_order
 from tests.fast_gan import FAST
 
 

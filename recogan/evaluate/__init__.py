@@ -1,10 +1,13 @@
 """Offline evaluation: protocols, metrics, significance, tuning and reports.
 
 ``evaluate(data, models=[...])`` tunes each model with the same budget on validation NDCG@10,
-refits it on train + valid, scores the test period and returns a :class:`Report`.
+refits it on train + valid, scores the test period and returns a :class:`Report`. By
+default it runs the GAN beside its retrieval part (``retrieval``) and the report says what the
+adversarial part added (:func:`adversarial_ablation`, ``Report.adversarial_ablation()``).
 """
 
 from recogan._trials import TrialError, plan_workers
+from recogan.evaluate._ablation import ablation_line, adversarial_ablation
 from recogan.evaluate._beyond import (
     copurchase_similarity,
     coverage,
@@ -51,7 +54,9 @@ __all__ = [
     "TrialError",
     "TuneResult",
     "ValidationCheck",
+    "ablation_line",
     "activity_bucket",
+    "adversarial_ablation",
     "agreement_warning",
     "bootstrap_ci",
     "candidate_params",
