@@ -105,3 +105,15 @@ def test_cli_train_param_and_auto_candidates(tmp_path, capsys, clustered):
     got = auto_candidates("gan,retrieval", ["retrieval.lr=0.001"], 0)
     assert got["retrieval"] == (RetrievalRecommender, {"seed": 0, "lr": 0.001})
     assert got["gan"] == (GANRecommender, {"seed": 0})
+
+
+def test_the_tuner_searches_it_as_the_gan():
+    from recogan.evaluate import candidate_params
+    from recogan.evaluate._halving import parse_space, plan_stages
+
+    assert parse_space(RetrievalRecommender) == parse_space(GANRecommender)
+    assert plan_stages(RetrievalRecommender, 3) == plan_stages(GANRecommender, 3)
+    trials = candidate_params(RetrievalRecommender, 6, seed=0)
+    assert trials == candidate_params(GANRecommender, 6, seed=0)
+    for params in trials:  # every point of the grid is a retrieval model
+        assert RetrievalRecommender(**params).config.adversarial is False
