@@ -18,7 +18,7 @@ from recogan.evaluate import (
     evaluate,
     paired_test,
 )
-from recogan.evaluate._ablation import activity_order
+from recogan.evaluate._activity import activity_order
 from tests.fast_gan import FAST
 
 
@@ -74,6 +74,20 @@ def test_ablation_line_says_it_plainly():
     assert "a gain" in ablation_line(adversarial_ablation(big))
     swapped = big.assign(model=big["model"].map({"gan": "retrieval", "retrieval": "gan"}))
     assert "a loss" in ablation_line(adversarial_ablation(swapped))
+
+
+def test_ablation_by_buckets_of_its_own():
+    f = _frame()
+    f["n_history"] = f["user"].map(lambda u: 2 if u < 2 else 7)  # users 0, 1: 1-3 items
+    t = adversarial_ablation(f, edges=(1, 4))
+    assert list(t.index) == ["all", "1-3", "4+"] and list(t["users"]) == [8, 2, 6]
+    assert t.loc["1-3", "NDCG@10 gan"] == 0.5 and t.loc["1-3", "NDCG@10 retrieval"] == 0.25
+    assert t.loc["all"].equals(adversarial_ablation(f).loc["all"])
+    for bad in ((), (4, 1), (-1, 3)):
+        with pytest.raises(ValueError, match="edges must be increasing"):
+            adversarial_ablation(f, edges=bad)
+    with pytest.raises(ValueError, match=r"missing column\(s\) \['n_history'\]"):
+        adversarial_ablation(_frame(), edges=(1, 4))
 
 
 def test_ablation_needs_both_models_and_the_columns():
@@ -141,6 +155,8 @@ def test_report_says_what_the_adversarial_part_added(clustered, tmp_path):
     buckets = t.drop(index="all")
     assert buckets["users"].sum() == users
     assert set(buckets.index) == set(report.per_user["activity"])
+    own = report.adversarial_ablation(edges=(1, 8))  # buckets of its own: 1-7, 8+ items
+    assert list(own.index) == ["all", "1-7", "8+"] and own["users"].iloc[1:].sum() == users
     line = report.ablation_line()
     assert line in report.header_lines()
     md = report.to_markdown()

@@ -8,6 +8,7 @@ adversarial part added (:func:`adversarial_ablation`, ``Report.adversarial_ablat
 
 from recogan._trials import TrialError, plan_workers
 from recogan.evaluate._ablation import ablation_line, adversarial_ablation
+from recogan.evaluate._activity import ACTIVITY_EDGES, activity_bucket
 from recogan.evaluate._beyond import (
     copurchase_similarity,
     coverage,
@@ -21,7 +22,7 @@ from recogan.evaluate._beyond import (
 from recogan.evaluate._check import ValidationCheck, validation_check
 from recogan.evaluate._protocol import PROTOCOLS, Protocol, sampled_candidates, score_model
 from recogan.evaluate._report import Report
-from recogan.evaluate._run import BASELINES, DEFAULT_MODELS, activity_bucket, evaluate
+from recogan.evaluate._run import BASELINES, DEFAULT_MODELS, evaluate
 from recogan.evaluate._state import RunState, check_state_dir, is_state_dir
 from recogan.evaluate._stats import bootstrap_ci, paired_test, significance_mark
 from recogan.evaluate._tune import TuneResult, candidate_params, search_space, tune
@@ -44,6 +45,7 @@ from recogan.metrics import (
 
 __all__ = [
     "ACCURACY_METRICS",
+    "ACTIVITY_EDGES",
     "BASELINES",
     "DEFAULT_MODELS",
     "PROTOCOLS",

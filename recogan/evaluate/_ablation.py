@@ -11,11 +11,13 @@ says it in one line.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+import itertools
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 import pandas as pd
 
+from recogan.evaluate._activity import activity_bucket, activity_order
 from recogan.evaluate._stats import paired_test
 
 #: The full model and its ablation (registry names).
@@ -26,20 +28,18 @@ METRIC, LIST_METRIC = "NDCG@10", "coverage@10"
 ALPHA = 0.05
 
 
-def activity_order(labels: Iterable) -> list:
-    """Activity bucket labels (``"0"``, ``"1-4"``, ..., ``"50+"``) from the least active."""
-    return sorted(labels, key=lambda s: int(str(s).split("-")[0].rstrip("+")))
-
-
 def adversarial_ablation(
     per_user: pd.DataFrame,
     coverage: Mapping[str, float] | None = None,
     test: str = "wilcoxon",
     full: str = FULL,
     part: str = PART,
+    edges: Sequence[int] | None = None,
 ) -> pd.DataFrame | None:
     """``full`` against ``part`` on the test users both were scored on: one row for all of
-    them (``"all"``) and one per activity bucket, least active first. Columns: ``users``,
+    them (``"all"``) and one per activity bucket, least active first (the report's buckets,
+    column ``activity``; with ``edges``, buckets of :func:`recogan.evaluate.activity_bucket`
+    over column ``n_history``, e.g. ``(1, 4)`` for ``1-3`` and ``4+``). Columns: ``users``,
     ``NDCG@10 <full>``, ``NDCG@10 <part>``, ``difference`` (full − part), ``relative``
     (difference / part's), ``p_value`` (the ``test`` paired test over those users,
     :func:`recogan.evaluate.paired_test`), and on the ``"all"`` row ``coverage@10 <full>``
@@ -47,7 +47,8 @@ def adversarial_ablation(
 
     ``per_user`` has columns ``model``, ``user``, ``activity`` and ``NDCG@10`` (a report's
     per-user frame). None when either model is missing from it."""
-    missing = {"model", "user", "activity", METRIC} - set(per_user.columns)
+    missing = {"model", "user", METRIC, "activity" if edges is None else "n_history"}
+    missing -= set(per_user.columns)
     if missing:
         raise ValueError(
             f"per_user is missing column(s) {sorted(missing)} (columns: {list(per_user.columns)})"
@@ -55,6 +56,10 @@ def adversarial_ablation(
     present = set(per_user["model"].unique())
     if full not in present or part not in present:
         return None
+    if edges is not None:
+        if not len(edges) or any(b <= a for a, b in itertools.pairwise(edges)) or edges[0] < 0:
+            raise ValueError(f"edges must be increasing and >= 0, got {tuple(edges)}")
+        per_user = per_user.assign(activity=activity_bucket(per_user["n_history"], edges))
     a = per_user.loc[per_user["model"] == full, ["user", "activity", METRIC]]
     b = per_user.loc[per_user["model"] == part, ["user", METRIC]]
     both = a.merge(b, on="user", suffixes=(f" {full}", f" {part}"))

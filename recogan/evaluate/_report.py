@@ -12,13 +12,8 @@ import numpy as np
 import pandas as pd
 
 from recogan._fs import atomic_path, locked
-from recogan.evaluate._ablation import (
-    FULL,
-    PART,
-    ablation_line,
-    activity_order,
-    adversarial_ablation,
-)
+from recogan.evaluate._ablation import FULL, PART, ablation_line, adversarial_ablation
+from recogan.evaluate._activity import activity_order
 from recogan.evaluate._plots import figures
 from recogan.evaluate._stats import significance_mark
 from recogan.evaluate._windows import agreement_warning
@@ -167,17 +162,18 @@ class Report:
         t.insert(0, "users", users.loc[order].astype(int))
         return t
 
-    def adversarial_ablation(self) -> pd.DataFrame | None:
+    def adversarial_ablation(self, edges=None) -> pd.DataFrame | None:
         """What the adversarial part added: ``gan`` against ``retrieval`` (its retrieval part)
-        on the same test users, overall (row ``"all"``) and per activity bucket: NDCG@10 of
-        both, the difference (absolute and relative), the report's paired test, and
-        coverage@10 of both (:func:`recogan.evaluate._ablation.adversarial_ablation`). None
-        unless both models are in the report."""
+        on the same test users, overall (row ``"all"``) and per activity bucket (the report's,
+        or those of ``edges``, e.g. ``(1, 4)``: 1-3 and 4+ items): NDCG@10 of both, the
+        difference (absolute and relative), the report's paired test, and coverage@10 of
+        both (:func:`recogan.evaluate.adversarial_ablation`). None unless both models are in
+        the report."""
         if not {FULL, PART} <= set(self.models):
             return None
         coverage = self.metrics["coverage@10"] if "coverage@10" in self.metrics else None
         test = self.protocol.get("test", "wilcoxon")
-        return adversarial_ablation(self.per_user, coverage, test=test)
+        return adversarial_ablation(self.per_user, coverage, test=test, edges=edges)
 
     def ablation_line(self) -> str | None:
         """:meth:`adversarial_ablation` in one line (None without both models)."""

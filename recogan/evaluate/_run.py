@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import itertools
 import logging
 import time
 from collections.abc import Sequence
@@ -17,6 +16,7 @@ from recogan._trials import check_jobs
 from recogan.data import Dataset, Split
 from recogan.diversity import check_diversity
 from recogan.evaluate import _beyond as beyond
+from recogan.evaluate._activity import activity_bucket
 from recogan.evaluate._protocol import Protocol, score_model
 from recogan.evaluate._report import Report
 from recogan.evaluate._state import RunState
@@ -46,15 +46,6 @@ DIVERSITY_LEVELS = (0.0, 0.1, 0.2, 0.3, 0.5)
 #: The baseline whose MMR curve is always drawn: the strong, obvious alternative a generative
 #: model's own diversity is compared with. Other baselines are points.
 MMR_REFERENCE = "ease"
-#: Customer-activity buckets: distinct items bought before the test period.
-ACTIVITY_EDGES = (1, 5, 10, 20, 50)
-
-
-def activity_bucket(n_history: np.ndarray, edges=ACTIVITY_EDGES) -> np.ndarray:
-    """Labels like ``"5-9"`` / ``"50+"`` for history lengths (``"0"`` below the first edge)."""
-    labels = [f"{lo}-{hi - 1}" for lo, hi in itertools.pairwise(edges)] + [f"{edges[-1]}+"]
-    idx = np.searchsorted(np.asarray(edges), n_history, side="right") - 1
-    return np.where(idx >= 0, np.array(labels, dtype=object)[np.maximum(idx, 0)], "0")
 
 
 def _progress(iterable, show: bool, **kw):
