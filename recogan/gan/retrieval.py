@@ -11,8 +11,9 @@ bundle) untrained and unused. ``recogan evaluate`` runs this model beside ``gan`
 and the report says what the adversarial part added
 (:meth:`recogan.evaluate.Report.adversarial_ablation`).
 
-Only the three defaults below differ from the GAN's, and they are fixed: a setting that turns
-the adversarial part back on is refused (that model is ``gan``).
+Its config sets only the three settings below, each off (the GAN's ``d_weight`` is 0 as well;
+its ``adversarial`` and ``d_weights`` are on), and keeps them off: a setting that turns the
+adversarial part back on is refused (that model is ``gan``).
 """
 
 from __future__ import annotations
