@@ -22,6 +22,8 @@ MODEL_REGISTRY: dict[str, str] = {
     "tifuknn": "recogan.baselines:TIFUKNN",
     "ppop": "recogan.baselines:PPop",
     "gan": "recogan.gan.model:GANRecommender",
+    # the GAN's ablation: its retrieval part, without the adversarial loss or the re-rank
+    "retrieval": "recogan.gan.retrieval:RetrievalRecommender",
 }
 
 

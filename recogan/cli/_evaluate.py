@@ -275,6 +275,9 @@ def run(args) -> int:
         print(timing.to_string())
         total = sum(t["wall_seconds"] for t in report.timing.values())
         print(f"total: {total:.1f} s")
+    ablation = report.ablation_line()
+    if ablation is not None:
+        print(ablation)
     for warning in report.warnings():
         print(f"warning: {warning}")
     for kind, path in paths.items():

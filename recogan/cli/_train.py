@@ -36,7 +36,8 @@ def register(sub) -> None:
         "--model",
         default="gan",
         metavar="NAME",
-        help="model to fit: gan, ease, itemknn, ials or pop (default: gan); auto: each of "
+        help="model to fit: gan, retrieval (the GAN without its adversarial part), ease, "
+        "itemknn, ials or pop (default: gan); auto: each of "
         "--candidates is fitted and scored on validation windows spread over the history, "
         "the one that holds up best across them is trained (see --windows)",
     )
@@ -127,6 +128,9 @@ def register(sub) -> None:
 
 
 #: What ``--model auto`` chooses among by default: label -> (registered model, settings).
+#: ``retrieval`` (the GAN without its adversarial part) is not among them: it costs a second
+#: GAN fit per window, and ``recogan evaluate`` shows the two side by side (its line "what
+#: the adversarial part added"); name it in ``--candidates`` to choose between them here.
 AUTO_MODELS = {
     "gan": ("gan", {}),
     "pop": ("pop", {}),

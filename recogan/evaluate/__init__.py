@@ -1,10 +1,14 @@
 """Offline evaluation: protocols, metrics, significance, tuning and reports.
 
 ``evaluate(data, models=[...])`` tunes each model with the same budget on validation NDCG@10,
-refits it on train + valid, scores the test period and returns a :class:`Report`.
+refits it on train + valid, scores the test period and returns a :class:`Report`. By
+default it runs the GAN beside its retrieval part (``retrieval``) and the report says what the
+adversarial part added (:func:`adversarial_ablation`, ``Report.adversarial_ablation()``).
 """
 
 from recogan._trials import TrialError, plan_workers
+from recogan.evaluate._ablation import ablation_line, adversarial_ablation
+from recogan.evaluate._activity import ACTIVITY_EDGES, activity_bucket
 from recogan.evaluate._beyond import (
     copurchase_similarity,
     coverage,
@@ -24,7 +28,7 @@ from recogan.evaluate._protocol import (
     score_model,
 )
 from recogan.evaluate._report import Report
-from recogan.evaluate._run import BASELINES, DEFAULT_MODELS, activity_bucket, evaluate
+from recogan.evaluate._run import BASELINES, DEFAULT_MODELS, evaluate
 from recogan.evaluate._state import RunState, check_state_dir, is_state_dir
 from recogan.evaluate._stats import bootstrap_ci, paired_test, significance_mark
 from recogan.evaluate._tune import TuneResult, candidate_params, search_space, tune
@@ -47,6 +51,7 @@ from recogan.metrics import (
 
 __all__ = [
     "ACCURACY_METRICS",
+    "ACTIVITY_EDGES",
     "BASELINES",
     "DEFAULT_MODELS",
     "PROTOCOLS",
@@ -58,7 +63,9 @@ __all__ = [
     "TrialError",
     "TuneResult",
     "ValidationCheck",
+    "ablation_line",
     "activity_bucket",
+    "adversarial_ablation",
     "agreement_warning",
     "bootstrap_ci",
     "candidate_params",

@@ -12,6 +12,8 @@ import numpy as np
 import pandas as pd
 
 from recogan._fs import atomic_path, locked
+from recogan.evaluate._ablation import FULL, PART, ablation_line, adversarial_ablation
+from recogan.evaluate._activity import activity_order
 from recogan.evaluate._plots import figures
 from recogan.evaluate._stats import significance_mark
 from recogan.evaluate._windows import agreement_warning
@@ -38,7 +40,10 @@ class Report:
     against the best baseline; ``activity`` the breakdown by history length; ``tradeoff``
     the curve of a model's ``tradeoff_param()`` knob; ``diversity`` the curves over the
     diversity knob (:mod:`recogan.diversity`); ``generation`` the quality of a generative
-    model's vectors (its ``generation_quality_``)."""
+    model's vectors (its ``generation_quality_``). With both ``gan`` and ``retrieval`` (the
+    GAN without its adversarial part) in it, :meth:`adversarial_ablation` says what the
+    adversarial part added, in one line of the header (:meth:`ablation_line`), a table and
+    ``metrics.json``."""
 
     dataset: dict
     protocol: dict
@@ -96,6 +101,12 @@ class Report:
             doc["generated_vectors"] = {m: _records(t) for m, t in self.generation.items()}
         if self.timing:
             doc["timing"] = json.loads(json.dumps(self.timing, default=float))
+        ablation = self.adversarial_ablation()
+        if ablation is not None:
+            doc["adversarial_ablation"] = {
+                "line": self.ablation_line(),
+                "segments": _records(ablation.reset_index()),
+            }
         return doc
 
     def to_json(self, path) -> Path:
@@ -145,11 +156,31 @@ class Report:
 
     def activity_table(self, metric: str = "NDCG@10") -> pd.DataFrame:
         t = self.activity.pivot(index="activity", columns="model", values=metric)
-        order = sorted(t.index, key=lambda s: int(str(s).split("-")[0].rstrip("+")))
+        order = activity_order(t.index)
         users = self.activity.groupby("activity")["users"].max()
         t = t.loc[order, self.models]
         t.insert(0, "users", users.loc[order].astype(int))
         return t
+
+    def adversarial_ablation(self, edges=None) -> pd.DataFrame | None:
+        """What the adversarial part added: ``gan`` against ``retrieval`` (its retrieval part)
+        on the same test users, overall (row ``"all"``) and per activity bucket (the report's,
+        or those of ``edges``, e.g. ``(1, 4)``: 1-3 and 4+ items): NDCG@10 of both, the
+        difference (absolute and relative), the report's paired test, and coverage@10 of
+        both (:func:`recogan.evaluate.adversarial_ablation`). None unless both models are in
+        the report."""
+        if not {FULL, PART} <= set(self.models):
+            return None
+        coverage = self.metrics["coverage@10"] if "coverage@10" in self.metrics else None
+        test = self.protocol.get("test", "wilcoxon")
+        return adversarial_ablation(self.per_user, coverage, test=test, edges=edges)
+
+    def ablation_line(self) -> str | None:
+        """:meth:`adversarial_ablation` in one line (None without both models)."""
+        table = self.adversarial_ablation()
+        if table is None:
+            return None
+        return ablation_line(table, self.protocol.get("test", "wilcoxon"))
 
     def repeat_explore_table(self, k: int = 10) -> pd.DataFrame:
         """The repeat/explore split at ``k`` (targets ``all`` or ``repeat``; empty for
@@ -344,6 +375,9 @@ class Report:
         split = split_line(p.get("split"))
         if split:
             lines.insert(2, split)
+        ablation = self.ablation_line()
+        if ablation is not None:
+            lines.append(ablation)
         return lines
 
     def to_markdown(self) -> str:
@@ -373,6 +407,16 @@ class Report:
             ]
         for m in ("HR", "NDCG", "Recall"):
             parts += [f"## {m}@K", "", self.curves(m).round(4).pipe(_md_table), ""]
+        ablation = self.adversarial_ablation()
+        if ablation is not None:
+            parts += [
+                "## What the adversarial part added",
+                "",
+                ABLATION_NOTE,
+                "",
+                ablation.pipe(_md_table),
+                "",
+            ]
         parts += [
             "## NDCG@10 by customer activity (distinct items bought before the test)",
             "",
@@ -470,6 +514,13 @@ class Report:
             "that are head items (the rest are long-tail hits).</p>",
             table(self.popularity_table()),
         ]
+        ablation = self.adversarial_ablation()
+        if ablation is not None:
+            body += [
+                "<h2>What the adversarial part added</h2>",
+                f"<p class='note'>{html.escape(ABLATION_NOTE)}</p>",
+                table(ablation),
+            ]
         if not self.tests.empty:
             body += ["<h2>Paired tests</h2>", table(self.tests_table())]
         if self.generation:
@@ -519,6 +570,13 @@ REPEAT_NOTE = (
     "target_repeat_share the share of the targets that are re-purchases; the repeat and "
     "explore parts of Recall and NDCG are scored on those targets alone, each averaged over "
     "the customers who have such targets."
+)
+ABLATION_NOTE = (
+    "gan against retrieval (the same generator, inputs and recommend-time choices without the "
+    "adversarial loss or the discriminator's re-rank; tuned like every model of this report) "
+    "on the same test users: difference = gan - retrieval, relative to retrieval; p_value: the "
+    "report's paired test over those users (row all), or over a bucket's users; customers by "
+    "distinct items bought before the test. A difference with p >= 0.05 is within noise."
 )
 DIVERSITY_NOTE = (
     "The diversity knob (0 = the model's ranking) re-ranks each list by maximal marginal "

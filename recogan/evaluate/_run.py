@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import itertools
 import logging
 import time
 from collections.abc import Sequence
@@ -17,6 +16,7 @@ from recogan._trials import check_jobs
 from recogan.data import Dataset, Split
 from recogan.diversity import check_diversity
 from recogan.evaluate import _beyond as beyond
+from recogan.evaluate._activity import activity_bucket
 from recogan.evaluate._protocol import Protocol, score_model
 from recogan.evaluate._report import Report
 from recogan.evaluate._state import RunState
@@ -30,10 +30,15 @@ from recogan.serving import Diversified
 
 log = logging.getLogger(__name__)
 
-#: The default of ``evaluate`` and the CLI: the GAN and the four classic baselines (the
-#: sequential and time-aware ones cost more to tune; ask for them with ``--models``).
-DEFAULT_MODELS = ("pop", "itemknn", "ease", "ials", "gan")
+#: The default of ``evaluate`` and the CLI: the four classic baselines, the GAN and its
+#: ablation ``retrieval`` (the GAN without its adversarial part, tuned with the same budget;
+#: the report's :meth:`~recogan.evaluate.Report.adversarial_ablation` compares the two). The
+#: sequential and time-aware baselines cost more to tune: ask for them with ``--models``.
+DEFAULT_MODELS = ("pop", "itemknn", "ease", "ials", "gan", "retrieval")
 #: The models that count as baselines (the best of them is the reference of the paired tests).
+#: ``retrieval`` is not one: it is a part of the GAN, not an alternative the GAN is judged
+#: against, so it never becomes the reference; it is compared with the GAN in the report's
+#: own line (``Report.adversarial_ablation``) and, like the GAN, against the best baseline.
 BASELINES = ("pop", "itemknn", "ease", "ials", "sasrec", "itemknn_td", "ease_td", "tifuknn", "ppop")
 #: Settings of the diversity knob (:mod:`recogan.diversity`) the report's trade-off curves
 #: visit: recommend-time only, no refits.
@@ -41,15 +46,6 @@ DIVERSITY_LEVELS = (0.0, 0.1, 0.2, 0.3, 0.5)
 #: The baseline whose MMR curve is always drawn: the strong, obvious alternative a generative
 #: model's own diversity is compared with. Other baselines are points.
 MMR_REFERENCE = "ease"
-#: Customer-activity buckets: distinct items bought before the test period.
-ACTIVITY_EDGES = (1, 5, 10, 20, 50)
-
-
-def activity_bucket(n_history: np.ndarray, edges=ACTIVITY_EDGES) -> np.ndarray:
-    """Labels like ``"5-9"`` / ``"50+"`` for history lengths (``"0"`` below the first edge)."""
-    labels = [f"{lo}-{hi - 1}" for lo, hi in itertools.pairwise(edges)] + [f"{edges[-1]}+"]
-    idx = np.searchsorted(np.asarray(edges), n_history, side="right") - 1
-    return np.where(idx >= 0, np.array(labels, dtype=object)[np.maximum(idx, 0)], "0")
 
 
 def _progress(iterable, show: bool, **kw):

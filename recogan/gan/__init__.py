@@ -12,7 +12,9 @@
 - :mod:`~recogan.gan.knobs`: the early-stopping score and the knobs chosen on validation;
 - :mod:`~recogan.gan.measuring`: quality of the generated vectors;
 - :mod:`~recogan.gan.placing`: new and withdrawn products;
-- :mod:`~recogan.gan.persistence`: what a bundle holds.
+- :mod:`~recogan.gan.persistence`: what a bundle holds;
+- :mod:`~recogan.gan.retrieval`: :class:`~recogan.gan.retrieval.RetrievalRecommender`, the
+  model without its adversarial part (registered as ``retrieval``, the GAN's ablation).
 
 Import the model from :mod:`recogan.gan.model` (or by name, ``recogan.registry``); this
 package's ``__init__`` imports nothing, so the networks load without the model.
