@@ -15,8 +15,8 @@ log = logging.getLogger(__name__)
 
 
 class ValidationChoices:
-    """``prior_weights``, ``draw_choices`` and ``d_weights`` scored on validation, and the
-    early-stopping score."""
+    """``prior_weights``, ``draw_choices``, ``d_weights`` and ``copurchase_weights`` scored on
+    validation, and the early-stopping score."""
 
     #: Relative validation gain a recommend-time setting (``prior_weights``,
     #: ``draw_choices``, ``d_weights``) needs over the configured one to replace it.
@@ -55,6 +55,20 @@ class ValidationChoices:
             "%s on validation: %s -> %s", name, scores, [getattr(self.config, n) for n in names]
         )
         return scores
+
+    def choose_copurchase(self, valid: Dataset | None) -> None:
+        """Choose ``copurchase_weight`` among ``copurchase_weights`` on ``valid`` (after the
+        re-rank weight; the model has its ``copurchase_``). The two item-level terms of the
+        re-rank overlap, so when the evidence comes in the discriminator's weight is chosen
+        again, none (0) included."""
+        before = self.config.copurchase_weight
+        self.copurchase_scores_ = self._choose_knob(
+            valid, "copurchase_weight", self.config.copurchase_weights
+        )
+        if self.config.copurchase_weight != before:
+            self.d_weight_scores_ = self._choose_knob(
+                valid, "d_weight", (0.0, *self.config.d_weights)
+            )
 
     def _stopping_score(self, valid: Dataset | None):
         """The per-epoch validation score ``train_gan`` early-stops on (None: no early
