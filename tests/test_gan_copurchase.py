@@ -52,7 +52,10 @@ def _evidence(model, users):
 def test_knob_is_chosen_on_validation_with_none_included(fitted):
     scores = fitted.copurchase_scores_
     c = fitted.config
-    assert set(scores) == {0.0, *map(float, c.copurchase_weights)}
+    tried = {0.0, *map(float, c.copurchase_weights)}
+    assert tried <= set(scores)
+    top = max(tried)  # more only by doubling a best at the top of the grid
+    assert set(scores) - tried <= {top * 2**i for i in range(1, fitted.GROW_STEPS + 1)}
     best = max(scores, key=scores.get)
     expected = best if scores[best] > scores[0.0] * (1 + fitted.KNOB_MARGIN) else 0.0
     assert c.copurchase_weight == expected
@@ -132,3 +135,39 @@ def test_bundle_keeps_the_graph_and_old_bundles_say_what_is_missing(fitted, tmp_
 def test_bad_settings_are_refused(bad):
     with pytest.raises(ValueError, match="copurchase"):
         GANRecommender(**bad)
+
+
+def test_a_weight_chosen_at_the_top_of_its_grid_grows():
+    import dataclasses
+
+    from recogan.gan.knobs import ValidationChoices
+
+    @dataclasses.dataclass
+    class Config:
+        weight: float = 0.0
+        epochs: int = 1
+
+    class Knobs(ValidationChoices):
+        def __init__(self, peak):
+            self.config, self.peak = Config(), peak
+
+        def validation_score(self, valid):
+            return 1.0 / (1.0 + abs(self.config.weight - self.peak))
+
+    class Valid:
+        n_interactions = 1
+
+    k = Knobs(peak=20.0)
+    scores = k._choose_knob(Valid(), "weight", (1.0, 2.0, 4.0), grow=True)
+    assert sorted(scores) == [0.0, 1.0, 2.0, 4.0, 8.0, 16.0, 32.0]
+    assert k.config.weight == 16.0
+    k = Knobs(peak=20.0)
+    assert sorted(k._choose_knob(Valid(), "weight", (1.0, 2.0, 4.0))) == [0.0, 1.0, 2.0, 4.0]
+    assert k.config.weight == 4.0
+    k = Knobs(peak=1.0)  # the best inside the grid: nothing more is tried
+    assert sorted(k._choose_knob(Valid(), "weight", (1.0, 2.0, 4.0), grow=True)) == [
+        0.0,
+        1.0,
+        2.0,
+        4.0,
+    ]

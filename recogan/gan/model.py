@@ -167,7 +167,7 @@ class GANRecommender(
             ("n_draws", "merge"),
             [(int(S), str(m)) for S in c.draw_choices for m in c.merge_choices],
         )
-        self.d_weight_scores_ = self._choose_knob(valid, "d_weight", c.d_weights)
+        self.d_weight_scores_ = self._choose_knob(valid, "d_weight", c.d_weights, grow=True)
         self.copurchase_ = self.copurchase_graph()
         self.choose_copurchase(valid)
         rows = self._generation_rows
