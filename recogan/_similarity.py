@@ -8,6 +8,7 @@ from __future__ import annotations
 import threading
 
 import numpy as np
+import scipy.sparse as sp
 
 from recogan._topk import topn
 from recogan.index import ItemIndex
@@ -129,3 +130,35 @@ class CoPurchase(ItemSimilarity):
         n = np.sqrt(np.outer(self.deg[ua], self.deg[ub]))
         cos = np.divide(co, n, out=np.zeros_like(co), where=n > 0)
         return cos[ia.reshape(-1, 1), ib.reshape(b.shape)]
+
+
+def neighbour_matrix(X, k: int, shrinkage: float, block_size: int = 1024) -> sp.csr_matrix:
+    """Item-kNN's similarity graph of the purchase matrix ``X`` (users x items, binary):
+    sim(i, j) = |U_i ∩ U_j| / (sqrt(|U_i| |U_j|) + shrinkage), each row cut to its ``k``
+    largest positive entries, an item never its own neighbour. ``(n_items, n_items)``
+    float32 CSR, built ``block_size`` rows at a time (memory: block x n_items floats)."""
+    X = sp.csr_matrix(X, dtype=np.float64)
+    co = (X.T @ X).tocsr()  # co-buyer counts, sparse (n_items, n_items)
+    norms = np.sqrt(np.asarray(co.diagonal(), dtype=np.float64))
+    n = X.shape[1]
+    k = min(int(k), n - 1) if n > 1 else 0
+    rows, cols, vals = [], [], []
+    for start in range(0, n if k else 0, block_size):
+        block = co[start : start + block_size].toarray()
+        idx = np.arange(start, start + block.shape[0])
+        denom = norms[idx, None] * norms[None, :] + shrinkage
+        sim = np.divide(block, denom, out=np.zeros_like(block), where=denom > 0)
+        sim[np.arange(len(idx)), idx] = 0.0  # an item is not its own neighbour
+        top = np.argpartition(-sim, k - 1, axis=1)[:, :k]
+        top_sim = np.take_along_axis(sim, top, 1)
+        keep = top_sim > 0
+        rows.append(np.repeat(idx, k).reshape(-1, k)[keep])
+        cols.append(top[keep])
+        vals.append(top_sim[keep])
+
+    def cat(parts, dt):
+        return np.concatenate(parts).astype(dt) if parts else np.zeros(0, dt)
+
+    return sp.csr_matrix(
+        (cat(vals, np.float32), (cat(rows, np.int64), cat(cols, np.int64))), shape=(n, n)
+    )

@@ -34,7 +34,13 @@ threads train_draws w_category w_cf w_price w_text weight_decay
 """.split()
 #: Settings added since (a bundle without them loads with their defaults; its item features
 #: are stored, so its lists do not change).
-ADDED_FIELDS = ["cf_item_norm"]
+ADDED_FIELDS = [
+    "cf_item_norm",
+    "copurchase_weight",
+    "copurchase_weights",
+    "copurchase_k",
+    "copurchase_shrinkage",
+]
 
 
 def test_each_setting_is_declared_once():

@@ -8,6 +8,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from recogan._config import require
+from recogan._similarity import neighbour_matrix
 from recogan.base import Model
 
 
@@ -47,33 +48,7 @@ class ItemKNN(Model):
             raise ValueError(f"ItemKNN k must be positive, got {cfg.k}")
         if cfg.shrinkage < 0:
             raise ValueError(f"ItemKNN shrinkage must be >= 0, got {cfg.shrinkage}")
-        X = self.seen_
-        co = (X.T @ X).tocsr()  # co-buyer counts, sparse (n_items, n_items)
-        norms = np.sqrt(np.asarray(co.diagonal(), dtype=np.float64))
-        n = self.n_items_
-        k = min(cfg.k, n - 1) if n > 1 else 0
-        rows, cols, vals = [], [], []
-        for start in range(0, n, cfg.block_size):
-            block = co[start : start + cfg.block_size].toarray().astype(np.float64)
-            idx = np.arange(start, start + block.shape[0])
-            denom = norms[idx, None] * norms[None, :] + cfg.shrinkage
-            sim = np.divide(block, denom, out=np.zeros_like(block), where=denom > 0)
-            sim[np.arange(len(idx)), idx] = 0.0  # an item is not its own neighbour
-            if k == 0:
-                continue
-            top = np.argpartition(-sim, k - 1, axis=1)[:, :k]
-            top_sim = np.take_along_axis(sim, top, 1)
-            keep = top_sim > 0
-            rows.append(np.repeat(idx, k).reshape(-1, k)[keep])
-            cols.append(top[keep])
-            vals.append(top_sim[keep])
-
-        def cat(parts, dt):
-            return np.concatenate(parts).astype(dt) if parts else np.zeros(0, dt)
-
-        self.similarity_ = sp.csr_matrix(
-            (cat(vals, np.float32), (cat(rows, np.int64), cat(cols, np.int64))), shape=(n, n)
-        )
+        self.similarity_ = neighbour_matrix(self.seen_, cfg.k, cfg.shrinkage, cfg.block_size)
 
     def score_histories(self, X, times=None) -> np.ndarray:
         return np.asarray((sp.csr_matrix(X) @ self.similarity_).toarray(), dtype=np.float32)

@@ -179,8 +179,26 @@ class InferenceConfig:
     #: Re-rank weights tried on the validation split after training and after the prior
     #: weight (with ``d_weight``): the best replaces ``d_weight`` when it beats it by more than
     #: ``KNOB_MARGIN`` (relative), so the discriminator re-ranks only where validation says
-    #: it helps. Empty: keep ``d_weight``.
+    #: it helps. A best at the top of the list is doubled and tried again (up to
+    #: ``ValidationChoices.GROW_STEPS`` times): the grid follows the choice. Empty: keep
+    #: ``d_weight``.
     d_weights: tuple = (0.5, 1.0, 2.0, 4.0)
+    #: Weight of the co-purchase evidence in the re-rank (0: none): each of the top
+    #: ``rerank_depth`` candidates gains ``copurchase_weight × c / max c``, where ``c`` is the
+    #: candidate's summed similarity to the customer's history in the items' co-purchase graph
+    #: (item-kNN's cosine with shrinkage; the history weighted by the same decay the generator
+    #: reads) and the max is over the customer's candidates. The item-to-item path: it carries
+    #: which products are bought together item by item, which the generator's low-rank item
+    #: features cannot hold on a catalogue with no text (benchmarks/RESULTS.md, "Grocery").
+    copurchase_weight: float = 0.0
+    #: Co-purchase weights tried on the validation split after the re-rank weight (with
+    #: ``copurchase_weight``); the best replaces it when it wins by more than ``KNOB_MARGIN``,
+    #: a best at the top is doubled and tried again, and the re-rank weight is then chosen
+    #: again (0 included). Empty: keep ``copurchase_weight``.
+    copurchase_weights: tuple = (0.5, 1.0, 2.0, 4.0, 8.0)
+    #: Neighbours kept per item in the co-purchase graph, and the shrinkage of its cosine.
+    copurchase_k: int = 100
+    copurchase_shrinkage: float = 10.0
     #: Item index for retrieval (recogan.index.ItemIndex kind): "auto" (exact below 100k
     #: items, IVF above), "exact", "ivf" or "hnsw". On CUDA it searches on the GPU.
     index_kind: str = "auto"

@@ -15,18 +15,24 @@ log = logging.getLogger(__name__)
 
 
 class ValidationChoices:
-    """``prior_weights``, ``draw_choices`` and ``d_weights`` scored on validation, and the
-    early-stopping score."""
+    """``prior_weights``, ``draw_choices``, ``d_weights`` and ``copurchase_weights`` scored on
+    validation, and the early-stopping score."""
 
     #: Relative validation gain a recommend-time setting (``prior_weights``,
     #: ``draw_choices``, ``d_weights``) needs over the configured one to replace it.
     KNOB_MARGIN = 0.01
 
-    def _choose_knob(self, valid: Dataset | None, name, values) -> dict:
+    #: Times a weight chosen at the top of its candidates is doubled and tried again (the
+    #: grid follows the choice; ``_choose_knob(..., grow=True)``).
+    GROW_STEPS = 3
+
+    def _choose_knob(self, valid: Dataset | None, name, values, grow: bool = False) -> dict:
         """Score the recommend-time setting ``name`` (a field, or a tuple of fields whose
         ``values`` are tuples) at its configured value and at each of ``values`` on
-        ``valid``; keep the best if it wins by more than ``KNOB_MARGIN``. Returns
-        ``{value: score}`` (empty without a validation split or values)."""
+        ``valid``; keep the best if it wins by more than ``KNOB_MARGIN``. ``grow`` (a
+        numeric field): while the best is the largest value tried, also try twice it, up to
+        ``GROW_STEPS`` times. Returns ``{value: score}`` (empty without a validation split or
+        values)."""
         c = self.config
         if valid is None or not valid.n_interactions or c.epochs <= 0 or not len(values):
             return {}
@@ -41,11 +47,20 @@ class ValidationChoices:
 
         saved = c
         scores: dict = {}
+
+        def try_(v) -> None:
+            if v not in scores:
+                self.config = dataclasses.replace(saved, **setting(v))
+                scores[v] = self.validation_score(valid)
+
         try:
             for v in (current, *values):
-                if v not in scores:
-                    self.config = dataclasses.replace(saved, **setting(v))
-                    scores[v] = self.validation_score(valid)
+                try_(v)
+            for _ in range(self.GROW_STEPS if grow and isinstance(name, str) else 0):
+                best = max(scores, key=scores.get)
+                if best <= 0 or best < max(scores):
+                    break
+                try_(2 * best)
         finally:
             self.config = saved
         best = max(scores, key=scores.get)
@@ -55,6 +70,20 @@ class ValidationChoices:
             "%s on validation: %s -> %s", name, scores, [getattr(self.config, n) for n in names]
         )
         return scores
+
+    def choose_copurchase(self, valid: Dataset | None) -> None:
+        """Choose ``copurchase_weight`` among ``copurchase_weights`` on ``valid`` (after the
+        re-rank weight; the model has its ``copurchase_``). The two item-level terms of the
+        re-rank overlap, so when the evidence comes in the discriminator's weight is chosen
+        again, none (0) included."""
+        before = self.config.copurchase_weight
+        self.copurchase_scores_ = self._choose_knob(
+            valid, "copurchase_weight", self.config.copurchase_weights, grow=True
+        )
+        if self.config.copurchase_weight != before:
+            self.d_weight_scores_ = self._choose_knob(
+                valid, "d_weight", (0.0, *self.config.d_weights), grow=True
+            )
 
     def _stopping_score(self, valid: Dataset | None):
         """The per-epoch validation score ``train_gan`` early-stops on (None: no early

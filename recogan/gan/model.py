@@ -70,6 +70,16 @@ class GANRecommender(
             raise ValueError(f"history_lag_days must be >= 0, got {c.history_lag_days}")
         if not 0.0 <= c.diversity <= 1.0:
             raise ValueError(f"diversity must be in [0, 1], got {c.diversity}")
+        if c.copurchase_weight < 0 or any(not w >= 0 for w in c.copurchase_weights):
+            raise ValueError(
+                "copurchase_weight and copurchase_weights must be >= 0, got "
+                f"{c.copurchase_weight} and {tuple(c.copurchase_weights)}"
+            )
+        if c.copurchase_k < 1 or not c.copurchase_shrinkage >= 0:
+            raise ValueError(
+                f"copurchase_k must be >= 1 and copurchase_shrinkage >= 0, got "
+                f"{c.copurchase_k} and {c.copurchase_shrinkage}"
+            )
 
     @classmethod
     def search_space(cls) -> dict[str, list]:
@@ -101,6 +111,7 @@ class GANRecommender(
             "d_weight",
             "prior_weight",
             "rerank_depth",
+            "copurchase_weight",
             "diversity",
         )
 
@@ -156,7 +167,9 @@ class GANRecommender(
             ("n_draws", "merge"),
             [(int(S), str(m)) for S in c.draw_choices for m in c.merge_choices],
         )
-        self.d_weight_scores_ = self._choose_knob(valid, "d_weight", c.d_weights)
+        self.d_weight_scores_ = self._choose_knob(valid, "d_weight", c.d_weights, grow=True)
+        self.copurchase_ = self.copurchase_graph()
+        self.choose_copurchase(valid)
         rows = self._generation_rows
         self.generation_quality_ = (
             pd.DataFrame(rows).assign(epoch=np.arange(1, len(rows) + 1)).set_index("epoch")

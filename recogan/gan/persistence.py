@@ -8,6 +8,7 @@ import json
 from pathlib import Path
 
 import numpy as np
+import scipy.sparse as sp
 
 from recogan.features import ItemFeatures
 from recogan.gan.config import GANConfig
@@ -20,13 +21,21 @@ class Persistence:
     and their setters)."""
 
     def state_arrays(self) -> dict[str, np.ndarray]:
-        return {
+        arrays = {
             "F": self.F_,
             "logpop": self.logpop_,
             "user_hist": self.user_hist_,
             "user_hist_t": self.user_hist_t_,
             "best_epoch": np.array([self.best_epoch_], dtype=np.int64),
         }
+        graph = getattr(self, "copurchase_", None)
+        if graph is not None:
+            arrays.update(
+                copurchase_indptr=graph.indptr,
+                copurchase_indices=graph.indices,
+                copurchase_data=graph.data,
+            )
+        return arrays
 
     def set_state_arrays(self, arrays) -> None:
         self.F_ = arrays["F"].astype(np.float32)
@@ -35,6 +44,18 @@ class Persistence:
         self.user_hist_t_ = arrays["user_hist_t"].astype(np.int64)
         self.best_epoch_ = int(arrays["best_epoch"][0])
         self.history_ = []
+        self.copurchase_ = None  # bundles saved before the co-purchase re-rank have none
+        if "copurchase_indptr" in arrays:
+            indptr = arrays["copurchase_indptr"].astype(np.int64)
+            n = len(indptr) - 1
+            self.copurchase_ = sp.csr_matrix(
+                (
+                    arrays["copurchase_data"].astype(np.float32),
+                    arrays["copurchase_indices"].astype(np.int64),
+                    indptr,
+                ),
+                shape=(n, n),
+            )
 
     # the index travels in the bundle, hashed and verified with the other files
     def write_files(self, directory) -> None:

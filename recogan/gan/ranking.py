@@ -20,6 +20,7 @@ import numpy as np
 import scipy.sparse as sp
 import torch
 
+from recogan._similarity import neighbour_matrix
 from recogan._topk import top_k, topn
 from recogan.features import DAY, decay_weights
 from recogan.gan.networks import decay_pool
@@ -109,7 +110,7 @@ class Ranking:
         count = self.diversity_slots(n, keys)  # (B,) tail positions
         tail = bool(count.any())
         depth = n
-        if c.d_weight:
+        if self._reranks():
             depth = max(depth, c.rerank_depth)
         if tail:
             depth = max(depth, self.DIVERSITY_DEPTH)
@@ -123,7 +124,8 @@ class Ranking:
             exclude=None if exclude is None else sp.csr_matrix(exclude)[per_draw],
             candidates=_rows(candidates, per_draw),
         )
-        plain = self._order(b, hist_t, ids, sc, S, n, depth, floor=None)
+        evidence = self._copurchase_evidence(hist, w)
+        plain = self._order(b, hist_t, ids, sc, S, n, depth, None, evidence)
         if not tail:
             return plain
         # the head in the model's order, then the tail: each draw's list cut to the items
@@ -132,16 +134,17 @@ class Ranking:
         # part w gives a seeded w share of customers one more. The model's order fills what
         # a short audience list leaves (so padding can only come at the end)
         floor = self.audience_thresholds()
-        tail_order = self._order(b, hist_t, ids, sc, S, n, depth, floor)
+        tail_order = self._order(b, hist_t, ids, sc, S, n, depth, floor, evidence)
         return splice([(*plain, n - count), (*tail_order, count), (*plain, 0)])
 
-    def _order(self, b, hist_t, ids, sc, S, n, depth, floor):
+    def _order(self, b, hist_t, ids, sc, S, n, depth, floor, evidence):
         """The top ``n`` per customer from the draws' ``(B S, depth)`` search results: those
-        scoring at least ``floor[item]`` (None: all), the draws merged, then the
-        discriminator's re-rank of the top ``rerank_depth``."""
+        scoring at least ``floor[item]`` (None: all), the draws merged, then the re-rank of
+        the top ``rerank_depth`` by the discriminator and the co-purchase ``evidence``
+        (:meth:`_copurchase_evidence`)."""
         c = self.config
         B = len(b)
-        keep = max(n, c.rerank_depth) if c.d_weight else n  # D re-ranks the top rerank_depth
+        keep = max(n, c.rerank_depth) if self._reranks() else n  # the re-rank's candidates
         # an item among the merged best `keep` by its best draw is among that draw's best
         # `keep`, so one draw or the max rule needs no deeper lists
         deep = depth if S > 1 and c.merge != "max" else min(keep, depth)
@@ -150,16 +153,53 @@ class Ranking:
             ids, sc = top_k(sc.astype(np.float32), deep, ids)
         ids, sc = ids[:, :deep], sc[:, :deep]
         pool, pool_scores = _merge(ids.reshape(B, S, -1), sc.reshape(B, S, -1), keep, c.merge)
-        if not c.d_weight:
+        if not self._reranks():
             return pool, pool_scores
+        final = pool_scores
+        if c.d_weight:
+            final = final + c.d_weight * self._discriminate(b, hist_t, pool)
+        if evidence is not None:
+            final = final + c.copurchase_weight * _pool_evidence(evidence, pool)
+        final = np.where(pool >= 0, final, -np.inf)
+        return top_k(final.astype(np.float32), n, pool)
+
+    def _reranks(self) -> bool:
+        c = self.config
+        return bool(c.d_weight) or bool(c.copurchase_weight)
+
+    def _discriminate(self, b, hist_t, pool: np.ndarray) -> np.ndarray:
+        """The discriminator's logits ``(B, m)`` for the candidates ``pool``."""
         with torch.no_grad():
             nets = self.nets_
             E = nets.tower.vectors()
             p = torch.as_tensor(np.maximum(pool, 0), device=self.device_)
             hm = (hist_t >= 0).float()
-            logits = nets.D(b, E[p], E[hist_t.clamp(min=0)], hm).cpu().numpy()  # (B, depth)
-        final = np.where(pool >= 0, pool_scores + c.d_weight * logits, -np.inf)
-        return top_k(final.astype(np.float32), n, pool)
+            return nets.D(b, E[p], E[hist_t.clamp(min=0)], hm).cpu().numpy()  # (B, m)
+
+    def copurchase_graph(self) -> sp.csr_matrix:
+        """The items' co-purchase graph from the training purchases ``seen_`` (item-kNN's
+        similarity, :func:`recogan._similarity.neighbour_matrix`), for the re-rank's
+        co-purchase evidence."""
+        c = self.config
+        return neighbour_matrix(self.seen_, c.copurchase_k, c.copurchase_shrinkage)
+
+    def _copurchase_evidence(self, hist: np.ndarray, w: np.ndarray) -> sp.csr_matrix | None:
+        """Each customer's summed similarity to every item ``(B, n_graph)`` (sparse): the
+        histories ``hist`` ``(B, L)`` (``-1`` pads) weighted by their decay ``w`` times the
+        co-purchase graph; None when the knob is off."""
+        if not self.config.copurchase_weight:
+            return None
+        graph = getattr(self, "copurchase_", None)
+        if graph is None:
+            raise ValueError(
+                "copurchase_weight > 0 needs the co-purchase graph, which this model does not "
+                "have (a bundle saved before it existed): refit, or set copurchase_weight=0"
+            )
+        n = graph.shape[0]
+        ok = (hist >= 0) & (hist < n)  # products placed after the fit have no edges yet
+        rows = np.broadcast_to(np.arange(len(hist))[:, None], hist.shape)[ok]
+        H = sp.csr_matrix((w[ok].astype(np.float64), (rows, hist[ok])), shape=(len(hist), n))
+        return (H @ graph).tocsr()
 
     def _index_queries(self, q: np.ndarray) -> np.ndarray:
         """Query vectors ``(Q, d)`` as the index searches them: ``[s q, γ]`` against items
@@ -176,6 +216,19 @@ class Ranking:
             scores = queries @ self.item_index_.T  # (Q, N)
             return topn(scores, k, exclude=exclude, candidates=candidates)
         return retrieve(self.index_, queries, k, exclude=exclude, candidates=candidates)
+
+
+def _pool_evidence(evidence: sp.csr_matrix, pool: np.ndarray) -> np.ndarray:
+    """The evidence of each candidate ``(B, m)`` (``pool``, ``-1`` pads), divided by the
+    customer's largest among them (so in [0, 1]; 0 for a customer without any)."""
+    B, m = pool.shape
+    ok = (pool >= 0) & (pool < evidence.shape[1])
+    out = np.zeros((B, m), np.float32)
+    r, col = np.nonzero(ok)
+    if len(r):
+        out[r, col] = np.asarray(evidence[r, pool[r, col]]).ravel()
+    top = out.max(axis=1, keepdims=True)
+    return np.divide(out, top, out=np.zeros_like(out), where=top > 0)
 
 
 def _rows(candidates, rows: np.ndarray):
