@@ -40,13 +40,11 @@ def test_the_gans_settings_less_the_adversarial_part():
     assert ret["adversarial"] is False and list(ret["d_weights"]) == [] and ret["d_weight"] == 0
     assert RetrievalRecommender.search_space() == GANRecommender.search_space()
     assert RetrievalRecommender.early_stopping_params == GANRecommender.early_stopping_params
-    # the GAN's recommend-time choices, less the re-rank it does not have
+    # the GAN's recommend-time choices, less the discriminator's weight (its re-rank has
+    # only the co-purchase evidence)
     assert set(GANRecommender.recommend_params()) - set(
         RetrievalRecommender.recommend_params()
-    ) == {
-        "d_weight",
-        "rerank_depth",
-    }
+    ) == {"d_weight"}
 
 
 @pytest.mark.parametrize(

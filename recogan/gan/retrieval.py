@@ -3,8 +3,9 @@ ablation.
 
 The same model as :class:`~recogan.gan.model.GANRecommender`: the same item features,
 training pairs, generator and item tower, the same retrieval loss, early stopping and
-recommend-time choices on validation (prior weight, noise draws and their merge), but no
-adversarial loss and no discriminator re-rank. Training with ``adversarial=False`` never
+recommend-time choices on validation (prior weight, noise draws and their merge, the
+co-purchase evidence of the re-rank), but no adversarial loss and no discriminator in the
+re-rank. Training with ``adversarial=False`` never
 steps the discriminator, draws no hard negatives for it and adds no adversarial term to the
 generator's loss (:mod:`recogan.gan._loop`); the discriminator is still built (and kept in a
 bundle) untrained and unused. ``recogan evaluate`` runs this model beside ``gan`` by default
@@ -59,13 +60,13 @@ class RetrievalConfig(GANRecommenderConfig):
 
 class RetrievalRecommender(GANRecommender):
     """The GAN without its adversarial part (see the module's docstring). Its tuner search
-    space, early stopping and recommend-time choices are the GAN's; ``d_weight`` and
-    ``rerank_depth`` are no recommend-time settings of it (there is no re-rank)."""
+    space, early stopping and recommend-time choices are the GAN's; ``d_weight`` is no
+    recommend-time setting of it (its re-rank has only the co-purchase evidence)."""
 
     name = "retrieval"
     Config = RetrievalConfig
 
     @classmethod
     def recommend_params(cls) -> tuple[str, ...]:
-        """The GAN's recommend-time settings less the discriminator re-rank's."""
-        return tuple(p for p in super().recommend_params() if p not in ("d_weight", "rerank_depth"))
+        """The GAN's recommend-time settings less the discriminator's weight."""
+        return tuple(p for p in super().recommend_params() if p != "d_weight")
