@@ -30,6 +30,8 @@ caller probes for optional methods:
 ``with_diversity(d)``       a copy whose own mechanism is set to ``d`` (default: through
                             ``diversity_param()``)
 ``search_depth(n)``         how deep the model searches to answer a top-``n`` (default n)
+``validation_notes()``     what the fit chose on validation and why, for people (default:
+                            none)
 ``generation_quality_``     quality of generated vectors, shown in the report (or None)
 ``measure_generation(d)``   that quality measured on a period (default: None)
 ``device_``                 where the model computes (default ``cpu``)
@@ -259,6 +261,11 @@ class Model(abc.ABC):
         clone = copy.copy(self)
         clone.set_recommend_params(**{knob: float(diversity)})
         return clone
+
+    def validation_notes(self) -> list[str]:
+        """Lines saying what the last fit chose on its validation split beyond early stopping
+        and why (``recogan train`` prints them). Default: none."""
+        return []
 
     def search_depth(self, n: int) -> int:
         """How many items the model ranks internally to answer a top-``n`` request (e.g. a

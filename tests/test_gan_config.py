@@ -40,6 +40,7 @@ ADDED_FIELDS = [
     "copurchase_weights",
     "copurchase_k",
     "copurchase_shrinkage",
+    "adv_weights",
 ]
 
 

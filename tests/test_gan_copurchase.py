@@ -3,10 +3,12 @@
 import numpy as np
 import pytest
 import scipy.sparse as sp
+import torch
 
 from recogan._similarity import neighbour_matrix
 from recogan.artifacts import load_model, save_model
 from recogan.features import DAY, decay_weights
+from recogan.gan.config import GANConfig
 from recogan.gan.model import GANRecommender
 from recogan.metrics import validation_ndcg
 from tests.fast_gan import FAST
@@ -171,3 +173,44 @@ def test_a_weight_chosen_at_the_top_of_its_grid_grows():
         2.0,
         4.0,
     ]
+
+
+def test_the_adversarial_strength_is_chosen_on_validation_none_included(clustered_split):
+    s = clustered_split
+    m = GANRecommender(**FAST, seed=0, adv_weights=(0.0,)).fit(
+        s.train, s.valid, scorer=validation_ndcg
+    )
+    scores = m.adversarial_scores_
+    assert set(scores) == {0.0, 0.1}
+    chosen = 0.1 if scores[0.1] > scores[0.0] else 0.0  # a tie goes to the weaker
+    assert m.config.adv_weight == chosen and list(m.config.adv_weights) == []
+    assert m.validation_score(s.valid) == pytest.approx(scores[chosen])
+    if chosen == 0.0:
+        assert m.config.d_weight == 0.0 and list(m.config.d_weights) == []
+    # each candidate is the model that strength alone gives
+    alone = GANRecommender(
+        **FAST,
+        seed=0,
+        adv_weight=chosen,
+        adv_weights=(),
+        **({"d_weight": 0.0, "d_weights": ()} if chosen == 0 else {}),
+    ).fit(s.train, s.valid, scorer=validation_ndcg)
+    users = np.arange(30)
+    np.testing.assert_array_equal(m.recommend(users, n=5)[0], alone.recommend(users, n=5)[0])
+    # the refit trains the chosen strength once
+    refit = m.refit_params()
+    assert list(refit["adv_weights"]) == [] and refit["adv_weight"] == chosen
+    assert any(line.startswith("adversarial strength") for line in m.validation_notes())
+
+
+def test_strength_zero_never_steps_the_discriminator(clustered_split):
+    s = clustered_split
+    m = GANRecommender(**FAST, seed=0, adv_weight=0.0, adv_weights=(), d_weights=()).fit(
+        s.train, s.valid, scorer=validation_ndcg
+    )
+    fresh = GANRecommender(**FAST, seed=0)
+    fresh.F_ = m.F_
+    fresh.device_ = "cpu"
+    fresh._build(m.config.part(GANConfig))
+    for a, b in zip(m.nets_.D.state_dict().values(), fresh.nets_.D.state_dict().values()):
+        assert torch.equal(a, b)

@@ -342,6 +342,8 @@ def run(args) -> int:
     def report(fits: FoldFits) -> None:
         learned = {k: fits.refit[k] for k in cls.early_stopping_params if k in fits.refit}
         print(f"early stopping on {held}: {json.dumps(learned)}")
+        for line in fits.models[0].validation_notes():
+            print(f"chosen on {held}: {line}")
         # never hand over a model that loses to the obvious references without a word
         train, valid = folds[0]
         for line in validation_check(fits.models[0], args.model, train, valid).lines():

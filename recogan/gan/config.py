@@ -79,6 +79,12 @@ class TrainConfig:
     adversarial: bool = True
     #: Weight of G's adversarial loss next to the retrieval loss.
     adv_weight: float = 0.1
+    #: Adversarial strengths tried on the validation split besides ``adv_weight``, each a
+    #: training of its own; 0 is the retrieval part alone (the discriminator neither trained
+    #: nor in the re-rank). The one that scores best on validation after its recommend-time
+    #: choices is kept (a tie goes to the weaker), so the shipped model is never knowingly
+    #: worse than its own retrieval part. Empty: train once, at ``adv_weight``.
+    adv_weights: tuple = (0.0,)
     #: Real-but-not-bought items per pair shown to D as negatives.
     n_negatives: int = 4
     #: Share of each batch's pairs (the first ones; batches are shuffled) that D trains on,

@@ -71,6 +71,55 @@ class ValidationChoices:
         )
         return scores
 
+    def _validates(self, valid: Dataset | None) -> bool:
+        """Whether the fit has a validation split to choose on."""
+        return valid is not None and bool(valid.n_interactions) and self.config.epochs > 0
+
+    def _choose_strength(self, train: Dataset, valid: Dataset) -> None:
+        """Fit once per adversarial strength (``adv_weight`` and ``adv_weights``, weakest
+        first; 0: no discriminator, in training or in the re-rank), each with its own early
+        stopping and recommend-time choices, and become the one that scores best on
+        ``valid`` (strictly: a tie goes to the weaker)."""
+        c = self.config
+        scores: dict[float, float] = {}
+        best = None
+        for w in sorted(dict.fromkeys([float(c.adv_weight), *map(float, c.adv_weights)])):
+            params = {**self.params(), "adv_weight": w, "adv_weights": ()}
+            if w == 0:
+                params.update(d_weight=0.0, d_weights=())
+            model = type(self)(**params).fit(train, valid, scorer=self._scorer)
+            scores[w] = model.validation_score(valid)
+            log.info("adversarial strength %s: validation %.4f", w, scores[w])
+            if best is None or scores[w] > scores[best[0]]:
+                best = (w, model)
+        self.__dict__.update({k: v for k, v in best[1].__dict__.items() if k != "_scorer"})
+        self.adversarial_scores_ = scores
+
+    def validation_notes(self) -> list[str]:
+        lines = []
+        scores = getattr(self, "adversarial_scores_", None) or {}
+        if len(scores) > 1:
+            w = self.config.adv_weight
+            tried = ", ".join(f"{k:g}: {v:.4f}" for k, v in sorted(scores.items()))
+            why = (
+                "the retrieval part alone validated at least as well as with the discriminator"
+                if w == 0
+                else "the adversarial part raised the validation score"
+            )
+            lines.append(f"adversarial strength {w:g} (validation NDCG@10 {tried}): {why}")
+        for name, attr in (
+            ("co-purchase weight", "copurchase_scores_"),
+            ("re-rank weight", "d_weight_scores_"),
+        ):
+            tried = getattr(self, attr, None) or {}
+            if tried:
+                field = "copurchase_weight" if attr == "copurchase_scores_" else "d_weight"
+                lines.append(
+                    f"{name} {getattr(self.config, field):g} of "
+                    + ", ".join(f"{k:g}: {v:.4f}" for k, v in sorted(tried.items()))
+                )
+        return lines
+
     def choose_copurchase(self, valid: Dataset | None) -> None:
         """Choose ``copurchase_weight`` among ``copurchase_weights`` on ``valid`` (after the
         re-rank weight; the model has its ``copurchase_``). The two item-level terms of the

@@ -13,6 +13,7 @@ vectors (:mod:`~recogan.gan.measuring`) and bundles (:mod:`~recogan.gan.persiste
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 
 import numpy as np
@@ -75,6 +76,11 @@ class GANRecommender(
                 "copurchase_weight and copurchase_weights must be >= 0, got "
                 f"{c.copurchase_weight} and {tuple(c.copurchase_weights)}"
             )
+        if c.adv_weight < 0 or any(not w >= 0 for w in c.adv_weights):
+            raise ValueError(
+                f"adv_weight and adv_weights must be >= 0, got {c.adv_weight} and "
+                f"{tuple(c.adv_weights)}"
+            )
         if c.copurchase_k < 1 or not c.copurchase_shrinkage >= 0:
             raise ValueError(
                 f"copurchase_k must be >= 1 and copurchase_shrinkage >= 0, got "
@@ -132,6 +138,9 @@ class GANRecommender(
 
     def _fit(self, train: Dataset, valid: Dataset | None) -> None:
         c = self.config
+        if c.adversarial and len(c.adv_weights) and self._validates(valid):
+            self._choose_strength(train, valid)
+            return
         set_torch_threads(c.threads)
         torch.manual_seed(c.seed)
         self.device_ = resolve_device(c.device)
@@ -145,7 +154,10 @@ class GANRecommender(
                 self.nets_,
                 pairs,
                 pop,
-                c.part(TrainConfig),
+                # strength 0: the retrieval part alone, no discriminator step at all
+                dataclasses.replace(
+                    c.part(TrainConfig), adversarial=c.adversarial and c.adv_weight > 0
+                ),
                 half_life_days=c.half_life_days,
                 seed=c.seed,
                 device=self.device_,

@@ -12,7 +12,7 @@ bundle) untrained and unused. ``recogan evaluate`` runs this model beside ``gan`
 and the report says what the adversarial part added
 (:meth:`recogan.evaluate.Report.adversarial_ablation`).
 
-Its config sets only the three settings below, each off (the GAN's ``d_weight`` is 0 as well;
+Its config sets only the four settings below, each off (the GAN's ``d_weight`` is 0 as well;
 its ``adversarial`` and ``d_weights`` are on), and keeps them off: a setting that turns the
 adversarial part back on is refused (that model is ``gan``).
 """
@@ -38,6 +38,8 @@ class RetrievalConfig(GANRecommenderConfig):
     d_weight: float = 0.0
     #: No re-rank weight tried on validation.
     d_weights: tuple = ()
+    #: No adversarial strength tried on validation.
+    adv_weights: tuple = ()
 
     def __post_init__(self) -> None:
         parent = getattr(super(), "__post_init__", None)
@@ -50,10 +52,12 @@ class RetrievalConfig(GANRecommenderConfig):
             on["d_weight"] = self.d_weight
         if len(self.d_weights):
             on["d_weights"] = tuple(self.d_weights)
+        if len(self.adv_weights):
+            on["adv_weights"] = tuple(self.adv_weights)
         if on:
             raise ValueError(
                 f"model 'retrieval' is the GAN without its adversarial part, so it takes "
-                f"adversarial=False, d_weight=0 and d_weights=(), not {on}; use model 'gan' "
+                f"adversarial=False, d_weight=0, d_weights=() and adv_weights=(), not {on}; use model 'gan' "
                 "for the adversarial loss or the discriminator's re-rank"
             )
 
