@@ -14,7 +14,9 @@ Two phases:
   seeds, the ratio to the best baseline with a bootstrap interval over customers and a paired
   Wilcoxon test (seeds pooled). ``--knobs`` chooses the co-purchase re-rank on the fold
   model's validation window first (bundles fitted before it existed; the same choice the fit
-  makes now) and carries it to the refitted model.
+  makes now) and carries it to the refitted model. ``--retrieval DIR`` (the ``OUT`` of a
+  ``--fit`` at adversarial strength 0) adds the strength choice of the default fit: per seed
+  the strength whose fold model validates better.
 
     PYTHONPATH=. python benchmarks/grocery_seeds.py --fit --seeds 0,1,2 --out /tmp/gs
     PYTHONPATH=. python benchmarks/grocery_seeds.py --score --seeds 0,1,2 --out /tmp/gs
@@ -85,7 +87,9 @@ def _per_user(model, data):
     return pu.set_index("user")["NDCG@10"] if "user" in pu.columns else pu["NDCG@10"]
 
 
-def score_all(name, seeds, out: Path, baselines: dict, knobs: bool) -> None:
+def score_all(
+    name, seeds, out: Path, baselines: dict, knobs: bool, retrieval: Path | None = None
+) -> None:
     import numpy as np
     import torch
 
@@ -116,6 +120,18 @@ def score_all(name, seeds, out: Path, baselines: dict, knobs: bool) -> None:
             gan["co-purchase chosen"].append(_per_user(refit, split.test))
             row.update(chosen=chosen, scores=fold.copurchase_scores_)
             row["co-purchase chosen: valid"] = validation_ndcg(fold, split.valid)
+        if retrieval is not None:  # the strength-0 candidate of the default strength choice
+            r_fold = load_model(retrieval / f"s{seed}" / "fold")
+            r_valid = validation_ndcg(r_fold, split.valid)
+            r_test = _per_user(load_model(retrieval / f"s{seed}" / "refit"), split.test)
+            gan.setdefault("retrieval part", []).append(r_test)
+            adv_valid = row.get("co-purchase chosen: valid", valid)
+            adv_test = gan["co-purchase chosen" if knobs else "as fitted"][-1]
+            keep_adv = adv_valid > r_valid  # a tie goes to the weaker
+            gan.setdefault("strength chosen", []).append(adv_test if keep_adv else r_test)
+            row.update(
+                {"retrieval part: valid": r_valid, "strength chosen": 0.1 if keep_adv else 0.0}
+            )
         row.update({f"{k}: test": float(v[-1].mean()) for k, v in gan.items()})
         rows.append(row)
     for r in rows:
@@ -170,13 +186,21 @@ def main(argv=None) -> int:
         help="--score: choose the co-purchase re-rank on the fold's validation window first "
         "(for bundles fitted before it existed)",
     )
+    ap.add_argument(
+        "--retrieval",
+        type=Path,
+        help="--score: the OUT of a --fit with adversarial strength 0; each seed then keeps "
+        "the strength that validates better, as the fit's default choice does",
+    )
     ap.add_argument("--out", type=Path, required=True)
     args = ap.parse_args(argv)
     seeds = [int(s) for s in args.seeds.split(",")]
     if args.fit:
         fit(args.data, seeds, json.loads(args.params), args.out)
     else:
-        score_all(args.data, seeds, args.out, json.loads(args.baselines), args.knobs)
+        score_all(
+            args.data, seeds, args.out, json.loads(args.baselines), args.knobs, args.retrieval
+        )
     return 0
 
 
