@@ -107,6 +107,7 @@ def score_all(
     gan = {"as fitted": [], "co-purchase chosen": []} if knobs else {"as fitted": []}
     for seed in seeds:
         fold = load_model(out / f"s{seed}" / "fold")
+        fold._scorer = validation_ndcg  # a loaded bundle has no fit-time scorer
         refit = load_model(out / f"s{seed}" / "refit")
         valid = validation_ndcg(fold, split.valid)
         gan["as fitted"].append(_per_user(refit, split.test))
@@ -143,6 +144,20 @@ def score_all(
         print(f"GAN ({kind}) test NDCG@10 over {len(g)} seeds: {g.mean():.4f} ± {sd:.4f}")
         if best is not None:
             print("   ", _versus(pus, per_user[best], best))
+        if kind != "as fitted":
+            print("    against as fitted:", _paired(pus, gan["as fitted"]))
+
+
+def _paired(new: list, old: list) -> str:
+    """Two lists of per-seed per-customer scores: mean relative change and a paired Wilcoxon
+    test over (seed, customer) pairs."""
+    import numpy as np
+    from scipy.stats import wilcoxon
+
+    a = np.concatenate([n.reindex(o.index).to_numpy() for n, o in zip(new, old)])
+    b = np.concatenate([o.to_numpy() for o in old])
+    p = wilcoxon(a, b).pvalue if np.any(a != b) else 1.0
+    return f"{a.mean() / b.mean() - 1:+.1%}, paired Wilcoxon p = {p:.3g} ({len(a)} pairs)"
 
 
 def _versus(gan: list, base, name: str) -> str:

@@ -188,3 +188,14 @@ def test_protocol_spread_and_the_report_warns_when_windows_disagree(clustered):
     warning = report.window_warning()
     assert warning and "disagree" in warning
     assert warning in report.warnings()
+
+
+def test_a_simpler_model_within_the_margin_is_chosen():
+    scores = pd.DataFrame(
+        {1: [0.400, 0.396, 0.390], 2: [0.410, 0.404, 0.399]}, index=["gan", "pop", "itemknn"]
+    )
+    assert choose_model(scores).best == "gan"
+    near = choose_model(scores, simpler=("pop", "itemknn", "gan"), margin=0.02)
+    assert near.best == "pop" and "simpler model" in near.reason()
+    # outside the margin the better, more complex model stays
+    assert choose_model(scores, simpler=("pop", "itemknn", "gan"), margin=0.005).best == "gan"

@@ -140,6 +140,10 @@ AUTO_MODELS = {
     "ials": ("ials", {}),
 }
 AUTO_CANDIDATES = tuple(AUTO_MODELS)
+#: ``--model auto``'s candidates from the simplest (cheapest to fit and to explain) on: one
+#: of them within ``SIMPLER_MARGIN`` of the best is chosen over a more complex one.
+SIMPLER = ("pop", "pop7", "itemknn", "ease", "ials", "retrieval", "gan")
+SIMPLER_MARGIN = 0.01
 
 
 def parse_params(pairs: list[str], config_cls=None) -> dict:
@@ -301,7 +305,7 @@ def choose_auto(args, data):
         "windows (latest first): " + ", ".join(s["dates"] for s in split.summary()["valid_folds"])
     )
     scores = window_scores(candidates, split.folds, show=not args.no_progress)
-    choice = choose_model(scores, window_shift(split.folds))
+    choice = choose_model(scores, window_shift(split.folds), simpler=SIMPLER, margin=SIMPLER_MARGIN)
     for line in choice.lines():
         print(line)
     cls, params = candidates[choice.best]

@@ -225,6 +225,8 @@ class Choice:
     shift: pd.DataFrame | None
     weights: np.ndarray
     warnings: list[str] = field(default_factory=list)
+    #: Why a simpler candidate was preferred (empty: it was not).
+    note: str = ""
 
     def reason(self) -> str:
         row = self.table.loc[self.best]
@@ -239,7 +241,7 @@ class Choice:
         if self.shift is not None and self.shift["shifted"].any():
             shifted = self.shift.index[self.shift["shifted"]].tolist()
             text += f"; windows {shifted} differ from the rest and weigh {SHIFTED_WEIGHT}"
-        return text
+        return text + self.note
 
     def lines(self) -> list[str]:
         out = [f"validation windows ({self.scores.shape[1]}), NDCG@10 per window:"]
@@ -261,11 +263,15 @@ def choose_model(
     shift: pd.DataFrame | None = None,
     *,
     shifted_weight: float = SHIFTED_WEIGHT,
+    simpler: tuple = (),
+    margin: float = 0.0,
 ) -> Choice:
     """The candidate (row of ``scores``) whose score holds up best across the windows: the
     highest weighted mean over windows of its score relative to the window's best (windows
     flagged ``shifted`` weigh ``shifted_weight``, the others 1); ties go to more windows won,
-    then the row order."""
+    then the row order. ``simpler``: candidates from the simplest on; the simplest of them
+    within ``margin`` (relative) of the top is chosen instead of a more complex one, which
+    has to win by more than that."""
     if scores.empty:
         raise ValueError("no candidates to choose from")
     s = scores.to_numpy(float)
@@ -290,8 +296,19 @@ def choose_model(
         key=lambda i: (-round(table["relative"].iloc[i], 9), -table["wins"].iloc[i], i),
     )
     table = table.iloc[order]
+    top = table["relative"].iloc[0]
+    near = [
+        c for c in simpler if c in table.index and table.loc[c, "relative"] >= top * (1 - margin)
+    ]
+    note = ""
+    if near and near[0] != table.index[0]:
+        note = (
+            f"; {table.index[0]} scored within {margin:.0%} of it, and the simpler model is "
+            "chosen unless a more complex one wins by more"
+        )
+        table = pd.concat([table.loc[[near[0]]], table.drop(index=near[0])])
     warnings = []
     warning = agreement_warning(scores)
     if warning:
         warnings.append(warning)
-    return Choice(str(table.index[0]), table, scores, shift, w, warnings)
+    return Choice(str(table.index[0]), table, scores, shift, w, warnings, note)

@@ -57,8 +57,8 @@ class RetrievalConfig(GANRecommenderConfig):
         if on:
             raise ValueError(
                 f"model 'retrieval' is the GAN without its adversarial part, so it takes "
-                f"adversarial=False, d_weight=0, d_weights=() and adv_weights=(), not {on}; use model 'gan' "
-                "for the adversarial loss or the discriminator's re-rank"
+                "adversarial=False, d_weight=0, d_weights=() and adv_weights=(), not "
+                f"{on}; use model 'gan' for the adversarial loss or the discriminator's re-rank"
             )
 
 
