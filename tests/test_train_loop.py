@@ -152,6 +152,37 @@ def test_full_softmax_equals_the_masked_log_softmax_and_its_gradient(K):
     assert none.numel() == 0
 
 
+def test_the_discriminator_attention_for_its_own_step_matches_autograd():
+    """With only the temperature taking a gradient (D's step: detached items and history)
+    the attention gives the plain formula's context, best similarity and temperature
+    gradient, empty histories included."""
+    from recogan.gan.networks import attend
+
+    rng = np.random.default_rng(4)
+    B, C, L, d = 7, 5, 6, 4
+    h = torch.as_tensor(rng.standard_normal((B, L, d)))
+    f = torch.as_tensor(rng.standard_normal((B, C, d)))
+    valid = torch.as_tensor(rng.random((B, L)) > 0.4)
+    valid[0], valid[1] = False, True  # an empty history, a full one
+    g = torch.as_tensor(rng.standard_normal((B, C, d)))
+
+    def plain(tau):
+        sim = f @ h.transpose(1, 2)
+        v = valid.unsqueeze(1)
+        att = (tau * sim).masked_fill(~v, -1e9).softmax(-1) * v.any(-1, keepdim=True)
+        return att @ h, sim.masked_fill(~v, -1.0).max(-1, keepdim=True).values
+
+    results = []
+    for fn in (plain, lambda tau: attend(f, h, valid, tau)):
+        tau = torch.tensor(1.7, dtype=torch.float64, requires_grad=True)
+        ctx, best = fn(tau)
+        (ctx * g).sum().backward()
+        results.append((ctx.detach(), best, tau.grad))
+    for got, want in zip(results[1], results[0]):
+        torch.testing.assert_close(got, want)
+    assert results[1][0][0].abs().max() == 0  # no history, no context
+
+
 def test_column_sampling_follows_the_weights():
     """The blockwise draw has multinomial's distribution: frequencies against the weights
     (chi-square), columns of weight 0 never drawn, a last block shorter than the rest."""

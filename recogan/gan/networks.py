@@ -167,6 +167,55 @@ class Dropout(nn.Dropout):
         return x * keep.view(torch.uint8).to(x.dtype).mul_(65536 / (65536 - drop))
 
 
+def attend(f, hist_vecs, valid, tau):
+    """The history attended with each ``f`` ``(B, C, d)`` as the query: ``ctx`` ``(B, C, d)``,
+    the softmax over ``tau f·h_l`` of the valid items ``valid`` ``(B, L)`` of ``hist_vecs``
+    ``(B, L, d)`` (zero for an empty history), and ``best`` ``(B, C, 1)``, the largest
+    ``f·h_l`` among them (-1 for none). When only ``tau`` takes a gradient (the
+    discriminator's own step, on the CPU) :class:`_AttendTau` computes the same."""
+    if (
+        tau.requires_grad
+        and torch.is_grad_enabled()
+        and not (f.requires_grad or hist_vecs.requires_grad)
+        and f.device.type == "cpu"
+    ):
+        return _AttendTau.apply(f, hist_vecs, valid, tau)
+    sim = f @ hist_vecs.transpose(1, 2)  # (B, C, L)
+    valid = valid.unsqueeze(1)  # (B, 1, L)
+    att = (tau * sim).masked_fill(~valid, -1e9).softmax(-1)
+    att = att * valid.any(-1, keepdim=True)  # empty history: no context
+    best = sim.masked_fill(~valid, -1.0).max(-1, keepdim=True).values  # (B, C, 1)
+    return att @ hist_vecs, best
+
+
+class _AttendTau(torch.autograd.Function):
+    """:func:`attend` differentiable in ``tau`` only. Its gradient, ``Σ g·∂ctx/∂tau =
+    Σ_l a_l s_l (g·h_l) - (g·ctx) Σ_l a_l s_l`` (``a`` the weights, ``s`` the similarities),
+    takes one batched product ``Σ_l a_l s_l h_l`` in the forward pass, where autograd would
+    take the ``(B, C, L)`` gradient of the weights through a product with the transposed
+    history vectors and the softmax's and masks' backward passes (several times as long on
+    the CPU)."""
+
+    @staticmethod
+    def forward(ctx, f, h, valid, tau):
+        sim = f @ h.transpose(1, 2)  # (B, C, L)
+        inval = ~valid.unsqueeze(1)  # (B, 1, L)
+        a = (sim * tau).masked_fill_(inval, -1e9).softmax(-1)
+        a.mul_(valid.any(-1).to(a.dtype)[:, None, None])  # empty history: no context
+        out = torch.bmm(a, h)  # (B, C, d)
+        best = sim.masked_fill_(inval, -1.0).amax(-1, keepdim=True)  # (B, C, 1)
+        a_s = a.mul_(sim)  # (the masked slots: a = 0)
+        ctx.save_for_backward(out, torch.bmm(a_s, h), a_s.sum(-1, keepdim=True))
+        ctx.mark_non_differentiable(best)
+        return out, best
+
+    @staticmethod
+    def backward(ctx, g_out, _g_best):
+        out, u, a_s = ctx.saved_tensors
+        g_tau = (g_out * u).sum() - ((g_out * out).sum(-1, keepdim=True) * a_s).sum()
+        return None, None, None, g_tau
+
+
 def _mlp(d_in: int, hidden: int, depth: int, d_out: int, dropout: float, sn: bool = False):
     wrap = nn.utils.parametrizations.spectral_norm if sn else (lambda m: m)
     layers: list[nn.Module] = []
@@ -228,12 +277,7 @@ class Discriminator(nn.Module):
         if self.attention:
             if hist_vecs is None or hist_mask is None:
                 raise ValueError("this discriminator attends over the history: pass hist_vecs")
-            sim = f @ hist_vecs.transpose(1, 2)  # (B, C, L)
-            valid = hist_mask.unsqueeze(1) > 0  # (B, 1, L)
-            att = (self.temp.exp() * sim).masked_fill(~valid, -1e9).softmax(-1)
-            att = att * valid.any(-1, keepdim=True)  # empty history: no context
-            ctx = att @ hist_vecs  # (B, C, d)
-            best = sim.masked_fill(~valid, -1.0).max(-1, keepdim=True).values  # (B, C, 1)
+            ctx, best = attend(f, hist_vecs, hist_mask > 0, self.temp.exp())
             fc = f * ctx
             feats += [fc, fc.sum(-1, keepdim=True), best]
         logit = self.net(torch.cat(feats, dim=-1)).squeeze(-1)  # (B, C)
