@@ -36,7 +36,7 @@ def test_the_gans_settings_less_the_adversarial_part():
     gan, ret = GANRecommender().params(), RetrievalRecommender().params()
     assert gan.keys() == ret.keys()
     differ = {k for k in gan if gan[k] != ret[k]}
-    assert differ == {"adversarial", "d_weights", "adv_weights"}  # d_weight is 0 in both
+    assert differ == {"adversarial", "d_weights"}  # d_weight is 0 in both
     assert ret["adversarial"] is False and list(ret["d_weights"]) == [] and ret["d_weight"] == 0
     assert RetrievalRecommender.search_space() == GANRecommender.search_space()
     assert RetrievalRecommender.early_stopping_params == GANRecommender.early_stopping_params

@@ -12,7 +12,7 @@ bundle) untrained and unused. ``recogan evaluate`` runs this model beside ``gan`
 and the report says what the adversarial part added
 (:meth:`recogan.evaluate.Report.adversarial_ablation`).
 
-Its config sets only the four settings below, each off (the GAN's ``d_weight`` is 0 as well;
+Its config sets only the three settings below, each off (the GAN's ``d_weight`` is 0 as well;
 its ``adversarial`` and ``d_weights`` are on), and keeps them off: a setting that turns the
 adversarial part back on is refused (that model is ``gan``).
 """
@@ -38,8 +38,6 @@ class RetrievalConfig(GANRecommenderConfig):
     d_weight: float = 0.0
     #: No re-rank weight tried on validation.
     d_weights: tuple = ()
-    #: No adversarial strength tried on validation.
-    adv_weights: tuple = ()
 
     def __post_init__(self) -> None:
         parent = getattr(super(), "__post_init__", None)
