@@ -49,6 +49,9 @@ class VectorModel(Model):
         self.popularity_ = popularity
         self.index_ = index
 
+    def _fit(self, train, valid) -> None:
+        raise NotImplementedError("built from given vectors, never fitted")
+
     def item_vectors(self):
         return self.item_vecs_
 
