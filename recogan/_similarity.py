@@ -132,15 +132,21 @@ class CoPurchase(ItemSimilarity):
         return cos[ia.reshape(-1, 1), ib.reshape(b.shape)]
 
 
+#: Most dense similarity values :func:`neighbour_matrix` holds at once (float64: 256 MB).
+BLOCK_VALUES = 32_000_000
+
+
 def neighbour_matrix(X, k: int, shrinkage: float, block_size: int = 1024) -> sp.csr_matrix:
     """Item-kNN's similarity graph of the purchase matrix ``X`` (users x items, binary):
     sim(i, j) = |U_i ∩ U_j| / (sqrt(|U_i| |U_j|) + shrinkage), each row cut to its ``k``
     largest positive entries, an item never its own neighbour. ``(n_items, n_items)``
-    float32 CSR, built ``block_size`` rows at a time (memory: block x n_items floats)."""
+    float32 CSR, built ``block_size`` rows at a time, fewer on a catalogue so large that a
+    block would pass ``BLOCK_VALUES`` values."""
     X = sp.csr_matrix(X, dtype=np.float64)
     co = (X.T @ X).tocsr()  # co-buyer counts, sparse (n_items, n_items)
     norms = np.sqrt(np.asarray(co.diagonal(), dtype=np.float64))
     n = X.shape[1]
+    block_size = max(1, min(int(block_size), BLOCK_VALUES // max(n, 1)))
     k = min(int(k), n - 1) if n > 1 else 0
     rows, cols, vals = [], [], []
     for start in range(0, n if k else 0, block_size):

@@ -214,3 +214,21 @@ def test_strength_zero_never_steps_the_discriminator(clustered_split):
     fresh._build(m.config.part(GANConfig))
     for a, b in zip(m.nets_.D.state_dict().values(), fresh.nets_.D.state_dict().values()):
         assert torch.equal(a, b)
+
+
+def test_small_blocks_give_the_same_graph(rng, monkeypatch):
+    import recogan._similarity as similarity
+
+    X = sp.csr_matrix((rng.random((50, 30)) < 0.2).astype(np.float32))
+    whole = neighbour_matrix(X, k=4, shrinkage=1.0)
+    monkeypatch.setattr(similarity, "BLOCK_VALUES", 60)  # two rows of 30 per block
+    assert (neighbour_matrix(X, k=4, shrinkage=1.0) != whole).nnz == 0
+
+
+def test_no_graph_is_built_when_the_knob_is_off(clustered_split):
+    s = clustered_split
+    m = GANRecommender(**FAST, seed=0, copurchase_weights=()).fit(
+        s.train, s.valid, scorer=validation_ndcg
+    )
+    assert m.copurchase_ is None and "copurchase_indptr" not in m.state_arrays()
+    assert m.recommend(np.arange(5), n=3)[0].shape == (5, 3)

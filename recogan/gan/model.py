@@ -180,8 +180,10 @@ class GANRecommender(
             [(int(S), str(m)) for S in c.draw_choices for m in c.merge_choices],
         )
         self.d_weight_scores_ = self._choose_knob(valid, "d_weight", c.d_weights, grow=True)
-        self.copurchase_ = self.copurchase_graph()
-        self.choose_copurchase(valid)
+        uses_graph = c.copurchase_weight or len(c.copurchase_weights)
+        self.copurchase_ = self.copurchase_graph() if uses_graph else None
+        if uses_graph:
+            self.choose_copurchase(valid)
         rows = self._generation_rows
         self.generation_quality_ = (
             pd.DataFrame(rows).assign(epoch=np.arange(1, len(rows) + 1)).set_index("epoch")
