@@ -38,17 +38,21 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 
-def load_fold(name: str, fold: int):
+def split(name: str, windows: int = 3):
+    """The split of dataset ``name`` with ``windows`` validation windows: the held-out
+    protocol for ``completejourney_heldout``, ``recogan evaluate``'s default otherwise."""
     from recogan import datasets
 
     data = datasets.load(name)
     if name == "completejourney_heldout":
-        split = datasets.heldout_split(data)
-    else:
-        from recogan.evaluate import Protocol
+        return datasets.heldout_split(data, windows=windows)
+    from recogan.evaluate import Protocol
 
-        split = Protocol(valid_folds=3).split(data)
-    return split.folds[fold]
+    return Protocol(valid_folds=windows).split(data)
+
+
+def load_fold(name: str, fold: int):
+    return split(name).folds[fold]
 
 
 def probe(train, valid, configs: list[dict]) -> list[dict]:
@@ -120,18 +124,13 @@ def fit(train, valid, params: dict) -> dict:
 def test(name: str, model: str, params: dict, seed: int) -> dict:
     import torch
 
-    from recogan import datasets
-    from recogan.evaluate import Protocol, evaluate
+    from recogan.evaluate import evaluate
 
     torch.set_num_threads(1)
-    data = datasets.load(name)
-    if name == "completejourney_heldout":
-        split = datasets.heldout_split(data, windows=1)
-    else:
-        split = Protocol(valid_folds=1).split(data)
+    one = split(name, windows=1)
     t0 = time.perf_counter()
     rep = evaluate(
-        split,
+        one,
         models=[model],
         params={model: params},
         tune=False,

@@ -34,16 +34,7 @@ from pathlib import Path
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-
-def _split(name: str):
-    from recogan import datasets
-
-    data = datasets.load(name)
-    if name == "completejourney_heldout":
-        return datasets.heldout_split(data, windows=1)
-    from recogan.evaluate import Protocol
-
-    return Protocol(valid_folds=1).split(data)
+from gan_features import split as load_split  # the benchmarks' shared split
 
 
 def fit(name: str, seeds: list[int], params: dict, out: Path) -> None:
@@ -54,7 +45,7 @@ def fit(name: str, seeds: list[int], params: dict, out: Path) -> None:
     from recogan.metrics import validation_ndcg
 
     torch.set_num_threads(1)
-    split = _split(name)
+    split = load_split(name, windows=1)
     for seed in seeds:
         d = out / f"s{seed}"
         if (d / "refit").exists():
@@ -98,7 +89,7 @@ def score_all(
     from recogan.registry import model_class
 
     torch.set_num_threads(1)
-    split = _split(name)
+    split = load_split(name, windows=1)
     rows, per_user = [], {}
     for b, params in baselines.items():
         m = model_class(b)(**params).fit(split.train_valid, None, scorer=validation_ndcg)

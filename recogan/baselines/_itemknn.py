@@ -9,6 +9,7 @@ import scipy.sparse as sp
 
 from recogan._config import require
 from recogan._similarity import neighbour_matrix
+from recogan._sparse import csr_from_state, csr_state
 from recogan.base import Model
 
 
@@ -57,11 +58,7 @@ class ItemKNN(Model):
         return self.score_histories(self.seen_[user_idx])
 
     def state_arrays(self) -> dict[str, np.ndarray]:
-        S = self.similarity_
-        return {"sim_indptr": S.indptr, "sim_indices": S.indices, "sim_data": S.data}
+        return csr_state("sim", self.similarity_)
 
     def set_state_arrays(self, arrays) -> None:
-        self.similarity_ = sp.csr_matrix(
-            (arrays["sim_data"], arrays["sim_indices"], arrays["sim_indptr"]),
-            shape=(self.n_items_, self.n_items_),
-        )
+        self.similarity_ = csr_from_state(arrays, "sim", (self.n_items_, self.n_items_))

@@ -28,6 +28,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from recogan._config import require
+from recogan._sparse import csr_from_state, csr_state
 from recogan._topk import topn
 from recogan.base import Model, recent_popularity
 from recogan.baselines._ease import EASE, EASEConfig
@@ -174,21 +175,15 @@ class _DecayedNeighbourhood:
         return topn(scores, n, exclude=X if exclude_seen else None, candidates=candidates)
 
     def state_arrays(self) -> dict[str, np.ndarray]:
-        H = self.history_
         return {
             **super().state_arrays(),
-            "history_indptr": H.indptr,
-            "history_indices": H.indices,
-            "history_data": H.data,
+            **csr_state("history", self.history_),
             "pop_scores": self.pop_scores_,
         }
 
     def set_state_arrays(self, arrays) -> None:
         super().set_state_arrays(arrays)
-        self.history_ = sp.csr_matrix(
-            (arrays["history_data"], arrays["history_indices"], arrays["history_indptr"]),
-            shape=(self.n_users_, self.n_items_),
-        )
+        self.history_ = csr_from_state(arrays, "history", (self.n_users_, self.n_items_))
         self.pop_scores_ = arrays["pop_scores"].astype(np.float32)
 
 
@@ -306,17 +301,8 @@ class PPop(Model):
         return topn(scores, n, exclude=X if exclude_seen else None, candidates=candidates)
 
     def state_arrays(self) -> dict[str, np.ndarray]:
-        P = self.personal_
-        return {
-            "personal_indptr": P.indptr,
-            "personal_indices": P.indices,
-            "personal_data": P.data,
-            "pop_scores": self.pop_scores_,
-        }
+        return {**csr_state("personal", self.personal_), "pop_scores": self.pop_scores_}
 
     def set_state_arrays(self, arrays) -> None:
-        self.personal_ = sp.csr_matrix(
-            (arrays["personal_data"], arrays["personal_indices"], arrays["personal_indptr"]),
-            shape=(self.n_users_, self.n_items_),
-        )
+        self.personal_ = csr_from_state(arrays, "personal", (self.n_users_, self.n_items_))
         self.pop_scores_ = arrays["pop_scores"].astype(np.float32)

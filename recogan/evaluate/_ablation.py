@@ -119,3 +119,13 @@ def ablation_line(table: pd.DataFrame, test: str = "wilcoxon", full=FULL, part=P
         f"{verdict(r['relative'], r['p_value'])}){coverage}; by customer activity (distinct "
         f"items bought before the test): {by}."
     )
+
+
+#: The note under the report's table of :func:`adversarial_ablation`.
+ABLATION_NOTE = (
+    "gan against retrieval (the same generator, inputs and recommend-time choices without the "
+    "adversarial loss or the discriminator's re-rank; tuned like every model of this report) "
+    "on the same test users: difference = gan - retrieval, relative to retrieval; p_value: the "
+    "report's paired test over those users (row all), or over a bucket's users; customers by "
+    "distinct items bought before the test. A difference with p >= 0.05 is within noise."
+)

@@ -216,3 +216,19 @@ def score_model(
         batch_size=batch_size,
         targets=protocol.targets,
     )
+
+
+def split_line(split: dict | None) -> str:
+    """The report's line on the split that ran (``Split.summary()``): its protocol and the
+    dates of the test period and of every validation window, latest first."""
+    if not split or not split.get("protocol"):
+        return ""
+    line = f"Split: {split['protocol']}"
+    if str(split["protocol"]).startswith("days("):
+        return line  # a day-based split's label names its windows' dates
+    dates = [f.get("dates") for f in split.get("valid_folds") or [] if f.get("dates")]
+    if split.get("test_dates"):
+        line += f"; test {split['test_dates']}"
+    if dates:
+        line += "; validation windows (latest first): " + ", ".join(dates)
+    return line

@@ -12,9 +12,16 @@ import numpy as np
 import pandas as pd
 
 from recogan._fs import atomic_path, locked
-from recogan.evaluate._ablation import FULL, PART, ablation_line, adversarial_ablation
+from recogan.evaluate._ablation import (
+    ABLATION_NOTE,
+    FULL,
+    PART,
+    ablation_line,
+    adversarial_ablation,
+)
 from recogan.evaluate._activity import activity_order
 from recogan.evaluate._plots import figures
+from recogan.evaluate._protocol import split_line
 from recogan.evaluate._stats import significance_mark
 from recogan.evaluate._windows import agreement_warning
 
@@ -571,13 +578,6 @@ REPEAT_NOTE = (
     "explore parts of Recall and NDCG are scored on those targets alone, each averaged over "
     "the customers who have such targets."
 )
-ABLATION_NOTE = (
-    "gan against retrieval (the same generator, inputs and recommend-time choices without the "
-    "adversarial loss or the discriminator's re-rank; tuned like every model of this report) "
-    "on the same test users: difference = gan - retrieval, relative to retrieval; p_value: the "
-    "report's paired test over those users (row all), or over a bucket's users; customers by "
-    "distinct items bought before the test. A difference with p >= 0.05 is within noise."
-)
 DIVERSITY_NOTE = (
     "The diversity knob (0 = the model's ranking) re-ranks each list by maximal marginal "
     "relevance over item similarity (mechanism MMR), or sets the model's own mechanism; "
@@ -660,19 +660,3 @@ img {{ max-width: 100%; display: block; margin: .5em 0; }}
 {body}
 </body></html>
 """
-
-
-def split_line(split: dict | None) -> str:
-    """The report's line on the split that ran (``Split.summary()``): its protocol and the
-    dates of the test period and of every validation window, latest first."""
-    if not split or not split.get("protocol"):
-        return ""
-    line = f"Split: {split['protocol']}"
-    if str(split["protocol"]).startswith("days("):
-        return line  # a day-based split's label names its windows' dates
-    dates = [f.get("dates") for f in split.get("valid_folds") or [] if f.get("dates")]
-    if split.get("test_dates"):
-        line += f"; test {split['test_dates']}"
-    if dates:
-        line += "; validation windows (latest first): " + ", ".join(dates)
-    return line

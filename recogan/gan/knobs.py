@@ -107,17 +107,14 @@ class ValidationChoices:
                 else "the adversarial part raised the validation score"
             )
             lines.append(f"adversarial strength {w:g} (validation NDCG@10 {tried}): {why}")
-        for name, attr in (
-            ("co-purchase weight", "copurchase_scores_"),
-            ("re-rank weight", "d_weight_scores_"),
+        c = self.config
+        for name, tried, chosen in (
+            ("co-purchase weight", getattr(self, "copurchase_scores_", None), c.copurchase_weight),
+            ("re-rank weight", getattr(self, "d_weight_scores_", None), c.d_weight),
         ):
-            tried = getattr(self, attr, None) or {}
             if tried:
-                field = "copurchase_weight" if attr == "copurchase_scores_" else "d_weight"
-                lines.append(
-                    f"{name} {getattr(self.config, field):g} of "
-                    + ", ".join(f"{k:g}: {v:.4f}" for k, v in sorted(tried.items()))
-                )
+                each = ", ".join(f"{k:g}: {v:.4f}" for k, v in sorted(tried.items()))
+                lines.append(f"{name} {chosen:g} of {each}")
         return lines
 
     def choose_copurchase(self, valid: Dataset | None) -> None:

@@ -8,8 +8,8 @@ import json
 from pathlib import Path
 
 import numpy as np
-import scipy.sparse as sp
 
+from recogan._sparse import csr_from_state, csr_state
 from recogan.features import ItemFeatures
 from recogan.gan.config import GANConfig
 from recogan.gan.train import resolve_device
@@ -30,11 +30,7 @@ class Persistence:
         }
         graph = getattr(self, "copurchase_", None)
         if graph is not None:
-            arrays.update(
-                copurchase_indptr=graph.indptr,
-                copurchase_indices=graph.indices,
-                copurchase_data=graph.data,
-            )
+            arrays.update(csr_state("copurchase", graph))
         return arrays
 
     def set_state_arrays(self, arrays) -> None:
@@ -44,18 +40,10 @@ class Persistence:
         self.user_hist_t_ = arrays["user_hist_t"].astype(np.int64)
         self.best_epoch_ = int(arrays["best_epoch"][0])
         self.history_ = []
-        self.copurchase_ = None  # bundles saved before the co-purchase re-rank have none
-        if "copurchase_indptr" in arrays:
-            indptr = arrays["copurchase_indptr"].astype(np.int64)
-            n = len(indptr) - 1
-            self.copurchase_ = sp.csr_matrix(
-                (
-                    arrays["copurchase_data"].astype(np.float32),
-                    arrays["copurchase_indices"].astype(np.int64),
-                    indptr,
-                ),
-                shape=(n, n),
-            )
+        # bundles saved before the co-purchase re-rank (or with it off) have none; the graph
+        # keeps the fit's catalogue (products placed later have no edges)
+        has = "copurchase_indptr" in arrays
+        self.copurchase_ = csr_from_state(arrays, "copurchase") if has else None
 
     # the index travels in the bundle, hashed and verified with the other files
     def write_files(self, directory) -> None:
