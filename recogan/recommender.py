@@ -342,13 +342,18 @@ class Recommender:
         filter: Filter = None,
         diversity: float = 0.0,
         mode: str | None = None,
+        times=None,
     ) -> Recommendations:
         """Recommendations for an anonymous or new customer from a basket/history of item ids
         (oldest first); unknown ids are ignored and counted in ``n_unknown``. An empty (or
         all-unknown) history gets the popularity fallback. ``diversity`` and ``mode`` as in
-        :meth:`recommend` (``buy_again`` ranks the history's items; ``repeat`` marks them)."""
+        :meth:`recommend` (``buy_again`` ranks the history's items; ``repeat`` marks them).
+        ``times``: when each item was bought (epoch seconds, or anything ``pandas.to_datetime``
+        reads), one per id: the model weighs recent purchases more and, in ``buy_again`` and
+        ``mixed`` lists, reads how long ago an item was bought (the GAN's repeat head)."""
         req = self._request(n, diversity, exclude_seen, filter, mode)
         item_ids = check_ids(item_ids, "item_ids")
+        t = None if times is None else _purchase_times(times, len(item_ids))
         idx = self._items.lookup(item_ids, missing="ignore")
         n_unknown = int((idx < 0).sum()) + req.filter.n_unknown
         hist = idx[idx >= 0]
@@ -356,7 +361,8 @@ class Recommender:
             fb = self._fallback(req.n, req.filter, req.mode)
             reason = "empty history: " + fb.reason.split(": ", 1)[1]
             return Recommendations(fb.items, fb.scores, True, reason, n_unknown, fb.repeats)
-        items, scores = self._pipeline.histories([hist], req)
+        t = None if t is None else [t[idx >= 0]]
+        items, scores = self._pipeline.histories([hist], req, t)
         rep = self._pipeline.repeats(items, histories=[hist])
         return self._result(items[0], scores[0], n_unknown=n_unknown, repeats=rep[0])
 
@@ -571,3 +577,24 @@ class CatalogUpdate(NamedTuple):
 
     items: tuple
     n_unknown: int
+
+
+def _purchase_times(times, n: int) -> np.ndarray:
+    """``times`` of a history as epoch seconds (float), one per item, or a ``ValueError``
+    naming what is wrong."""
+    values = list(times) if not isinstance(times, (str, bytes)) else [times]
+    if len(values) != n:
+        raise ValueError(f"times has {len(values)} values but the history has {n} items")
+    arr = np.asarray(values, dtype=object)
+    if all(isinstance(v, (int, float, np.integer, np.floating)) for v in values):
+        out = arr.astype(np.float64)
+    else:
+        try:
+            stamps = pd.to_datetime(pd.Series(values), utc=True)
+        except (ValueError, TypeError) as e:
+            raise ValueError(f"times: cannot read {values[:3]!r} as dates ({e})") from e
+        out = (stamps - pd.Timestamp(0, tz="UTC")).dt.total_seconds().to_numpy()
+    if not np.isfinite(out).all():
+        bad = values[int(np.flatnonzero(~np.isfinite(out))[0])]
+        raise ValueError(f"times: {bad!r} is not a purchase time")
+    return out

@@ -41,6 +41,11 @@ ADDED_FIELDS = [
     "copurchase_k",
     "copurchase_shrinkage",
     "adv_weights",
+    "repeat_weight",
+    "repeat_weights",
+    "repeat_horizon_days",
+    "repeat_cuts",
+    "repeat_max_rows",
 ]
 
 

@@ -123,6 +123,11 @@ class TrainConfig:
     #: every suite dataset it was compared on, and far better on MovieLens-1M
     #: (benchmarks/RESULTS.md, "Generalisation"); the tuner searches 0, 14 and 60.
     history_lag_days: float = 14.0
+    #: The repeat head (:mod:`recogan.gan.repeats`): the horizon (days) it predicts a
+    #: purchase in, its training cut points (0: no head) and the most pairs it trains on.
+    repeat_horizon_days: float = 14.0
+    repeat_cuts: int = 4
+    repeat_max_rows: int = 300_000
     #: Std of the training noise z.
     noise_std: float = 1.0
     #: Noise draws per training pair (K). With K > 1 the retrieval loss is the mixture
@@ -206,6 +211,16 @@ class InferenceConfig:
     #: a best at the top is doubled and tried again, and the re-rank weight is then chosen
     #: again (0 included). Empty: keep ``copurchase_weight``.
     copurchase_weights: tuple = (0.5, 1.0, 2.0, 4.0, 8.0)
+    #: Weight of the repeat head's probability in the re-rank of lists that keep the items a
+    #: customer bought before (``mixed``, ``buy_again``; 0: none): each bought item joins the
+    #: candidates and gains ``repeat_weight × p``, ``p`` the head's probability that it is
+    #: bought again within ``repeat_horizon_days`` (:mod:`recogan.gan.repeats`). No effect on
+    #: lists without bought items (``discover``).
+    repeat_weight: float = 0.0
+    #: Repeat weights tried on the validation split (every purchase a target, bought items
+    #: kept) after the other knobs, with ``repeat_weight``; chosen like
+    #: ``copurchase_weights``. Empty: keep ``repeat_weight``.
+    repeat_weights: tuple = (0.5, 1.0, 2.0, 4.0, 8.0)
     #: Neighbours kept per item in the co-purchase graph, and the shrinkage of its cosine.
     copurchase_k: int = 100
     copurchase_shrinkage: float = 10.0

@@ -111,6 +111,7 @@ class ValidationChoices:
         for name, tried, chosen in (
             ("co-purchase weight", getattr(self, "copurchase_scores_", None), c.copurchase_weight),
             ("re-rank weight", getattr(self, "d_weight_scores_", None), c.d_weight),
+            ("repeat weight", getattr(self, "repeat_scores_", None), c.repeat_weight),
         ):
             if tried:
                 each = ", ".join(f"{k:g}: {v:.4f}" for k, v in sorted(tried.items()))

@@ -32,6 +32,7 @@ from recogan.gan.pairs import TrainingPairs, WindowPopularity, history_window
 from recogan.gan.persistence import Persistence
 from recogan.gan.placing import Placing
 from recogan.gan.ranking import Ranking
+from recogan.gan.repeats import Repeats, check_repeat_config
 from recogan.gan.tail import AudienceTail
 from recogan.gan.train import Networks, resolve_device, train_gan
 from recogan.index import ItemIndex
@@ -42,7 +43,7 @@ __all__ = ["MERGE_RULES", "GANRecommender", "GANRecommenderConfig"]
 
 
 class GANRecommender(
-    Ranking, AudienceTail, Placing, ValidationChoices, Measuring, Persistence, Model
+    Ranking, AudienceTail, Placing, ValidationChoices, Repeats, Measuring, Persistence, Model
 ):
     """The GAN-augmented recommender (see the module's docstring); its settings are
     :class:`~recogan.gan.config.GANRecommenderConfig`'s, each part's own jobs are in the
@@ -81,6 +82,7 @@ class GANRecommender(
                 f"adv_weight and adv_weights must be >= 0, got {c.adv_weight} and "
                 f"{tuple(c.adv_weights)}"
             )
+        check_repeat_config(c)
         if c.copurchase_k < 1 or not c.copurchase_shrinkage >= 0:
             raise ValueError(
                 f"copurchase_k must be >= 1 and copurchase_shrinkage >= 0, got "
@@ -118,6 +120,7 @@ class GANRecommender(
             "prior_weight",
             "rerank_depth",
             "copurchase_weight",
+            "repeat_weight",
             "diversity",
         )
 
@@ -184,6 +187,7 @@ class GANRecommender(
         self.copurchase_ = self.copurchase_graph() if uses_graph else None
         if uses_graph:
             self.choose_copurchase(valid)
+        self.choose_repeat(valid)
         rows = self._generation_rows
         self.generation_quality_ = (
             pd.DataFrame(rows).assign(epoch=np.arange(1, len(rows) + 1)).set_index("epoch")
@@ -215,6 +219,7 @@ class GANRecommender(
         self.user_hist_, self.user_hist_t_ = history_window(
             items, times, indptr[:-1], indptr[1:], c.max_history
         )
+        self._fit_repeats(train)
         return pairs, pop
 
     def _build_index(self) -> None:

@@ -31,6 +31,7 @@ class Persistence:
         graph = getattr(self, "copurchase_", None)
         if graph is not None:
             arrays.update(csr_state("copurchase", graph))
+        arrays.update(self.repeat_state())
         return arrays
 
     def set_state_arrays(self, arrays) -> None:
@@ -44,6 +45,7 @@ class Persistence:
         # keeps the fit's catalogue (products placed later have no edges)
         has = "copurchase_indptr" in arrays
         self.copurchase_ = csr_from_state(arrays, "copurchase") if has else None
+        self.set_repeat_state(arrays)
 
     # the index travels in the bundle, hashed and verified with the other files
     def write_files(self, directory) -> None:

@@ -36,7 +36,8 @@ class Ranking:
         n = self.check_n(n, candidates)
         hist, w, keys = self._known_histories(users)
         exclude = self.seen_[users] if exclude_seen else None
-        return self._rank(hist, w, keys, n, exclude, candidates)
+        repeats = None if exclude_seen else self._known_repeats(users)
+        return self._rank(hist, w, keys, n, exclude, candidates, repeats)
 
     def _known_histories(self, users: np.ndarray):
         """Known customers' kept histories ``(B, L)``, their decay weights at the end of
@@ -75,7 +76,8 @@ class Ranking:
                 age = (now - t) / DAY if t is not None else np.zeros(h.size)
                 w[b, L - h.size :] = decay_weights(age, self.config.half_life_days)
             keys.append((1, zlib.crc32(h.astype(np.int64).tobytes())))
-        return self._rank(hist, w, keys, n, X if exclude_seen else None, candidates)
+        repeats = None if exclude_seen else self._history_repeats(histories, times)
+        return self._rank(hist, w, keys, n, X if exclude_seen else None, candidates, repeats)
 
     def _queries(self, hist: np.ndarray, w: np.ndarray, keys, draws: int | None = None):
         """Behaviour embeddings ``(B, d)`` and query vectors ``(B, S, d)`` (torch); ``S``
@@ -98,7 +100,9 @@ class Ranking:
             q = nets.G(b.repeat_interleave(S, 0), zt).reshape(B, S, d)  # (B, S, d)
         return b, q, hist_t
 
-    def _rank(self, hist, w, keys, n, exclude, candidates):
+    def _rank(self, hist, w, keys, n, exclude, candidates, repeats=None):
+        """The lists of the customers ``hist``/``w``/``keys``; ``repeats``: their bought
+        items' repeat probabilities (:mod:`recogan.gan.repeats`; None: no repeat evidence)."""
         c = self.config
         B = len(keys)
         if B == 0:
@@ -110,7 +114,7 @@ class Ranking:
         count = self.diversity_slots(n, keys)  # (B,) tail positions
         tail = bool(count.any())
         depth = n
-        if self._reranks():
+        if self._reranks(repeats):
             depth = max(depth, c.rerank_depth)
         if tail:
             depth = max(depth, self.DIVERSITY_DEPTH)
@@ -124,8 +128,11 @@ class Ranking:
             exclude=None if exclude is None else sp.csr_matrix(exclude)[per_draw],
             candidates=_rows(candidates, per_draw),
         )
-        evidence = self._copurchase_evidence(hist, w)
-        plain = self._order(b, hist_t, ids, sc, S, n, depth, None, evidence)
+        if repeats is not None:  # the bought items join every draw's candidates
+            repeats = _allowed(repeats, candidates)
+            ids, sc = self._with_bought(queries, ids, sc, repeats, per_draw)
+        evidence = (self._copurchase_evidence(hist, w), repeats)
+        plain = self._order(b, hist_t, ids, sc, S, n, ids.shape[1], None, evidence)
         if not tail:
             return plain
         # the head in the model's order, then the tail: each draw's list cut to the items
@@ -134,17 +141,20 @@ class Ranking:
         # part w gives a seeded w share of customers one more. The model's order fills what
         # a short audience list leaves (so padding can only come at the end)
         floor = self.audience_thresholds()
-        tail_order = self._order(b, hist_t, ids, sc, S, n, depth, floor, evidence)
+        tail_order = self._order(b, hist_t, ids, sc, S, n, ids.shape[1], floor, evidence)
         return splice([(*plain, n - count), (*tail_order, count), (*plain, 0)])
 
     def _order(self, b, hist_t, ids, sc, S, n, depth, floor, evidence):
         """The top ``n`` per customer from the draws' ``(B S, depth)`` search results: those
         scoring at least ``floor[item]`` (None: all), the draws merged, then the re-rank of
-        the top ``rerank_depth`` by the discriminator and the co-purchase ``evidence``
-        (:meth:`_copurchase_evidence`)."""
+        the top ``rerank_depth`` by the discriminator and the ``evidence``: co-purchase
+        (:meth:`_copurchase_evidence`) and repeat probabilities (or None each)."""
         c = self.config
         B = len(b)
-        keep = max(n, c.rerank_depth) if self._reranks() else n  # the re-rank's candidates
+        copurchase, repeats = evidence
+        keep = max(n, c.rerank_depth) if self._reranks(repeats) else n  # the re-rank's
+        if repeats is not None:  # candidates, and the bought items added to them
+            keep += c.rerank_depth
         # an item among the merged best `keep` by its best draw is among that draw's best
         # `keep`, so one draw or the max rule needs no deeper lists
         deep = depth if S > 1 and c.merge != "max" else min(keep, depth)
@@ -153,19 +163,36 @@ class Ranking:
             ids, sc = top_k(sc.astype(np.float32), deep, ids)
         ids, sc = ids[:, :deep], sc[:, :deep]
         pool, pool_scores = _merge(ids.reshape(B, S, -1), sc.reshape(B, S, -1), keep, c.merge)
-        if not self._reranks():
+        if not self._reranks(repeats):
             return pool, pool_scores
         final = pool_scores
         if c.d_weight:
             final = final + c.d_weight * self._discriminate(b, hist_t, pool)
-        if evidence is not None:
-            final = final + c.copurchase_weight * _pool_evidence(evidence, pool)
+        if copurchase is not None:
+            final = final + c.copurchase_weight * _pool_evidence(copurchase, pool)
+        if repeats is not None:
+            final = final + c.repeat_weight * _pool_values(repeats, pool)
         final = np.where(pool >= 0, final, -np.inf)
         return top_k(final.astype(np.float32), n, pool)
 
-    def _reranks(self) -> bool:
+    def _reranks(self, repeats=None) -> bool:
         c = self.config
-        return bool(c.d_weight) or bool(c.copurchase_weight)
+        return bool(c.d_weight) or bool(c.copurchase_weight) or repeats is not None
+
+    def _with_bought(self, queries, ids, sc, repeats: sp.csr_matrix, per_draw):
+        """Every draw's search results ``ids``/``sc`` ``(B S, depth)`` with the customer's
+        ``rerank_depth`` most likely repeats (rows of ``repeats``) added, scored exactly by
+        the draw's query and best first; an item the search found is kept once."""
+        extra = _row_top(repeats, self.config.rerank_depth)[per_draw]  # (B S, R)
+        if self.index_ is not None:  # withdrawn products stay out
+            extra = np.where(self.index_.live(extra), extra, -1)
+        q_items = self.item_index_[np.maximum(extra, 0)]  # (B S, R, d+1)
+        scores = np.einsum("qd,qrd->qr", queries, q_items)
+        found = (extra[:, :, None] == ids[:, None, :]).any(2)
+        scores = np.where((extra >= 0) & ~found, scores, -np.inf).astype(np.float32)
+        both_ids = np.concatenate([ids, extra], axis=1)
+        both = np.concatenate([sc.astype(np.float32), scores], axis=1)
+        return top_k(both, both.shape[1], both_ids)
 
     def _discriminate(self, b, hist_t, pool: np.ndarray) -> np.ndarray:
         """The discriminator's logits ``(B, m)`` for the candidates ``pool``."""
@@ -218,17 +245,53 @@ class Ranking:
         return retrieve(self.index_, queries, k, exclude=exclude, candidates=candidates)
 
 
-def _pool_evidence(evidence: sp.csr_matrix, pool: np.ndarray) -> np.ndarray:
-    """The evidence of each candidate ``(B, m)`` (``pool``, ``-1`` pads), divided by the
-    customer's largest among them (so in [0, 1]; 0 for a customer without any)."""
+def _pool_values(matrix: sp.csr_matrix, pool: np.ndarray) -> np.ndarray:
+    """``matrix[b, pool[b, j]]`` ``(B, m)`` for the candidates ``pool`` (``-1`` pads: 0)."""
     B, m = pool.shape
-    ok = (pool >= 0) & (pool < evidence.shape[1])
+    ok = (pool >= 0) & (pool < matrix.shape[1])
     out = np.zeros((B, m), np.float32)
     r, col = np.nonzero(ok)
     if len(r):
-        out[r, col] = np.asarray(evidence[r, pool[r, col]]).ravel()
+        out[r, col] = np.asarray(matrix[r, pool[r, col]]).ravel()
+    return out
+
+
+def _pool_evidence(evidence: sp.csr_matrix, pool: np.ndarray) -> np.ndarray:
+    """The evidence of each candidate ``(B, m)`` (``pool``, ``-1`` pads), divided by the
+    customer's largest among them (so in [0, 1]; 0 for a customer without any)."""
+    out = _pool_values(evidence, pool)
     top = out.max(axis=1, keepdims=True)
     return np.divide(out, top, out=np.zeros_like(out), where=top > 0)
+
+
+def _row_top(M: sp.csr_matrix, k: int) -> np.ndarray:
+    """The ``k`` largest stored entries' columns of each row of ``M`` ``(B, k)``, largest
+    first (ties by column), ``-1`` pads."""
+    M = sp.csr_matrix(M)
+    rows = np.repeat(np.arange(M.shape[0]), np.diff(M.indptr))
+    order = np.lexsort((M.indices, -M.data, rows))
+    rows, cols = rows[order], M.indices[order]
+    rank = np.arange(len(rows)) - M.indptr[rows]
+    out = np.full((M.shape[0], k), -1, np.int64)
+    keep = rank < k
+    out[rows[keep], rank[keep]] = cols[keep]
+    return out
+
+
+def _allowed(M: sp.csr_matrix, candidates) -> sp.csr_matrix:
+    """``M``'s entries on the ``candidates`` (a 1-D allow-list, or per-row lists with ``-1``
+    pads; None: all)."""
+    if candidates is None:
+        return M
+    cand = np.asarray(candidates, np.int64)
+    rows = np.repeat(np.arange(M.shape[0]), np.diff(M.indptr))
+    if cand.ndim == 1:
+        keep = np.isin(M.indices, cand)
+    else:
+        r, j = np.nonzero(cand >= 0)
+        n = M.shape[1] + 1
+        keep = np.isin(rows * n + M.indices, r * n + cand[r, j])
+    return sp.csr_matrix((M.data[keep], (rows[keep], M.indices[keep])), shape=M.shape)
 
 
 def _rows(candidates, rows: np.ndarray):

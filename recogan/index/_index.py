@@ -238,6 +238,10 @@ class ItemIndex:
     def __contains__(self, item_id) -> bool:
         return 0 <= int(item_id) < len(self._pos) and self._pos[int(item_id)] >= 0
 
+    def live(self, ids) -> np.ndarray:
+        """Whether each of ``ids`` is in the index (searchable), as a boolean array."""
+        return self._lookup(np.asarray(ids, dtype=np.int64)) >= 0
+
     def vectors(self, ids) -> np.ndarray:
         """The stored vectors of ``ids`` (``KeyError`` for ids not in the index)."""
         ids = np.atleast_1d(np.asarray(ids, dtype=np.int64))

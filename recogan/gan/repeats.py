@@ -1,0 +1,360 @@
+"""The GAN's repeat head: how likely a customer is to buy again, within the coming
+``repeat_horizon_days``, an item they bought before (:class:`Repeats`, part of
+:class:`~recogan.gan.model.GANRecommender`).
+
+The generator learns what a customer buys next among all products; whether a product bought
+before is due again depends on when it was bought last and on its cycle, which a behaviour
+embedding does not hold. The head reads, per (customer, item) pair of the history:
+
+- the days since the customer last bought it (the age);
+- how many distinct days they bought it on;
+- their own cycle for it (days between the first and the last purchase over the gaps), and
+  the age against it;
+- the item's cycle over all its repeat buyers (median) and the age against it, and the share
+  of its buyers who bought it again.
+
+Each is cut into bins and one-hot coded, and a logistic regression (scikit-learn) learns the
+probability of a purchase in the ``repeat_horizon_days`` after a cut point from the training
+purchases themselves: at ``repeat_cuts`` cut points spaced one horizon apart and ending one
+horizon before the end of training, the pairs bought before the cut, labelled by whether
+they were bought again in the horizon after it. A customer who buys an item every 7 days is
+at the ratio 1 of their cycle on day 7, which is where such pairs were bought again.
+
+At recommend time, with seen items allowed (``mixed`` and ``buy_again`` lists, targets
+``all``/``repeat``), the customer's bought items join the re-rank's candidates and each
+gains ``repeat_weight × p``; the weight is chosen on validation with every purchase a
+target (``choose_repeat``), 0 included. With seen items excluded (``discover``) nothing
+changes. Data without repeats (each customer buys an item once) gives no head.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+import numpy as np
+import scipy.sparse as sp
+from sklearn.linear_model import LogisticRegression
+
+from recogan.features import DAY
+from recogan.metrics import validation_ndcg, validation_scorer
+
+log = logging.getLogger(__name__)
+
+#: Bin edges of the age (days since the last purchase) and of a cycle (days).
+AGE_EDGES = np.array([1, 2, 3, 5, 7, 10, 14, 21, 30, 45, 60, 90, 120, 180, 270, 365.0])
+#: Bin edges of log2(age / cycle): 0 is "due now".
+RATIO_EDGES = np.array([-3, -2, -1.5, -1, -0.6, -0.3, 0.3, 0.6, 1, 1.5, 2, 3.0])
+#: Bin edges of the number of distinct purchase days, and of the item's repeat share.
+COUNT_EDGES = np.array([2, 3, 4, 6, 10, 20.0])
+SHARE_EDGES = np.array([0.02, 0.05, 0.1, 0.2, 0.3, 0.5])
+#: Feature blocks: (name, bins) with one bin more for "missing" where a block can be.
+BLOCKS = (
+    ("age", len(AGE_EDGES) + 1),
+    ("own_ratio", len(RATIO_EDGES) + 2),
+    ("item_ratio", len(RATIO_EDGES) + 2),
+    ("count", len(COUNT_EDGES) + 1),
+    ("share", len(SHARE_EDGES) + 1),
+    ("own_cycle", len(AGE_EDGES) + 2),
+)
+N_FEATURES = sum(n for _, n in BLOCKS)
+
+
+@dataclass
+class PairStats:
+    """Per (customer, item) pair bought: the first and last purchase time and the number of
+    distinct purchase days, in CSR order (``indptr`` over customers, ``indices`` items)."""
+
+    indptr: np.ndarray
+    indices: np.ndarray
+    first: np.ndarray
+    last: np.ndarray
+    count: np.ndarray
+    shape: tuple[int, int]
+
+    @classmethod
+    def of(cls, users, items, times, shape) -> PairStats:
+        users, items = np.asarray(users, np.int64), np.asarray(items, np.int64)
+        times = np.asarray(times, np.float64)
+        n_users, n_items = shape
+        if not len(users):
+            z = np.zeros(0)
+            return cls(np.zeros(n_users + 1, np.int64), z.astype(np.int64), z, z, z, shape)
+        key = users * n_items + items
+        order = np.lexsort((times, key))
+        key, times = key[order], times[order]
+        start = np.flatnonzero(np.r_[True, key[1:] != key[:-1]])
+        day = np.floor(times / DAY)
+        new_day = np.r_[True, (key[1:] != key[:-1]) | (day[1:] != day[:-1])]
+        count = np.add.reduceat(new_day.astype(np.float64), start)
+        end = np.r_[start[1:], len(key)] - 1
+        pair = key[start]
+        indptr = np.r_[0, np.cumsum(np.bincount(pair // n_items, minlength=n_users))]
+        return cls(indptr, pair % n_items, times[start], times[end], count, tuple(shape))
+
+    def rows(self, users: np.ndarray) -> PairStats:
+        """The stats of ``users``' pairs (a customer a row, in that order)."""
+        users = np.asarray(users, np.int64)
+        lo, hi = self.indptr[users], self.indptr[users + 1]
+        take = np.concatenate([np.arange(a, b) for a, b in zip(lo, hi)] or [np.zeros(0, int)])
+        take = take.astype(np.int64)
+        indptr = np.r_[0, np.cumsum(hi - lo)]
+        return PairStats(
+            indptr,
+            self.indices[take],
+            self.first[take],
+            self.last[take],
+            self.count[take],
+            (len(users), self.shape[1]),
+        )
+
+    def own_cycle(self) -> np.ndarray:
+        """Each pair's own cycle in days (NaN for a pair bought on one day only)."""
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return np.where(
+                self.count > 1, (self.last - self.first) / DAY / (self.count - 1), np.nan
+            )
+
+    def item_cycles(self) -> tuple[np.ndarray, np.ndarray]:
+        """Per item: the median own cycle of its repeat buyers (NaN without any) and the share
+        of its buyers who bought it on more than one day."""
+        n_items = self.shape[1]
+        buyers = np.bincount(self.indices, minlength=n_items).astype(np.float64)
+        again = self.count > 1
+        repeaters = np.bincount(self.indices[again], minlength=n_items)
+        share = np.divide(repeaters, buyers, out=np.zeros(n_items), where=buyers > 0)
+        cycle = np.full(n_items, np.nan)
+        items, cyc = self.indices[again], self.own_cycle()[again]
+        if len(items):
+            order = np.lexsort((cyc, items))
+            items, cyc = items[order], cyc[order]
+            start = np.flatnonzero(np.r_[True, items[1:] != items[:-1]])
+            n = np.diff(np.r_[start, len(items)])
+            lo, hi = start + (n - 1) // 2, start + n // 2
+            cycle[items[start]] = (cyc[lo] + cyc[hi]) / 2
+        return cycle, share
+
+
+def _bins(values: np.ndarray, edges: np.ndarray, missing: bool) -> np.ndarray:
+    b = np.digitize(values, edges)
+    return np.where(np.isnan(values), len(edges) + 1, b) if missing else b
+
+
+def features(
+    stats: PairStats, item_cycle: np.ndarray, item_share: np.ndarray, now: np.ndarray
+) -> sp.csr_matrix:
+    """The one-hot features ``(pairs, N_FEATURES)`` of ``stats``' pairs at times ``now``
+    (one per customer row); items beyond the item arrays (placed after the fit) count as
+    items without repeat buyers."""
+    rows = np.repeat(np.arange(stats.shape[0]), np.diff(stats.indptr))
+    age = np.maximum(np.asarray(now, np.float64)[rows] - stats.last, 0.0) / DAY
+    known = stats.indices < len(item_cycle)
+    idx = np.where(known, stats.indices, 0)
+    icyc = np.where(known, item_cycle[idx], np.nan)
+    share = np.where(known, item_share[idx], 0.0)
+    own = stats.own_cycle()
+    with np.errstate(invalid="ignore", divide="ignore"):
+        own_ratio = np.log2(np.maximum(age, 0.5) / own)
+        item_ratio = np.log2(np.maximum(age, 0.5) / np.maximum(icyc, 0.5))
+    cols = [
+        _bins(age, AGE_EDGES, False),
+        _bins(own_ratio, RATIO_EDGES, True),
+        _bins(item_ratio, RATIO_EDGES, True),
+        _bins(stats.count, COUNT_EDGES, False),
+        _bins(share, SHARE_EDGES, False),
+        _bins(own, AGE_EDGES, True),
+    ]
+    offsets = np.cumsum([0] + [n for _, n in BLOCKS[:-1]])
+    col = np.stack([c + o for c, o in zip(cols, offsets)], axis=1)
+    n = len(age)
+    return sp.csr_matrix(
+        (np.ones(col.size, np.float32), col.ravel(), np.arange(0, col.size + 1, len(BLOCKS))),
+        shape=(n, N_FEATURES),
+    )
+
+
+def training_rows(train_events, shape, end: float, horizon_days: float, cuts: int):
+    """The head's training set: features and labels of the pairs bought before each of
+    ``cuts`` cut points (``end - k × horizon``, k = 1..cuts, those with a purchase before
+    them), labelled 1 where the pair was bought again in the horizon after the cut."""
+    users, items, times = (np.asarray(a) for a in train_events)
+    h = horizon_days * DAY
+    X, y = [], []
+    for k in range(1, cuts + 1):
+        cut = end - k * h
+        before = times <= cut
+        if not before.any():
+            break
+        stats = PairStats.of(users[before], items[before], times[before], shape)
+        cycle, share = stats.item_cycles()
+        X.append(features(stats, cycle, share, np.full(shape[0], cut)))
+        after = (times > cut) & (times <= cut + h)
+        bought = sp.csr_matrix(
+            (np.ones(after.sum()), (users[after], items[after])), shape=shape
+        ).astype(bool)
+        rows = np.repeat(np.arange(shape[0]), np.diff(stats.indptr))
+        y.append(np.asarray(bought[rows, stats.indices]).ravel())
+    if not X:
+        return None, None
+    return sp.vstack(X).tocsr(), np.concatenate(y).astype(np.int8)
+
+
+@dataclass
+class RepeatHead:
+    """The fitted head: logistic regression weights over :func:`features`."""
+
+    coef: np.ndarray  # (N_FEATURES,)
+    intercept: float
+
+    @classmethod
+    def fit(cls, train_events, shape, end, horizon_days, cuts, max_rows, seed):
+        """Fitted on the training purchases (see the module's docstring); None when they
+        hold no repeat purchase to learn from (or no non-repeat)."""
+        X, y = training_rows(train_events, shape, end, horizon_days, cuts)
+        if X is None or y.min(initial=1) == y.max(initial=0):
+            return None
+        if len(y) > max_rows:
+            keep = np.sort(np.random.default_rng(seed).choice(len(y), max_rows, replace=False))
+            X, y = X[keep], y[keep]
+            if y.min() == y.max():
+                return None
+        lr = LogisticRegression(C=1.0, max_iter=1000).fit(X, y)
+        log.info("repeat head: %d pairs, %.3f bought again", len(y), y.mean())
+        return cls(lr.coef_.ravel().astype(np.float64), float(lr.intercept_[0]))
+
+    def probability(self, X: sp.csr_matrix) -> np.ndarray:
+        return 1.0 / (1.0 + np.exp(-(X @ self.coef + self.intercept)))
+
+
+class Repeats:
+    """The repeat head of the GAN: fitted with it, saved in its bundle, and the evidence its
+    re-rank adds for items bought before."""
+
+    def _fit_repeats(self, train) -> None:
+        c = self.config
+        shape = (self.n_users_, self.n_items_)
+        events = (train.user_idx, train.item_idx, train.times)
+        self.repeat_pairs_ = PairStats.of(*events, shape)
+        self.repeat_head_ = (
+            RepeatHead.fit(
+                events,
+                shape,
+                float(self.train_end_),
+                c.repeat_horizon_days,
+                c.repeat_cuts,
+                c.repeat_max_rows,
+                c.seed,
+            )
+            if c.repeat_cuts > 0
+            else None
+        )
+        self.repeat_item_cycle_, self.repeat_item_share_ = self.repeat_pairs_.item_cycles()
+
+    def _repeat_matrix(self, stats: PairStats, now: np.ndarray) -> sp.csr_matrix | None:
+        """``(B, n_items)`` repeat probabilities of the rows' bought items (None when the knob
+        is off or there is no head)."""
+        head = getattr(self, "repeat_head_", None)
+        if not self.config.repeat_weight or head is None:
+            return None
+        X = features(stats, self.repeat_item_cycle_, self.repeat_item_share_, now)
+        p = head.probability(X) if X.shape[0] else np.zeros(0)
+        return sp.csr_matrix(
+            (p, stats.indices, stats.indptr), shape=(stats.shape[0], stats.shape[1])
+        )
+
+    def _known_repeats(self, users: np.ndarray) -> sp.csr_matrix | None:
+        if not self.config.repeat_weight or getattr(self, "repeat_head_", None) is None:
+            return None
+        now = np.full(len(users), float(self.train_end_))
+        return self._repeat_matrix(self.repeat_pairs_.rows(users), now)
+
+    def _history_repeats(self, histories, times) -> sp.csr_matrix | None:
+        """Repeat probabilities for given histories; None without their times (the head
+        reads when each item was bought)."""
+        if times is None or not self.config.repeat_weight:
+            return None
+        lens = [len(np.ravel(h)) for h in histories]
+        rows = np.repeat(np.arange(len(histories)), lens)
+        items = np.concatenate([np.ravel(h) for h in histories] or [np.zeros(0)])
+        t = np.concatenate([np.ravel(x) for x in times] or [np.zeros(0)])
+        stats = PairStats.of(rows, items.astype(np.int64), t, (len(histories), self.n_items_))
+        end = float(self.train_end_)
+        now = np.array([max(end, float(np.max(x, initial=end))) for x in times])
+        return self._repeat_matrix(stats, now)
+
+    def choose_repeat(self, valid) -> None:
+        """Choose ``repeat_weight`` among ``repeat_weights`` on ``valid`` with every purchase
+        a target and seen items kept (the lists the weight changes); the fit's own scorer when
+        it already counts repeats."""
+        self.repeat_scores_ = {}
+        if getattr(self, "repeat_head_", None) is None or not len(self.config.repeat_weights):
+            return
+        saved = self._scorer
+        if not _counts_repeats(saved):
+            self._scorer = validation_scorer("all")
+        try:
+            self.repeat_scores_ = self._choose_knob(
+                valid, "repeat_weight", self.config.repeat_weights, grow=True
+            )
+        finally:
+            self._scorer = saved
+
+    def repeat_state(self) -> dict[str, np.ndarray]:
+        head = getattr(self, "repeat_head_", None)
+        if head is None:
+            return {}
+        s = self.repeat_pairs_
+        return {
+            "repeat_indptr": s.indptr,
+            "repeat_indices": s.indices,
+            "repeat_first": s.first,
+            "repeat_last": s.last,
+            "repeat_count": s.count,
+            "repeat_item_cycle": self.repeat_item_cycle_,
+            "repeat_item_share": self.repeat_item_share_,
+            "repeat_coef": np.r_[head.coef, head.intercept],
+        }
+
+    def set_repeat_state(self, arrays) -> None:
+        """Restores :meth:`repeat_state`; a bundle without it (saved before the head existed,
+        or from data without repeats) has no head, and its lists rank as before."""
+        self.repeat_head_ = None
+        if "repeat_coef" not in arrays:
+            return
+        a = {k: np.asarray(arrays[k]) for k in arrays if k.startswith("repeat_")}
+        self.repeat_pairs_ = PairStats(
+            a["repeat_indptr"].astype(np.int64),
+            a["repeat_indices"].astype(np.int64),
+            a["repeat_first"].astype(np.float64),
+            a["repeat_last"].astype(np.float64),
+            a["repeat_count"].astype(np.float64),
+            (len(a["repeat_indptr"]) - 1, self.n_items_),
+        )
+        self.repeat_item_cycle_ = a["repeat_item_cycle"].astype(np.float64)
+        self.repeat_item_share_ = a["repeat_item_share"].astype(np.float64)
+        coef = a["repeat_coef"].astype(np.float64)
+        self.repeat_head_ = RepeatHead(coef[:-1], float(coef[-1]))
+
+
+def check_repeat_config(c) -> None:
+    """A clear error for a repeat-head setting out of range."""
+    if not c.repeat_weight >= 0 or any(not w >= 0 for w in c.repeat_weights):
+        raise ValueError(
+            "repeat_weight and repeat_weights must be >= 0, got "
+            f"{c.repeat_weight} and {tuple(c.repeat_weights)}"
+        )
+    if not c.repeat_horizon_days > 0:
+        raise ValueError(f"repeat_horizon_days must be > 0, got {c.repeat_horizon_days}")
+    if c.repeat_cuts < 0:
+        raise ValueError(f"repeat_cuts must be >= 0, got {c.repeat_cuts}")
+    if c.repeat_max_rows < 2:
+        raise ValueError(f"repeat_max_rows must be >= 2, got {c.repeat_max_rows}")
+
+
+def _counts_repeats(scorer) -> bool:
+    """Whether ``scorer`` is the validation NDCG with repeat purchases among its targets."""
+    keywords = getattr(scorer, "keywords", None) or {}
+    return getattr(scorer, "func", None) is validation_ndcg and keywords.get("targets") in (
+        "all",
+        "repeat",
+    )

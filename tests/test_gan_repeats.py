@@ -1,0 +1,234 @@
+"""The GAN's repeat head: it learns repurchase cycles from the purchases, and lists that keep
+bought items rank what is due."""
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from recogan.artifacts import load_model, save_model
+from recogan.data import Dataset, day_split
+from recogan.features import DAY
+from recogan.gan.model import GANRecommender
+from recogan.gan.repeats import PairStats, RepeatHead, features
+from recogan.metrics import validation_ndcg
+from tests.fast_gan import FAST
+
+START = 1_600_000_000  # an epoch in 2020, whole days after it
+WEEKLY, MONTHLY, NOISE = range(0, 10), range(20, 30), range(30, 80)
+
+
+def planted_cycles(n_users=150, days=210, seed=0) -> Dataset:
+    """Each customer buys one of ten weekly items every 7 days and one of ten monthly items
+    every 28 days (random phases), and about one other of 50 products every 3 days."""
+    g = np.random.default_rng(seed)
+    rows = []
+    for u in range(n_users):
+        for item, period in ((WEEKLY[u % 10], 7), (MONTHLY[u % 10], 28)):
+            rows += [(u, item, d) for d in range(int(g.integers(period)), days, period)]
+        noise_days = np.sort(g.choice(days, days // 3, replace=False))
+        rows += [(u, int(g.choice(NOISE)), int(d)) for d in noise_days]
+    frame = pd.DataFrame(rows, columns=["user_id", "item_id", "day"])
+    frame["timestamp"] = START + frame.pop("day") * int(DAY)
+    return Dataset.from_frames(frame, name="planted cycles")
+
+
+@pytest.fixture(scope="module")
+def planted():
+    return day_split(planted_cycles(), test_days=7, valid_days=14)
+
+
+@pytest.fixture(scope="module")
+def fitted(planted):
+    return GANRecommender(**FAST, seed=0).fit(planted.train, planted.valid, scorer=validation_ndcg)
+
+
+def test_pair_stats_match_a_groupby(rng):
+    users = rng.integers(0, 6, 300)
+    items = rng.integers(0, 9, 300)
+    times = rng.integers(0, 40, 300) * DAY + rng.integers(0, 3, 300) * 3600
+    s = PairStats.of(users, items, times, (6, 9))
+    frame = pd.DataFrame({"u": users, "i": items, "t": times, "d": times // DAY})
+    want = frame.groupby(["u", "i"]).agg(first=("t", "min"), last=("t", "max"), n=("d", "nunique"))
+    rows = np.repeat(np.arange(6), np.diff(s.indptr))
+    got = pd.DataFrame({"u": rows, "i": s.indices, "first": s.first, "last": s.last, "n": s.count})
+    got = got.set_index(["u", "i"]).sort_index()
+    np.testing.assert_array_equal(got.index.to_numpy(), want.index.to_numpy())
+    np.testing.assert_allclose(got[["first", "last", "n"]].to_numpy(), want.to_numpy())
+    sub = s.rows(np.array([4, 1]))
+    np.testing.assert_array_equal(
+        sub.indices[: np.diff(sub.indptr)[0]], s.indices[s.indptr[4] : s.indptr[5]]
+    )
+
+
+def test_the_head_learns_the_cycles(fitted):
+    """Seven days after the last purchase a weekly item is due: the head gives it a higher
+    probability than three days after, and than a monthly item seven days after."""
+    m = fitted
+    assert m.repeat_head_ is not None
+    end = float(m.train_end_)
+
+    def p(item, period, age_days, times):
+        item = m.items_.index_of(item)
+        last = end - age_days * DAY
+        t = last - period * DAY * np.arange(times)[::-1]
+        stats = PairStats.of(np.zeros(times, int), np.full(times, item), t, (1, m.n_items_))
+        X = features(stats, m.repeat_item_cycle_, m.repeat_item_share_, np.array([end]))
+        return float(m.repeat_head_.probability(X)[0])
+
+    # as often as the planted customers had bought them by the end of training
+    weekly_due, weekly_early = p(WEEKLY[0], 7, 7, 25), p(WEEKLY[0], 7, 1, 25)
+    monthly_due, monthly_early = p(MONTHLY[0], 28, 27, 6), p(MONTHLY[0], 28, 7, 6)
+    once = p(NOISE[0], 1, 5, 1)
+    assert weekly_due > 0.8
+    assert weekly_due > weekly_early
+    assert monthly_due > monthly_early
+    assert min(weekly_due, monthly_due) > once
+
+
+def test_weight_is_chosen_on_validation_and_due_items_rank_first(fitted):
+    m = fitted
+    assert 0.0 in m.repeat_scores_ and m.config.repeat_weight > 0
+    assert any("repeat weight" in line for line in m.validation_notes())
+    end = float(m.train_end_)
+    weekly = end - 7 * DAY * np.arange(25, 0, -1)  # last bought 7 days ago: due today
+    monthly = end - DAY * (7 + 28 * np.arange(5, -1, -1))
+    noise = end - DAY * np.arange(5, 0, -1)
+    weekly_item, monthly_item = m.items_.lookup([WEEKLY[3], MONTHLY[3]])
+    noise_items = list(m.items_.lookup(list(NOISE[:5])))
+    items = [weekly_item] * 25 + [monthly_item] * 6 + noise_items
+    times = np.concatenate([weekly, monthly, noise])
+    order = np.argsort(times, kind="stable")
+    hist, t = [list(np.asarray(items)[order])], [list(times[order])]
+    mixed, _ = m.recommend_history(hist, n=10, exclude_seen=False, times=t)
+    assert mixed[0, 0] == weekly_item
+    # buy again: only bought items, the due weekly one first, the monthly one before noise
+    again, _ = m.recommend_history(hist, n=7, exclude_seen=False, times=t, candidates=hist[0])
+    again = list(again[0])
+    assert again[0] == weekly_item
+    assert again.index(monthly_item) < min(again.index(i) for i in noise_items)
+    # without times the head cannot read ages: the lists are the model's alone
+    no_times, _ = m.recommend_history(hist, n=10, exclude_seen=False)
+    saved = m.config.repeat_weight
+    m.set_recommend_params(repeat_weight=0.0)
+    try:
+        plain, _ = m.recommend_history(hist, n=10, exclude_seen=False)
+    finally:
+        m.set_recommend_params(repeat_weight=saved)
+    np.testing.assert_array_equal(no_times, plain)
+
+
+def test_known_customers_and_accuracy_on_repeat_targets(fitted, planted):
+    """On the planted test week every weekly item is bought again: lists with the head hit
+    them far more often than the model's alone."""
+    from recogan.metrics import mean_metrics, score
+
+    m = fitted
+    with_head = mean_metrics(score(m, planted.test, (10,), targets="all")[0])["NDCG@10"]
+    saved = m.config.repeat_weight
+    m.set_recommend_params(repeat_weight=0.0)
+    try:
+        without = mean_metrics(score(m, planted.test, (10,), targets="all")[0])["NDCG@10"]
+    finally:
+        m.set_recommend_params(repeat_weight=saved)
+    assert with_head > 1.5 * without
+
+
+def test_discover_lists_do_not_change(fitted, planted):
+    m = fitted
+    users = np.arange(0, m.n_users_, 3)
+    a, sa = m.recommend(users, n=10)
+    saved = m.config.repeat_weight
+    m.set_recommend_params(repeat_weight=0.0)
+    try:
+        b, sb = m.recommend(users, n=10)
+    finally:
+        m.set_recommend_params(repeat_weight=saved)
+    np.testing.assert_array_equal(a, b)
+    np.testing.assert_array_equal(sa, sb)
+
+
+def test_bundle_keeps_the_head(fitted, tmp_path):
+    m = fitted
+    users = np.arange(m.n_users_)
+    before = m.recommend(users, n=10, exclude_seen=False)
+    save_model(m, tmp_path / "bundle")
+    loaded = load_model(tmp_path / "bundle")
+    after = loaded.recommend(users, n=10, exclude_seen=False)
+    np.testing.assert_array_equal(before[0], after[0])
+    np.testing.assert_allclose(before[1], after[1], rtol=1e-5)
+
+
+def test_no_repeats_no_head(clustered_split):
+    """Data where nobody buys an item twice gives the head nothing to learn: no head, and
+    the weight is not searched."""
+    s = clustered_split
+    again = s.train.interactions.duplicated(["user", "item"]).to_numpy()
+    train = s.train.subset(~again)
+    m = GANRecommender(**FAST, seed=0).fit(train, s.valid, scorer=validation_ndcg)
+    assert m.repeat_head_ is None
+    assert m.repeat_scores_ == {}
+    assert m.config.repeat_weight == 0.0
+
+
+def test_same_seed_same_head(planted):
+    a = RepeatHead.fit(
+        (planted.train.user_idx, planted.train.item_idx, planted.train.times),
+        (planted.train.n_users, planted.train.n_items),
+        float(planted.train.times.max()),
+        14.0,
+        4,
+        500,
+        seed=3,
+    )
+    b = RepeatHead.fit(
+        (planted.train.user_idx, planted.train.item_idx, planted.train.times),
+        (planted.train.n_users, planted.train.n_items),
+        float(planted.train.times.max()),
+        14.0,
+        4,
+        500,
+        seed=3,
+    )
+    np.testing.assert_array_equal(a.coef, b.coef)
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        {"repeat_weight": -1.0},
+        {"repeat_weights": (1.0, -2.0)},
+        {"repeat_horizon_days": 0.0},
+        {"repeat_cuts": -1},
+        {"repeat_max_rows": 1},
+    ],
+)
+def test_bad_settings_are_refused(bad):
+    name = next(iter(bad))
+    with pytest.raises(ValueError, match=name):
+        GANRecommender(**bad)
+
+
+def test_for_history_reads_purchase_times(fitted):
+    """The service API passes a new customer's purchase times to the head: seven days after
+    the last of 25 weekly purchases, the weekly item tops a buy-again list; bad times are
+    refused, naming the problem."""
+    from recogan import Recommender
+
+    m = fitted
+    rec = Recommender(m)
+    end = float(m.train_end_)
+    weekly = list(end - 7 * DAY * np.arange(25, 0, -1))
+    monthly = list(end - DAY * (7 + 28 * np.arange(5, -1, -1)))
+    noise = list(end - DAY * np.arange(5, 0, -1))
+    ids = [WEEKLY[4]] * 25 + [MONTHLY[4]] * 6 + list(NOISE[5:10])
+    times = weekly + monthly + noise
+    order = np.argsort(times, kind="stable")
+    ids, times = [ids[i] for i in order], [times[i] for i in order]
+    out = rec.for_history(ids, n=5, mode="buy_again", times=times)
+    assert out.items[0] == WEEKLY[4]
+    dates = pd.to_datetime(np.asarray(times), unit="s", utc=True).astype(str).tolist()
+    assert rec.for_history(ids, n=5, mode="buy_again", times=dates).items == out.items
+    with pytest.raises(ValueError, match="times has 3 values"):
+        rec.for_history(ids, n=5, times=times[:3])
+    with pytest.raises(ValueError, match="times"):
+        rec.for_history(ids[:1], n=5, times=["not a date"])
