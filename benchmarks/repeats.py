@@ -55,7 +55,8 @@ def _scores(model, test, targets: str) -> tuple[dict, dict]:
 def _write(path: Path, info: dict) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(info, default=str))
-    print(path.name, json.dumps({k: v for k, v in info.items() if k != "per_user"}, default=str))
+    brief = {k: v for k, v in info.items() if not k.startswith("per_user")}
+    print(path.name, json.dumps(brief, default=str), flush=True)
 
 
 def run_gan(name: str, seeds: list[int], out: Path) -> None:

@@ -158,16 +158,27 @@ def test_bundle_keeps_the_head(fitted, tmp_path):
     np.testing.assert_allclose(before[1], after[1], rtol=1e-5)
 
 
-def test_no_repeats_no_head(clustered_split):
-    """Data where nobody buys an item twice gives the head nothing to learn: no head, and
-    the weight is not searched."""
+def test_without_repeats_bought_items_sink(clustered_split):
+    """Where nobody buys an item twice the head is a constant, a low probability, and a
+    repeat weight above 0 takes bought items out of mixed lists."""
     s = clustered_split
     again = s.train.interactions.duplicated(["user", "item"]).to_numpy()
     train = s.train.subset(~again)
-    m = GANRecommender(**FAST, seed=0).fit(train, s.valid, scorer=validation_ndcg)
-    assert m.repeat_head_ is None
-    assert m.repeat_scores_ == {}
-    assert m.config.repeat_weight == 0.0
+    m = GANRecommender(**FAST, seed=0, repeat_weights=()).fit(
+        train, s.valid, scorer=validation_ndcg
+    )
+    head = m.repeat_head_
+    assert not head.coef.any() and head.intercept < -5
+    users = np.arange(m.n_users_)
+    seen = m.seen_[users].toarray() > 0
+
+    def bought_share(weight: float) -> float:
+        m.set_recommend_params(repeat_weight=weight)
+        items, _ = m.recommend(users, n=10, exclude_seen=False)
+        return float(np.take_along_axis(seen, np.maximum(items, 0), 1)[items >= 0].mean())
+
+    assert bought_share(0.0) > 0.05
+    assert bought_share(1.0) == 0.0
 
 
 def test_same_seed_same_head(planted):

@@ -22,9 +22,11 @@ at the ratio 1 of their cycle on day 7, which is where such pairs were bought ag
 
 At recommend time, with seen items allowed (``mixed`` and ``buy_again`` lists, targets
 ``all``/``repeat``), the customer's bought items join the re-rank's candidates and each
-gains ``repeat_weight × p``; the weight is chosen on validation with every purchase a
-target (``choose_repeat``), 0 included. With seen items excluded (``discover``) nothing
-changes. Data without repeats (each customer buys an item once) gives no head.
+gains ``repeat_weight × log(p / (1 - p))``: an item that is due rises, one that is not
+sinks below what the customer never bought; the weight is chosen on validation with every
+purchase a target (``choose_repeat``), 0 included. With seen items excluded (``discover``)
+nothing changes. Where nobody buys an item twice (ratings) the head is a constant, a very
+low probability, and a weight above 0 keeps bought items out of ``mixed`` lists.
 """
 
 from __future__ import annotations
@@ -208,22 +210,29 @@ class RepeatHead:
 
     @classmethod
     def fit(cls, train_events, shape, end, horizon_days, cuts, max_rows, seed):
-        """Fitted on the training purchases (see the module's docstring); None when they
-        hold no repeat purchase to learn from (or no non-repeat)."""
+        """Fitted on the training purchases (see the module's docstring); None when no cut
+        point has purchases before it. Where every pair behaves alike (nobody bought an item
+        again, as on data of ratings) the head is a constant: the smoothed share
+        ``(k + 1) / (n + 2)`` of the ``n`` pairs bought again."""
         X, y = training_rows(train_events, shape, end, horizon_days, cuts)
-        if X is None or y.min(initial=1) == y.max(initial=0):
+        if X is None:
             return None
         if len(y) > max_rows:
             keep = np.sort(np.random.default_rng(seed).choice(len(y), max_rows, replace=False))
             X, y = X[keep], y[keep]
-            if y.min() == y.max():
-                return None
+        log.info("repeat head: %d pairs, %.4f bought again", len(y), y.mean())
+        if y.min() == y.max():
+            rate = (y.sum() + 1.0) / (len(y) + 2.0)
+            return cls(np.zeros(N_FEATURES), float(np.log(rate / (1.0 - rate))))
         lr = LogisticRegression(C=1.0, max_iter=1000).fit(X, y)
-        log.info("repeat head: %d pairs, %.3f bought again", len(y), y.mean())
         return cls(lr.coef_.ravel().astype(np.float64), float(lr.intercept_[0]))
 
+    def log_odds(self, X: sp.csr_matrix) -> np.ndarray:
+        """The log-odds of a purchase within the horizon, per row of ``X``."""
+        return X @ self.coef + self.intercept
+
     def probability(self, X: sp.csr_matrix) -> np.ndarray:
-        return 1.0 / (1.0 + np.exp(-(X @ self.coef + self.intercept)))
+        return 1.0 / (1.0 + np.exp(-self.log_odds(X)))
 
 
 class Repeats:
@@ -251,16 +260,14 @@ class Repeats:
         self.repeat_item_cycle_, self.repeat_item_share_ = self.repeat_pairs_.item_cycles()
 
     def _repeat_matrix(self, stats: PairStats, now: np.ndarray) -> sp.csr_matrix | None:
-        """``(B, n_items)`` repeat probabilities of the rows' bought items (None when the knob
-        is off or there is no head)."""
+        """``(B, n_items)``: the head's log-odds for the rows' bought items (None when the
+        knob is off or there is no head)."""
         head = getattr(self, "repeat_head_", None)
         if not self.config.repeat_weight or head is None:
             return None
         X = features(stats, self.repeat_item_cycle_, self.repeat_item_share_, now)
-        p = head.probability(X) if X.shape[0] else np.zeros(0)
-        return sp.csr_matrix(
-            (p, stats.indices, stats.indptr), shape=(stats.shape[0], stats.shape[1])
-        )
+        odds = head.log_odds(X) if X.shape[0] else np.zeros(0)
+        return sp.csr_matrix((odds, stats.indices, stats.indptr), shape=stats.shape)
 
     def _known_repeats(self, users: np.ndarray) -> sp.csr_matrix | None:
         if not self.config.repeat_weight or getattr(self, "repeat_head_", None) is None:
