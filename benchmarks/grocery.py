@@ -7,7 +7,10 @@ Datasets (:mod:`recogan.datasets`):
 - ``completejourney_heldout``: four months ending five weeks after Thanksgiving 2017,
   day-resolution times, catalogue of subclass + price, products with at least 5 sales, split
   by the held-out protocol (:func:`recogan.datasets.heldout_split`: test = last ten days,
-  validation = the three two-week spans before it, one around the holiday).
+  validation = the three two-week spans before it, one around the holiday);
+- ``completejourney_heldout_thin``: the same with each household's baskets dealt to ten
+  customers (``split_households=10``): ~16,000 customers with ~27 purchase rows each, the
+  shape of the held-out chain (32,000 customers, ~25 rows each), same purchases.
 
 Each model is run through :func:`recogan.evaluate.evaluate` on its own, so that each has its
 own tuning setting: ``--tuned`` models get ``--budget`` trials on the validation folds, the
@@ -39,6 +42,8 @@ COLUMNS = ("NDCG@10", "HR@10", "Recall@10", "coverage@10", "popbias@10")
 def load(name: str):
     from recogan import datasets
 
+    if name == "completejourney_heldout_thin":  # ten thin customers out of each household
+        return datasets.heldout_split(datasets.completejourney_heldout(split_households=10))
     data = datasets.load(name)
     if name == "completejourney_heldout":
         return datasets.heldout_split(data)

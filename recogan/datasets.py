@@ -360,6 +360,8 @@ def completejourney_heldout(
     months: int = 4,
     min_sales: int = 5,
     category: str = "product_type",
+    split_households: int = 1,
+    seed: int = 0,
 ) -> Dataset:
     """The Complete Journey reshaped like a held-out grocery chain's data:
 
@@ -371,6 +373,12 @@ def completejourney_heldout(
       (``fewer_than_min_sales`` counts the rows removed);
     - a catalogue of one category (``category``: the subclass ``product_type`` or the coarser
       ``product_category``) and the price; no brand, no tree.
+
+    ``split_households`` K > 1 makes many thin customers out of each household, as a chain
+    with ten times the customers and a tenth of the purchases each (the held-out data has
+    about 25 purchase rows per customer, this span about 190): each of a household's
+    baskets (days) goes to one of K customers ``"<household>#<k>"``, drawn with ``seed``.
+    The purchases, and so the products' co-purchase counts, stay the same.
 
     The held-out protocol (test = the last ten days, validation = the two-week spans before
     it) is :func:`heldout_split`.
@@ -387,6 +395,8 @@ def completejourney_heldout(
         months=months,
         min_sales=min_sales,
         category=category,
+        split_households=split_households,
+        seed=seed,
     )
 
 
@@ -407,8 +417,14 @@ def reshape_heldout(
     months: int = 4,
     min_sales: int = 5,
     category: str = "product_type",
+    split_households: int = 1,
+    seed: int = 0,
 ) -> Dataset:
     """:func:`completejourney_heldout` on raw frames."""
+    if isinstance(split_households, bool) or int(split_households) != split_households:
+        raise ValueError(f"split_households must be a whole number, got {split_households!r}")
+    if split_households < 1:
+        raise ValueError(f"split_households must be >= 1, got {split_households}")
     _require(tx, CJ_TRANSACTION_COLUMNS, source)
     first, last = heldout_window(holiday, weeks_after, months)
     day = pd.to_datetime(tx["transaction_timestamp"]).dt.normalize()
@@ -438,6 +454,9 @@ def reshape_heldout(
             "timestamp": base.times[mask],
         }
     )
+    if split_households > 1:
+        frame["user_id"] = _split_households(frame, int(split_households), seed)
+        cleaning["households_split_into"] = int(split_households)
     prod = products.set_index("product_id")
     kept_ids = ids[item_ok]
     catalog = pd.DataFrame(
@@ -458,6 +477,17 @@ def reshape_heldout(
         catalog_source="products",
         cleaning=cleaning,
     )
+
+
+def _split_households(frame: pd.DataFrame, k: int, seed: int) -> np.ndarray:
+    """Each (household, day) basket of ``frame`` assigned to one of ``k`` customers of its
+    household, ``"<household>#<j>"`` (seeded; the same basket always goes to the same one)."""
+    day = frame["timestamp"] // 86_400
+    basket = frame.groupby([frame["user_id"], day], sort=True).ngroup().to_numpy()
+    j = np.random.default_rng(seed).integers(0, k, int(basket.max()) + 1)[basket]
+    return (
+        frame["user_id"].astype(str) + "#" + pd.Series(j, index=frame.index).astype(str)
+    ).to_numpy()
 
 
 def synthetic_clusters(

@@ -126,6 +126,36 @@ def test_completejourney_heldout_shape(tmp_path):
         completejourney_heldout(tmp_path / "cj", category="brand")
 
 
+def test_completejourney_heldout_split_households(tmp_path):
+    """Thin customers: each household's baskets go whole to one of K customers of it, the
+    purchases unchanged, the same seed the same deal."""
+    import numpy as np
+
+    from recogan.datasets import completejourney_heldout
+
+    root = _tiny_completejourney(tmp_path / "cj")
+    whole = completejourney_heldout(root, min_sales=2)
+    thin = completejourney_heldout(root, min_sales=2, split_households=4, seed=1)
+    assert thin.cleaning["households_split_into"] == 4
+    assert thin.n_interactions == whole.n_interactions
+    ids = np.asarray(thin.users.ids)[thin.user_idx]
+    household = np.array([i.split("#")[0] for i in ids])
+    original = np.asarray(whole.users.ids)[whole.user_idx].astype(str)
+    key = lambda h, t, i: sorted(zip(h, t.tolist(), i.tolist()))  # noqa: E731
+    items = lambda d: np.asarray(d.items.ids)[d.item_idx]  # noqa: E731
+    assert key(household, thin.times, items(thin)) == key(original, whole.times, items(whole))
+    # a basket (household, day) is never split between two customers
+    frame = {(h, t): set() for h, t in zip(household, thin.times.tolist())}
+    for h, t, u in zip(household, thin.times.tolist(), ids):
+        frame[(h, t)].add(u)
+    assert all(len(v) == 1 for v in frame.values())
+    again = completejourney_heldout(root, min_sales=2, split_households=4, seed=1)
+    assert list(again.users.ids) == list(thin.users.ids)
+    for bad in (0, 1.5):
+        with pytest.raises(ValueError, match="split_households"):
+            completejourney_heldout(root, min_sales=2, split_households=bad)
+
+
 def test_completejourney_missing_folder_and_columns(tmp_path, monkeypatch):
     import pandas as pd
 
