@@ -43,6 +43,8 @@ ADDED_FIELDS = [
     "adv_weights",
     "repeat_weight",
     "repeat_weights",
+    "repeat_offset",
+    "repeat_offsets",
     "repeat_horizon_days",
     "repeat_cuts",
     "repeat_max_rows",

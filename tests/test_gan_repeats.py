@@ -108,12 +108,12 @@ def test_weight_is_chosen_on_validation_and_due_items_rank_first(fitted):
     assert again.index(monthly_item) < min(again.index(i) for i in noise_items)
     # without times the head cannot read ages: the lists are the model's alone
     no_times, _ = m.recommend_history(hist, n=10, exclude_seen=False)
-    saved = m.config.repeat_weight
-    m.set_recommend_params(repeat_weight=0.0)
+    saved = m.config.repeat_weight, m.config.repeat_offset
+    m.set_recommend_params(repeat_weight=0.0, repeat_offset=0.0)
     try:
         plain, _ = m.recommend_history(hist, n=10, exclude_seen=False)
     finally:
-        m.set_recommend_params(repeat_weight=saved)
+        m.set_recommend_params(repeat_weight=saved[0], repeat_offset=saved[1])
     np.testing.assert_array_equal(no_times, plain)
 
 
@@ -124,12 +124,12 @@ def test_known_customers_and_accuracy_on_repeat_targets(fitted, planted):
 
     m = fitted
     with_head = mean_metrics(score(m, planted.test, (10,), targets="all")[0])["NDCG@10"]
-    saved = m.config.repeat_weight
-    m.set_recommend_params(repeat_weight=0.0)
+    saved = m.config.repeat_weight, m.config.repeat_offset
+    m.set_recommend_params(repeat_weight=0.0, repeat_offset=0.0)
     try:
         without = mean_metrics(score(m, planted.test, (10,), targets="all")[0])["NDCG@10"]
     finally:
-        m.set_recommend_params(repeat_weight=saved)
+        m.set_recommend_params(repeat_weight=saved[0], repeat_offset=saved[1])
     assert with_head > 1.5 * without
 
 
@@ -137,12 +137,12 @@ def test_discover_lists_do_not_change(fitted, planted):
     m = fitted
     users = np.arange(0, m.n_users_, 3)
     a, sa = m.recommend(users, n=10)
-    saved = m.config.repeat_weight
-    m.set_recommend_params(repeat_weight=0.0)
+    saved = m.config.repeat_weight, m.config.repeat_offset
+    m.set_recommend_params(repeat_weight=0.0, repeat_offset=0.0)
     try:
         b, sb = m.recommend(users, n=10)
     finally:
-        m.set_recommend_params(repeat_weight=saved)
+        m.set_recommend_params(repeat_weight=saved[0], repeat_offset=saved[1])
     np.testing.assert_array_equal(a, b)
     np.testing.assert_array_equal(sa, sb)
 
@@ -159,26 +159,30 @@ def test_bundle_keeps_the_head(fitted, tmp_path):
 
 
 def test_without_repeats_bought_items_sink(clustered_split):
-    """Where nobody buys an item twice the head is a constant, a low probability, and a
-    repeat weight above 0 takes bought items out of mixed lists."""
+    """Where nobody buys an item twice the head is a constant, a low probability, and the
+    offset chosen on validation takes bought items out of mixed lists."""
     s = clustered_split
     again = s.train.interactions.duplicated(["user", "item"]).to_numpy()
     train = s.train.subset(~again)
-    m = GANRecommender(**FAST, seed=0, repeat_weights=()).fit(
-        train, s.valid, scorer=validation_ndcg
-    )
+    m = GANRecommender(**FAST, seed=0).fit(train, s.valid, scorer=validation_ndcg)
     head = m.repeat_head_
     assert not head.coef.any() and head.intercept < -5
+    assert m.config.repeat_offset < 0
+    assert any("repeat offset" in line for line in m.validation_notes())
     users = np.arange(m.n_users_)
     seen = m.seen_[users].toarray() > 0
 
-    def bought_share(weight: float) -> float:
-        m.set_recommend_params(repeat_weight=weight)
+    def bought_share() -> float:
         items, _ = m.recommend(users, n=10, exclude_seen=False)
         return float(np.take_along_axis(seen, np.maximum(items, 0), 1)[items >= 0].mean())
 
-    assert bought_share(0.0) > 0.05
-    assert bought_share(1.0) == 0.0
+    chosen = bought_share()
+    saved = m.config.repeat_offset
+    m.set_recommend_params(repeat_offset=0.0)
+    try:
+        assert bought_share() > chosen + 0.05
+    finally:
+        m.set_recommend_params(repeat_offset=saved)
 
 
 def test_same_seed_same_head(planted):
@@ -208,6 +212,8 @@ def test_same_seed_same_head(planted):
     [
         {"repeat_weight": -1.0},
         {"repeat_weights": (1.0, -2.0)},
+        {"repeat_offset": 1.0},
+        {"repeat_offsets": (-1.0, 2.0)},
         {"repeat_horizon_days": 0.0},
         {"repeat_cuts": -1},
         {"repeat_max_rows": 1},

@@ -211,16 +211,18 @@ class InferenceConfig:
     #: a best at the top is doubled and tried again, and the re-rank weight is then chosen
     #: again (0 included). Empty: keep ``copurchase_weight``.
     copurchase_weights: tuple = (0.5, 1.0, 2.0, 4.0, 8.0)
-    #: Weight of the repeat head's probability in the re-rank of lists that keep the items a
-    #: customer bought before (``mixed``, ``buy_again``; 0: none): each bought item joins the
-    #: candidates and gains ``repeat_weight × p``, ``p`` the head's probability that it is
-    #: bought again within ``repeat_horizon_days`` (:mod:`recogan.gan.repeats`). No effect on
-    #: lists without bought items (``discover``).
+    #: Lists that keep the items a customer bought before (``mixed``, ``buy_again``): each
+    #: bought item joins the re-rank's candidates and gains ``repeat_weight × p +
+    #: repeat_offset``, ``p`` the repeat head's probability that it is bought again within
+    #: ``repeat_horizon_days`` (:mod:`recogan.gan.repeats`). No effect on ``discover``
+    #: lists. Both are chosen on validation (every purchase a target, bought items kept)
+    #: after the other knobs, from ``repeat_weights`` (growing at its top, like
+    #: ``copurchase_weights``) and then ``repeat_offsets``, each with the configured value;
+    #: empty: keep it.
     repeat_weight: float = 0.0
-    #: Repeat weights tried on the validation split (every purchase a target, bought items
-    #: kept) after the other knobs, with ``repeat_weight``; chosen like
-    #: ``copurchase_weights``. Empty: keep ``repeat_weight``.
     repeat_weights: tuple = (0.5, 1.0, 2.0, 4.0, 8.0)
+    repeat_offset: float = 0.0
+    repeat_offsets: tuple = (-0.5, -1.0, -2.0, -4.0, -8.0, -16.0, -32.0, -64.0)
     #: Neighbours kept per item in the co-purchase graph, and the shrinkage of its cosine.
     copurchase_k: int = 100
     copurchase_shrinkage: float = 10.0

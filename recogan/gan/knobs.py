@@ -112,6 +112,7 @@ class ValidationChoices:
             ("co-purchase weight", getattr(self, "copurchase_scores_", None), c.copurchase_weight),
             ("re-rank weight", getattr(self, "d_weight_scores_", None), c.d_weight),
             ("repeat weight", getattr(self, "repeat_scores_", None), c.repeat_weight),
+            ("repeat offset", getattr(self, "repeat_offset_scores_", None), c.repeat_offset),
         ):
             if tried:
                 each = ", ".join(f"{k:g}: {v:.4f}" for k, v in sorted(tried.items()))

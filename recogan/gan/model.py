@@ -121,6 +121,7 @@ class GANRecommender(
             "rerank_depth",
             "copurchase_weight",
             "repeat_weight",
+            "repeat_offset",
             "diversity",
         )
 

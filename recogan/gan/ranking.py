@@ -102,7 +102,7 @@ class Ranking:
 
     def _rank(self, hist, w, keys, n, exclude, candidates, repeats=None):
         """The lists of the customers ``hist``/``w``/``keys``; ``repeats``: their bought
-        items' repeat log-odds (:mod:`recogan.gan.repeats`; None: no repeat evidence)."""
+        items' repeat gains (:mod:`recogan.gan.repeats`; None: no repeat evidence)."""
         c = self.config
         B = len(keys)
         if B == 0:
@@ -148,7 +148,7 @@ class Ranking:
         """The top ``n`` per customer from the draws' ``(B S, depth)`` search results: those
         scoring at least ``floor[item]`` (None: all), the draws merged, then the re-rank of
         the top ``rerank_depth`` by the discriminator and the ``evidence``: co-purchase
-        (:meth:`_copurchase_evidence`) and repeat log-odds (or None each)."""
+        (:meth:`_copurchase_evidence`) and the bought items' repeat gains (or None each)."""
         c = self.config
         B = len(b)
         copurchase, repeats = evidence
@@ -171,7 +171,7 @@ class Ranking:
         if copurchase is not None:
             final = final + c.copurchase_weight * _pool_evidence(copurchase, pool)
         if repeats is not None:
-            final = final + c.repeat_weight * _pool_values(repeats, pool)  # bought items
+            final = final + _pool_values(repeats, pool)  # bought items only
         final = np.where(pool >= 0, final, -np.inf)
         return top_k(final.astype(np.float32), n, pool)
 

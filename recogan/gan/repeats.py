@@ -22,11 +22,17 @@ at the ratio 1 of their cycle on day 7, which is where such pairs were bought ag
 
 At recommend time, with seen items allowed (``mixed`` and ``buy_again`` lists, targets
 ``all``/``repeat``), the customer's bought items join the re-rank's candidates and each
-gains ``repeat_weight × log(p / (1 - p))``: an item that is due rises, one that is not
-sinks below what the customer never bought; the weight is chosen on validation with every
-purchase a target (``choose_repeat``), 0 included. With seen items excluded (``discover``)
-nothing changes. Where nobody buys an item twice (ratings) the head is a constant, a very
-low probability, and a weight above 0 keeps bought items out of ``mixed`` lists.
+gains ``repeat_weight × p + repeat_offset``: the weight lifts what is due, the offset (<= 0)
+sets how bought items stand against new ones. Both are chosen on validation with every
+purchase a target (``choose_repeat``): the weight first (0 included, the grid growing at its
+top), then the offset (0 included). With seen items excluded (``discover``) nothing changes.
+Where nobody buys an item twice (ratings) the head is a constant, a very low probability,
+and validation picks an offset that keeps bought items out of ``mixed`` lists.
+
+The gain is a probability, not its log-odds: scoring bought items by ``w × log(p/(1-p))``
+ranks an unbought item as if it had p = 1/2 and pushed the many bought items with low p
+below them; on Online Retail's validation window that lost 40% against no head at all
+(benchmarks/RESULTS.md, "Buy again and discover").
 """
 
 from __future__ import annotations
@@ -259,26 +265,31 @@ class Repeats:
         )
         self.repeat_item_cycle_, self.repeat_item_share_ = self.repeat_pairs_.item_cycles()
 
-    def _repeat_matrix(self, stats: PairStats, now: np.ndarray) -> sp.csr_matrix | None:
-        """``(B, n_items)``: the head's log-odds for the rows' bought items (None when the
-        knob is off or there is no head)."""
-        head = getattr(self, "repeat_head_", None)
-        if not self.config.repeat_weight or head is None:
-            return None
+    def _repeats_on(self) -> bool:
+        c = self.config
+        on = bool(c.repeat_weight) or bool(c.repeat_offset)
+        return on and getattr(self, "repeat_head_", None) is not None
+
+    def _repeat_matrix(self, stats: PairStats, now: np.ndarray) -> sp.csr_matrix:
+        """``(B, n_items)``: what each of the rows' bought items gains in the re-rank,
+        ``repeat_weight × p + repeat_offset``."""
+        c = self.config
         X = features(stats, self.repeat_item_cycle_, self.repeat_item_share_, now)
-        odds = head.log_odds(X) if X.shape[0] else np.zeros(0)
-        return sp.csr_matrix((odds, stats.indices, stats.indptr), shape=stats.shape)
+        p = self.repeat_head_.probability(X) if X.shape[0] else np.zeros(0)
+        gain = c.repeat_weight * p + c.repeat_offset
+        return sp.csr_matrix((gain, stats.indices, stats.indptr), shape=stats.shape)
 
     def _known_repeats(self, users: np.ndarray) -> sp.csr_matrix | None:
-        if not self.config.repeat_weight or getattr(self, "repeat_head_", None) is None:
+        """:meth:`_repeat_matrix` of known customers at the end of training (None: off)."""
+        if not self._repeats_on():
             return None
         now = np.full(len(users), float(self.train_end_))
         return self._repeat_matrix(self.repeat_pairs_.rows(users), now)
 
     def _history_repeats(self, histories, times) -> sp.csr_matrix | None:
-        """Repeat probabilities for given histories; None without their times (the head
-        reads when each item was bought)."""
-        if times is None or not self.config.repeat_weight:
+        """:meth:`_repeat_matrix` of given histories; None when off or without their times
+        (the head reads when each item was bought)."""
+        if times is None or not self._repeats_on():
             return None
         lens = [len(np.ravel(h)) for h in histories]
         rows = np.repeat(np.arange(len(histories)), lens)
@@ -290,19 +301,21 @@ class Repeats:
         return self._repeat_matrix(stats, now)
 
     def choose_repeat(self, valid) -> None:
-        """Choose ``repeat_weight`` among ``repeat_weights`` on ``valid`` with every purchase
-        a target and seen items kept (the lists the weight changes); the fit's own scorer when
-        it already counts repeats."""
-        self.repeat_scores_ = {}
-        if getattr(self, "repeat_head_", None) is None or not len(self.config.repeat_weights):
+        """Choose ``repeat_weight`` among ``repeat_weights``, then ``repeat_offset`` among
+        ``repeat_offsets``, on ``valid`` with every purchase a target and bought items kept
+        (the lists they change); the fit's own scorer when it already counts repeats."""
+        self.repeat_scores_, self.repeat_offset_scores_ = {}, {}
+        if getattr(self, "repeat_head_", None) is None:
             return
+        c = self.config
         saved = self._scorer
         if not _counts_repeats(saved):
             self._scorer = validation_scorer("all")
         try:
             self.repeat_scores_ = self._choose_knob(
-                valid, "repeat_weight", self.config.repeat_weights, grow=True
+                valid, "repeat_weight", c.repeat_weights, grow=True
             )
+            self.repeat_offset_scores_ = self._choose_knob(valid, "repeat_offset", c.repeat_offsets)
         finally:
             self._scorer = saved
 
@@ -349,6 +362,11 @@ def check_repeat_config(c) -> None:
         raise ValueError(
             "repeat_weight and repeat_weights must be >= 0, got "
             f"{c.repeat_weight} and {tuple(c.repeat_weights)}"
+        )
+    if not c.repeat_offset <= 0 or any(not w <= 0 for w in c.repeat_offsets):
+        raise ValueError(
+            "repeat_offset and repeat_offsets must be <= 0, got "
+            f"{c.repeat_offset} and {tuple(c.repeat_offsets)}"
         )
     if not c.repeat_horizon_days > 0:
         raise ValueError(f"repeat_horizon_days must be > 0, got {c.repeat_horizon_days}")
