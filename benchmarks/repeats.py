@@ -9,9 +9,9 @@ knows), on ``recogan evaluate``'s split with the latest validation window:
   refitted on train + valid with ``refit_params()``. Scored on test with targets ``all``
   (with its repeat/explore split), with the repeat weight at 0 (the head's ablation), and with
   targets ``new`` (today's protocol, seen items excluded).
-- ``--part baselines``: each baseline tuned at ``--budget`` on the same window with targets
-  ``all`` (the tuner of ``recogan evaluate``), refitted on train + valid, scored on test with
-  targets ``all``.
+- ``--part baselines --seeds 0,1,2``: each baseline tuned at ``--budget`` on the same window
+  with targets ``all`` (the tuner of ``recogan evaluate``, seeded by each seed), refitted on
+  train + valid, scored on test with targets ``all``; the report averages the tuning seeds.
 - ``--report``: mean ± sd over seeds, the GAN's ratio to the best baseline with a bootstrap
   interval over customers and a paired Wilcoxon test (seeds pooled).
 
@@ -84,17 +84,17 @@ def run_gan(name: str, seeds: list[int], out: Path) -> None:
         _write(path, info)
 
 
-def run_baselines(name: str, budget: int, out: Path) -> None:
+def run_baselines(name: str, budget: int, seeds: list[int], out: Path) -> None:
     from recogan.evaluate._tune import tune
     from recogan.registry import resolve_model
 
     split = load_split(name)
-    for model in BASELINES:
-        path = out / name / f"{model}.json"
+    for seed, model in [(s, m) for s in seeds for m in BASELINES]:
+        path = out / name / (f"{model}.json" if seed == 0 else f"{model}.t{seed}.json")
         if path.exists():
             continue
         t0 = time.perf_counter()
-        result = tune(model, split, budget, 0, jobs=1, targets="all")
+        result = tune(model, split, budget, seed, jobs=1, targets="all")
         cls = resolve_model(model)
         fitted = cls(**result.best_params).fit(split.train_valid, None)
         info = {"params": result.best_params, "valid": result.best_score}
@@ -108,11 +108,10 @@ def report(name: str, out: Path) -> None:
     from scipy.stats import wilcoxon
 
     runs = [json.loads(p.read_text()) for p in sorted((out / name).glob("gan_s*.json"))]
-    base = {
-        p.stem: json.loads(p.read_text())
-        for p in sorted((out / name).glob("*.json"))
-        if not p.stem.startswith("gan_")
-    }
+    base: dict[str, list] = {}  # model -> one run per tuning seed
+    for p in sorted((out / name).glob("*.json")):
+        if not p.stem.startswith("gan_"):
+            base.setdefault(p.stem.split(".")[0], []).append(json.loads(p.read_text()))
     cols = ["NDCG@10", "NDCG_repeat@10", "NDCG_explore@10", "repeat_ratio@10"]
     print(f"\n{name}: targets all, test, {len(runs)} GAN seeds")
     print("| model | " + " | ".join(cols) + " |")
@@ -128,7 +127,7 @@ def report(name: str, out: Path) -> None:
     row("GAN (repeat head, weight chosen on validation)", [r["all"] for r in runs])
     row("GAN, repeat weight 0", [r["all_no_head"] for r in runs])
     for k, b in base.items():
-        row(f"{k} (tuned, budget 8)", [b["all"]])
+        row(f"{k} (tuned, budget 8, {len(b)} tuning seeds)", [r["all"] for r in b])
     new = np.array([r["new"]["NDCG@10"] for r in runs])
     explore = np.array([r["all"]["NDCG_explore@10"] for r in runs])
     print(
@@ -138,10 +137,10 @@ def report(name: str, out: Path) -> None:
     print("repeat weights chosen:", [r["repeat_weight"] for r in runs])
     if not base:
         return
-    best = max(base, key=lambda k: base[k]["all"]["NDCG@10"])
-    users = sorted(set(base[best]["per_user"]))
+    best = max(base, key=lambda k: np.mean([r["all"]["NDCG@10"] for r in base[k]]))
+    users = sorted(set(base[best][0]["per_user"]))
     g = np.array([[r["per_user"][u] for u in users] for r in runs])  # (seeds, users)
-    b = np.array([base[best]["per_user"][u] for u in users])
+    b = np.mean([[r["per_user"][u] for u in users] for r in base[best]], axis=0)
     rng = np.random.default_rng(0)
     idx = rng.integers(0, len(users), (2000, len(users)))
     ratios = g.mean(0)[idx].mean(1) / b[idx].mean(1)
@@ -165,10 +164,11 @@ def main() -> None:
     ap.add_argument("--out", type=Path, default=Path("/tmp/repeats"))
     ap.add_argument("--report", action="store_true")
     a = ap.parse_args()
+    seeds = [int(s) for s in a.seeds.split(",")]
     if a.part == "gan":
-        run_gan(a.data, [int(s) for s in a.seeds.split(",")], a.out)
-    elif a.part == "baselines":
-        run_baselines(a.data, a.budget, a.out)
+        run_gan(a.data, seeds, a.out)
+    elif a.part == "baselines":  # seeds: the tuner's
+        run_baselines(a.data, a.budget, seeds, a.out)
     if a.report:
         report(a.data, a.out)
 
