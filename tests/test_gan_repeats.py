@@ -1,6 +1,8 @@
 """The GAN's repeat head: it learns repurchase cycles from the purchases, and lists that keep
 bought items rank what is due."""
 
+import dataclasses
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -9,7 +11,7 @@ from recogan.artifacts import load_model, save_model
 from recogan.data import Dataset, day_split
 from recogan.features import DAY
 from recogan.gan.model import GANRecommender
-from recogan.gan.repeats import PairStats, RepeatHead, features
+from recogan.gan.repeats import RECENT_DAYS, PairStats, RepeatHead, features
 from recogan.metrics import validation_ndcg
 from tests.fast_gan import FAST
 
@@ -46,14 +48,22 @@ def test_pair_stats_match_a_groupby(rng):
     users = rng.integers(0, 6, 300)
     items = rng.integers(0, 9, 300)
     times = rng.integers(0, 40, 300) * DAY + rng.integers(0, 3, 300) * 3600
-    s = PairStats.of(users, items, times, (6, 9))
+    now = 40 * DAY
+    s = PairStats.of(users, items, times, (6, 9), now)
     frame = pd.DataFrame({"u": users, "i": items, "t": times, "d": times // DAY})
-    want = frame.groupby(["u", "i"]).agg(first=("t", "min"), last=("t", "max"), n=("d", "nunique"))
+    frame["fresh"] = np.where(frame["t"] > now - RECENT_DAYS * DAY, frame["d"], np.nan)
+    want = frame.groupby(["u", "i"]).agg(
+        first=("t", "min"), last=("t", "max"), n=("d", "nunique"), recent=("fresh", "nunique")
+    )
     rows = np.repeat(np.arange(6), np.diff(s.indptr))
-    got = pd.DataFrame({"u": rows, "i": s.indices, "first": s.first, "last": s.last, "n": s.count})
+    got = pd.DataFrame(
+        {"u": rows, "i": s.indices, "first": s.first, "last": s.last, "n": s.count}
+    ).assign(recent=s.recent)
     got = got.set_index(["u", "i"]).sort_index()
     np.testing.assert_array_equal(got.index.to_numpy(), want.index.to_numpy())
-    np.testing.assert_allclose(got[["first", "last", "n"]].to_numpy(), want.to_numpy())
+    np.testing.assert_allclose(got.to_numpy(), want.to_numpy())
+    days = frame.groupby("u")["d"].nunique().reindex(range(6), fill_value=0)
+    np.testing.assert_array_equal(s.user_days, days.to_numpy())
     sub = s.rows(np.array([4, 1]))
     np.testing.assert_array_equal(
         sub.indices[: np.diff(sub.indptr)[0]], s.indices[s.indptr[4] : s.indptr[5]]
@@ -71,7 +81,21 @@ def test_the_head_learns_the_cycles(fitted):
         item = m.items_.index_of(item)
         last = end - age_days * DAY
         t = last - period * DAY * np.arange(times)[::-1]
-        stats = PairStats.of(np.zeros(times, int), np.full(times, item), t, (1, m.n_items_))
+        # the customer shops on as many other days (a planted customer's weekly item is on
+        # about a third of their shopping days)
+        other = end - DAY * (0.5 + np.arange(2 * times))
+        u = np.zeros(3 * times, int)
+        i = np.r_[np.full(times, item), np.full(2 * times, m.items_.index_of(NOISE[-1]))]
+        stats = PairStats.of(u, i, np.r_[t, other], (1, m.n_items_), end)
+        stats = dataclasses.replace(
+            stats,
+            indptr=np.array([0, 1]),
+            indices=stats.indices[:1],
+            first=stats.first[:1],
+            last=stats.last[:1],
+            count=stats.count[:1],
+            recent=stats.recent[:1],
+        )
         X = features(stats, m.repeat_item_cycle_, m.repeat_item_share_, np.array([end]))
         return float(m.repeat_head_.probability(X)[0])
 

@@ -56,6 +56,12 @@ RATIO_EDGES = np.array([-3, -2, -1.5, -1, -0.6, -0.3, 0.3, 0.6, 1, 1.5, 2, 3.0])
 #: Bin edges of the number of distinct purchase days, and of the item's repeat share.
 COUNT_EDGES = np.array([2, 3, 4, 6, 10, 20.0])
 SHARE_EDGES = np.array([0.02, 0.05, 0.1, 0.2, 0.3, 0.5])
+#: Bin edges of the customer's shopping days, of the share of them with the item, and of
+#: the item's purchase days in the last ``RECENT_DAYS``.
+DAYS_EDGES = np.array([2, 4, 8, 16, 32, 64.0])
+FREQ_EDGES = np.array([0.05, 0.1, 0.2, 0.3, 0.5, 0.7, 0.9])
+RECENT_EDGES = np.array([1, 2, 3, 5.0])
+RECENT_DAYS = 28.0
 #: Feature blocks: (name, bins) with one bin more for "missing" where a block can be.
 BLOCKS = (
     ("age", len(AGE_EDGES) + 1),
@@ -64,41 +70,60 @@ BLOCKS = (
     ("count", len(COUNT_EDGES) + 1),
     ("share", len(SHARE_EDGES) + 1),
     ("own_cycle", len(AGE_EDGES) + 2),
+    ("shopping_days", len(DAYS_EDGES) + 1),
+    ("frequency", len(FREQ_EDGES) + 1),
+    ("recent", len(RECENT_EDGES) + 1),
 )
 N_FEATURES = sum(n for _, n in BLOCKS)
 
 
 @dataclass
 class PairStats:
-    """Per (customer, item) pair bought: the first and last purchase time and the number of
-    distinct purchase days, in CSR order (``indptr`` over customers, ``indices`` items)."""
+    """Per (customer, item) pair bought: the first and last purchase time, the number of
+    distinct purchase days and of those in the ``RECENT_DAYS`` before the reference time, in
+    CSR order (``indptr`` over customers, ``indices`` items); per customer, the number of
+    distinct shopping days."""
 
     indptr: np.ndarray
     indices: np.ndarray
     first: np.ndarray
     last: np.ndarray
     count: np.ndarray
+    recent: np.ndarray
+    user_days: np.ndarray
     shape: tuple[int, int]
 
     @classmethod
-    def of(cls, users, items, times, shape) -> PairStats:
+    def of(cls, users, items, times, shape, now) -> PairStats:
+        """The stats of the purchases ``(users, items, times)`` at the reference times
+        ``now`` (a scalar, or one per customer)."""
         users, items = np.asarray(users, np.int64), np.asarray(items, np.int64)
         times = np.asarray(times, np.float64)
         n_users, n_items = shape
         if not len(users):
             z = np.zeros(0)
-            return cls(np.zeros(n_users + 1, np.int64), z.astype(np.int64), z, z, z, shape)
+            ptr = np.zeros(n_users + 1, np.int64)
+            return cls(ptr, z.astype(np.int64), z, z, z, z, np.zeros(n_users), shape)
+        all_days = np.floor(times / DAY).astype(np.int64)
+        span = int(all_days.max() - all_days.min()) + 1
+        shop = np.unique(users * span + (all_days - all_days.min()))
+        user_days = np.bincount(shop // span, minlength=n_users).astype(np.float64)
         key = users * n_items + items
         order = np.lexsort((times, key))
         key, times = key[order], times[order]
         start = np.flatnonzero(np.r_[True, key[1:] != key[:-1]])
-        day = np.floor(times / DAY)
+        day = all_days[order]
         new_day = np.r_[True, (key[1:] != key[:-1]) | (day[1:] != day[:-1])]
         count = np.add.reduceat(new_day.astype(np.float64), start)
+        since = np.broadcast_to(np.asarray(now, np.float64), (n_users,)) - RECENT_DAYS * DAY
+        fresh = new_day & (times > since[key // n_items])
+        recent = np.add.reduceat(fresh.astype(np.float64), start)
         end = np.r_[start[1:], len(key)] - 1
         pair = key[start]
         indptr = np.r_[0, np.cumsum(np.bincount(pair // n_items, minlength=n_users))]
-        return cls(indptr, pair % n_items, times[start], times[end], count, tuple(shape))
+        return cls(
+            indptr, pair % n_items, times[start], times[end], count, recent, user_days, shape
+        )
 
     def rows(self, users: np.ndarray) -> PairStats:
         """The stats of ``users``' pairs (a customer a row, in that order)."""
@@ -113,6 +138,8 @@ class PairStats:
             self.first[take],
             self.last[take],
             self.count[take],
+            self.recent[take],
+            self.user_days[users],
             (len(users), self.shape[1]),
         )
 
@@ -164,6 +191,7 @@ def features(
     with np.errstate(invalid="ignore", divide="ignore"):
         own_ratio = np.log2(np.maximum(age, 0.5) / own)
         item_ratio = np.log2(np.maximum(age, 0.5) / np.maximum(icyc, 0.5))
+    days = stats.user_days[rows]
     cols = [
         _bins(age, AGE_EDGES, False),
         _bins(own_ratio, RATIO_EDGES, True),
@@ -171,6 +199,9 @@ def features(
         _bins(stats.count, COUNT_EDGES, False),
         _bins(share, SHARE_EDGES, False),
         _bins(own, AGE_EDGES, True),
+        _bins(days, DAYS_EDGES, False),
+        _bins(stats.count / np.maximum(days, 1.0), FREQ_EDGES, False),
+        _bins(stats.recent, RECENT_EDGES, False),
     ]
     offsets = np.cumsum([0] + [n for _, n in BLOCKS[:-1]])
     col = np.stack([c + o for c, o in zip(cols, offsets)], axis=1)
@@ -193,7 +224,7 @@ def training_rows(train_events, shape, end: float, horizon_days: float, cuts: in
         before = times <= cut
         if not before.any():
             break
-        stats = PairStats.of(users[before], items[before], times[before], shape)
+        stats = PairStats.of(users[before], items[before], times[before], shape, cut)
         cycle, share = stats.item_cycles()
         X.append(features(stats, cycle, share, np.full(shape[0], cut)))
         after = (times > cut) & (times <= cut + h)
@@ -249,7 +280,7 @@ class Repeats:
         c = self.config
         shape = (self.n_users_, self.n_items_)
         events = (train.user_idx, train.item_idx, train.times)
-        self.repeat_pairs_ = PairStats.of(*events, shape)
+        self.repeat_pairs_ = PairStats.of(*events, shape, float(self.train_end_))
         self.repeat_head_ = (
             RepeatHead.fit(
                 events,
@@ -295,9 +326,10 @@ class Repeats:
         rows = np.repeat(np.arange(len(histories)), lens)
         items = np.concatenate([np.ravel(h) for h in histories] or [np.zeros(0)])
         t = np.concatenate([np.ravel(x) for x in times] or [np.zeros(0)])
-        stats = PairStats.of(rows, items.astype(np.int64), t, (len(histories), self.n_items_))
         end = float(self.train_end_)
         now = np.array([max(end, float(np.max(x, initial=end))) for x in times])
+        shape = (len(histories), self.n_items_)
+        stats = PairStats.of(rows, items.astype(np.int64), t, shape, now)
         return self._repeat_matrix(stats, now)
 
     def choose_repeat(self, valid) -> None:
@@ -330,6 +362,8 @@ class Repeats:
             "repeat_first": s.first,
             "repeat_last": s.last,
             "repeat_count": s.count,
+            "repeat_recent": s.recent,
+            "repeat_user_days": s.user_days,
             "repeat_item_cycle": self.repeat_item_cycle_,
             "repeat_item_share": self.repeat_item_share_,
             "repeat_coef": np.r_[head.coef, head.intercept],
@@ -348,6 +382,8 @@ class Repeats:
             a["repeat_first"].astype(np.float64),
             a["repeat_last"].astype(np.float64),
             a["repeat_count"].astype(np.float64),
+            a["repeat_recent"].astype(np.float64),
+            a["repeat_user_days"].astype(np.float64),
             (len(a["repeat_indptr"]) - 1, self.n_items_),
         )
         self.repeat_item_cycle_ = a["repeat_item_cycle"].astype(np.float64)
