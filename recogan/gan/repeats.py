@@ -11,7 +11,10 @@ embedding does not hold. The head reads, per (customer, item) pair of the histor
 - their own cycle for it (days between the first and the last purchase over the gaps), and
   the age against it;
 - the item's cycle over all its repeat buyers (median) and the age against it, and the share
-  of its buyers who bought it again.
+  of its buyers who bought it again;
+- the customer's number of shopping days, the share of them that include the item, and the
+  item's purchase days in the last ``RECENT_DAYS`` (the personal frequency and recency that
+  P-Pop and TIFU-KNN rank by).
 
 Each is cut into bins and one-hot coded, and a logistic regression (scikit-learn) learns the
 probability of a purchase in the ``repeat_horizon_days`` after a cut point from the training
