@@ -77,10 +77,12 @@ def run_gan(name: str, seeds: list[int], out: Path) -> None:
         info = {"seed": seed, "seconds": time.perf_counter() - t0, "notes": m.validation_notes()}
         info["all"], info["per_user"] = _scores(r, split.test, "all")
         info["new"], _ = _scores(r, split.test, "new")
-        chosen = r.config.repeat_weight
-        r.set_recommend_params(repeat_weight=0.0)
+        info["repeat_weight"], info["repeat_offset"] = (
+            r.config.repeat_weight,
+            r.config.repeat_offset,
+        )
+        r.set_recommend_params(repeat_weight=0.0, repeat_offset=0.0)  # no head
         info["all_no_head"], info["per_user_no_head"] = _scores(r, split.test, "all")
-        info["repeat_weight"] = chosen
         _write(path, info)
 
 
@@ -125,7 +127,7 @@ def report(name: str, out: Path) -> None:
         print(f"| {label} | " + " | ".join(cells) + " |")
 
     row("GAN (repeat head, weight chosen on validation)", [r["all"] for r in runs])
-    row("GAN, repeat weight 0", [r["all_no_head"] for r in runs])
+    row("GAN without its head (weight and offset 0)", [r["all_no_head"] for r in runs])
     for k, b in base.items():
         row(f"{k} (tuned, budget 8, {len(b)} tuning seeds)", [r["all"] for r in b])
     new = np.array([r["new"]["NDCG@10"] for r in runs])
@@ -134,7 +136,10 @@ def report(name: str, out: Path) -> None:
         f"GAN targets new NDCG@10 {new.mean():.4f} ± {new.std(ddof=1):.4f}; explore part in"
         f" all mode {explore.mean():.4f} ± {explore.std(ddof=1):.4f}"
     )
-    print("repeat weights chosen:", [r["repeat_weight"] for r in runs])
+    print(
+        "repeat weight, offset chosen:",
+        [(r["repeat_weight"], r.get("repeat_offset")) for r in runs],
+    )
     if not base:
         return
     best = max(base, key=lambda k: np.mean([r["all"]["NDCG@10"] for r in base[k]]))
