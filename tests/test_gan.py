@@ -213,8 +213,9 @@ def test_refit_params_and_prior_knob(clustered_split):
     )
     assert 1 <= model.refit_params()["epochs"] <= FAST["epochs"]
     assert set(GANRecommender.search_space()) <= set(model.params())
-    # a very large prior weight ranks (nearly) by the learned item prior alone
-    model.config.prior_weight = 1e6
+    # a very large prior weight ranks (nearly) by the learned item prior alone (the repeat
+    # head's gains for bought items off)
+    model.set_recommend_params(prior_weight=1e6, repeat_weight=0.0, repeat_offset=0.0)
     items, _ = model.recommend(np.arange(5), n=5, exclude_seen=False)
     prior = model.item_index_[:, -1]
     assert (items == np.argsort(-prior, kind="stable")[:5]).all(axis=1).all()
