@@ -265,3 +265,27 @@ def test_for_history_reads_purchase_times(fitted):
         rec.for_history(ids, n=5, times=times[:3])
     with pytest.raises(ValueError, match="times"):
         rec.for_history(ids[:1], n=5, times=["not a date"])
+
+
+@pytest.mark.parametrize("mode", ["buy_again", "mixed"])
+def test_batch_scoring_lists_are_the_service_lists(fitted, tmp_path, mode):
+    """The nightly job reads the repeat head from the bundle: its lists in each mode are the
+    service API's."""
+    from recogan import Recommender
+    from recogan.batch import batch_score, read_recommendations
+
+    save_model(fitted, tmp_path / "bundle")
+    batch_score(
+        tmp_path / "bundle", tmp_path / "out", n=5, mode=mode, workers=1, show_progress=False
+    )
+    got = read_recommendations(tmp_path / "out").sort_values(["user_id", "rank"])
+    rec = Recommender.load(tmp_path / "bundle")
+    want = rec.recommend_many(list(rec.user_ids), n=5, mode=mode).sort_values(["user_id", "rank"])
+    cols = ["user_id", "rank", "item_id", "repeat"]
+    pd.testing.assert_frame_equal(
+        got[cols].reset_index(drop=True), want[cols].reset_index(drop=True), check_dtype=False
+    )
+    first = got.loc[got["rank"] == 1, "repeat"]
+    assert first.mean() > 0.5  # a weekly item is due within the horizon for every customer
+    if mode == "buy_again":
+        assert got["repeat"].all()
