@@ -16,7 +16,9 @@ Two phases:
   model's validation window first (bundles fitted before it existed; the same choice the fit
   makes now) and carries it to the refitted model. ``--retrieval DIR`` (the ``OUT`` of a
   ``--fit`` at adversarial strength 0) adds the strength choice of the default fit: per seed
-  the strength whose fold model validates better.
+  the strength whose fold model validates better. ``--graphs 200:50`` tries other
+  co-purchase graphs (neighbours:shrinkage) against the fitted one on the fold's validation
+  window (the weights chosen again for each), and carries the choice to the refit.
 
     PYTHONPATH=. python benchmarks/grocery_seeds.py --fit --seeds 0,1,2 --out /tmp/gs
     PYTHONPATH=. python benchmarks/grocery_seeds.py --score --seeds 0,1,2 --out /tmp/gs
@@ -78,8 +80,45 @@ def _per_user(model, data):
     return pu.set_index("user")["NDCG@10"] if "user" in pu.columns else pu["NDCG@10"]
 
 
+def _choose_graph(fold, refit, valid, graphs) -> dict:
+    """The co-purchase graph ``(k, shrinkage)`` chosen on ``valid`` for the fold model: its
+    own graph and each of ``graphs``, each with the co-purchase and re-rank weights chosen
+    again from the fitted ones; another graph must beat the fitted one by the knobs' margin.
+    The choice is carried to ``refit``. Returns the validation scores."""
+    import dataclasses
+
+    from recogan.metrics import validation_ndcg
+
+    fitted = fold.config
+    scores, configs = {}, {}
+    for k, shrink in [(fitted.copurchase_k, fitted.copurchase_shrinkage), *graphs]:
+        fold.config = dataclasses.replace(fitted, copurchase_k=k, copurchase_shrinkage=shrink)
+        fold.copurchase_ = fold.copurchase_graph()
+        fold.choose_copurchase(valid)
+        scores[(k, shrink)] = validation_ndcg(fold, valid)
+        configs[(k, shrink)] = fold.config
+    own = (fitted.copurchase_k, fitted.copurchase_shrinkage)
+    best = max(scores, key=scores.get)
+    if scores[best] <= scores[own] * (1 + fold.KNOB_MARGIN):
+        best = own
+    fold.config = configs[best]
+    keys = ("copurchase_k", "copurchase_shrinkage")
+    refit.config = dataclasses.replace(refit.config, **{n: getattr(configs[best], n) for n in keys})
+    refit.copurchase_ = refit.copurchase_graph()
+    refit.set_recommend_params(
+        copurchase_weight=configs[best].copurchase_weight, d_weight=configs[best].d_weight
+    )
+    return {"graph chosen": best, "valid by graph": {str(g): v for g, v in scores.items()}}
+
+
 def score_all(
-    name, seeds, out: Path, baselines: dict, knobs: bool, retrieval: Path | None = None
+    name,
+    seeds,
+    out: Path,
+    baselines: dict,
+    knobs: bool,
+    retrieval: Path | None = None,
+    graphs: list | None = None,
 ) -> None:
     import numpy as np
     import torch
@@ -112,6 +151,9 @@ def score_all(
             gan["co-purchase chosen"].append(_per_user(refit, split.test))
             row.update(chosen=chosen, scores=fold.copurchase_scores_)
             row["co-purchase chosen: valid"] = validation_ndcg(fold, split.valid)
+        if graphs:  # the co-purchase graph's settings chosen on the fold's validation window
+            row.update(_choose_graph(fold, refit, split.valid, graphs))
+            gan.setdefault("graph chosen", []).append(_per_user(refit, split.test))
         if retrieval is not None:  # the strength-0 candidate of the default strength choice
             r_fold = load_model(retrieval / f"s{seed}" / "fold")
             r_valid = validation_ndcg(r_fold, split.valid)
@@ -198,14 +240,30 @@ def main(argv=None) -> int:
         help="--score: the OUT of a --fit with adversarial strength 0; each seed then keeps "
         "the strength that validates better, as the fit's default choice does",
     )
+    ap.add_argument(
+        "--graphs",
+        default="",
+        help="--score: co-purchase graphs 'k:shrinkage,...' tried against the fitted one on "
+        "each fold's validation window (chosen by more than the knobs' margin), the choice "
+        "carried to the refitted model",
+    )
     ap.add_argument("--out", type=Path, required=True)
     args = ap.parse_args(argv)
     seeds = [int(s) for s in args.seeds.split(",")]
     if args.fit:
         fit(args.data, seeds, json.loads(args.params), args.out)
     else:
+        graphs = [
+            (int(g.split(":")[0]), float(g.split(":")[1])) for g in args.graphs.split(",") if g
+        ]
         score_all(
-            args.data, seeds, args.out, json.loads(args.baselines), args.knobs, args.retrieval
+            args.data,
+            seeds,
+            args.out,
+            json.loads(args.baselines),
+            args.knobs,
+            args.retrieval,
+            graphs,
         )
     return 0
 
