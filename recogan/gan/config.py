@@ -222,7 +222,7 @@ class InferenceConfig:
     repeat_weight: float = 0.0
     repeat_weights: tuple = (0.5, 1.0, 2.0, 4.0, 8.0)
     repeat_offset: float = 0.0
-    repeat_offsets: tuple = (-0.5, -1.0, -2.0, -4.0, -8.0, -16.0, -32.0, -64.0)
+    repeat_offsets: tuple = (-0.5, -2.0, -8.0, -32.0)
     #: Neighbours kept per item in the co-purchase graph, and the shrinkage of its cosine.
     copurchase_k: int = 100
     copurchase_shrinkage: float = 10.0
