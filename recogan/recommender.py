@@ -50,7 +50,7 @@ from recogan._similarity import ItemSimilarity, VectorSimilarity
 from recogan.artifacts import load_model, save_model
 from recogan.base import Model
 from recogan.catalog import ReadWriteLock
-from recogan.data import check_id, check_ids
+from recogan.data import check_id, check_ids, parse_times
 from recogan.serving import Filter as _Allow
 from recogan.serving import Pipeline, Request, check_flag, check_mode, check_n
 
@@ -353,7 +353,13 @@ class Recommender:
         ``mixed`` lists, reads how long ago an item was bought (the GAN's repeat head)."""
         req = self._request(n, diversity, exclude_seen, filter, mode)
         item_ids = check_ids(item_ids, "item_ids")
-        t = None if times is None else _purchase_times(times, len(item_ids))
+        t = None
+        if times is not None:
+            if np.ndim(times) != 1 or len(times) != len(item_ids):
+                raise ValueError(
+                    f"times has {np.size(times)} values but the history has {len(item_ids)} items"
+                )
+            t = parse_times(pd.Series(list(times)), "times", "for_history").astype(np.float64)
         idx = self._items.lookup(item_ids, missing="ignore")
         n_unknown = int((idx < 0).sum()) + req.filter.n_unknown
         hist = idx[idx >= 0]
@@ -577,24 +583,3 @@ class CatalogUpdate(NamedTuple):
 
     items: tuple
     n_unknown: int
-
-
-def _purchase_times(times, n: int) -> np.ndarray:
-    """``times`` of a history as epoch seconds (float), one per item, or a ``ValueError``
-    naming what is wrong."""
-    values = list(times) if not isinstance(times, (str, bytes)) else [times]
-    if len(values) != n:
-        raise ValueError(f"times has {len(values)} values but the history has {n} items")
-    arr = np.asarray(values, dtype=object)
-    if all(isinstance(v, (int, float, np.integer, np.floating)) for v in values):
-        out = arr.astype(np.float64)
-    else:
-        try:
-            stamps = pd.to_datetime(pd.Series(values), utc=True)
-        except (ValueError, TypeError) as e:
-            raise ValueError(f"times: cannot read {values[:3]!r} as dates ({e})") from e
-        out = (stamps - pd.Timestamp(0, tz="UTC")).dt.total_seconds().to_numpy()
-    if not np.isfinite(out).all():
-        bad = values[int(np.flatnonzero(~np.isfinite(out))[0])]
-        raise ValueError(f"times: {bad!r} is not a purchase time")
-    return out

@@ -131,10 +131,9 @@ class PairStats:
     def rows(self, users: np.ndarray) -> PairStats:
         """The stats of ``users``' pairs (a customer a row, in that order)."""
         users = np.asarray(users, np.int64)
-        lo, hi = self.indptr[users], self.indptr[users + 1]
-        take = np.concatenate([np.arange(a, b) for a, b in zip(lo, hi)] or [np.zeros(0, int)])
-        take = take.astype(np.int64)
-        indptr = np.r_[0, np.cumsum(hi - lo)]
+        lo, counts = self.indptr[users], np.diff(self.indptr)[users]
+        indptr = np.r_[0, np.cumsum(counts)].astype(np.int64)
+        take = np.repeat(lo - indptr[:-1], counts) + np.arange(indptr[-1], dtype=np.int64)
         return PairStats(
             indptr,
             self.indices[take],
