@@ -17,7 +17,7 @@ ROOT = Path(__file__).resolve().parent.parent / "recogan"
 #: Lowest first: a module may import its own layer (without cycles) and the layers below.
 LAYERS = [
     ("recogan", "recogan._fs", "recogan._config", "recogan._topk", "recogan._threads"),
-    ("recogan.data", "recogan.datasets"),
+    ("recogan.data", "recogan.completejourney", "recogan.datasets"),
     ("recogan.base",),
     (
         "recogan.metrics",

@@ -5,7 +5,7 @@ matrix and per-event times. Splits (`temporal_split`, `day_split`, `split_at_tim
 `leave_last_out`) return new Datasets over the same id space.
 """
 
-from recogan.data._clean import normalise_ids, parse_times
+from recogan.data._clean import drop_rows, normalise_ids, parse_times
 from recogan.data._dataset import Dataset, read_dataset, read_frame
 from recogan.data._idmap import IdMap, check_id, check_ids
 from recogan.data._split import (
@@ -23,6 +23,7 @@ __all__ = [
     "check_id",
     "check_ids",
     "day_split",
+    "drop_rows",
     "leave_last_out",
     "normalise_ids",
     "parse_times",
