@@ -91,6 +91,38 @@ def test_a_heavy_weight_ranks_the_candidates_by_co_purchase(fitted):
         m.config = saved
 
 
+def test_the_evidence_brings_its_own_candidates(fitted):
+    m = fitted
+    saved = m.config
+    try:
+        users = np.arange(0, m.n_users_, 7)
+        E = _evidence(m, users)
+        E[m.seen_[users].toarray() > 0] = -np.inf
+        has = E.max(1) > 0
+        rows = np.arange(len(users))
+        # the search keeps one candidate; the evidence adds its best five
+        m.set_recommend_params(
+            copurchase_weight=1e6, d_weight=0.0, rerank_depth=1, n_draws=1, copurchase_candidates=5
+        )
+        items, _ = m.recommend(users, n=1)
+        assert has.sum() > 10
+        np.testing.assert_allclose(E[rows, items[:, 0]][has], E.max(1)[has], rtol=1e-4)
+        m.set_recommend_params(copurchase_candidates=0)  # only the search's candidate
+        alone, _ = m.recommend(users, n=1)
+        assert (E[rows, alone[:, 0]][has] < E.max(1)[has] * (1 - 1e-3)).any()
+        # an allow-list and the customer's own purchases hold for the added candidates too
+        m.set_recommend_params(copurchase_candidates=5)
+        allowed = np.arange(0, m.n_items_, 2)
+        items, _ = m.recommend(users, n=3, candidates=allowed)
+        assert np.isin(items[items >= 0], allowed).all()
+        assert not m.seen_[users][rows[:, None], np.maximum(items, 0)].toarray()[items >= 0].any()
+        hist = [list(m.user_hist_[3][m.user_hist_[3] >= 0])]
+        listed, _ = m.recommend_history(hist, n=5)
+        assert not np.isin(listed[0], hist[0]).any()
+    finally:
+        m.config = saved
+
+
 def test_for_history_uses_the_evidence_too(fitted):
     m = fitted
     saved = m.config
@@ -132,7 +164,13 @@ def test_bundle_keeps_the_graph_and_old_bundles_say_what_is_missing(fitted, tmp_
 
 
 @pytest.mark.parametrize(
-    "bad", [{"copurchase_weight": -1.0}, {"copurchase_weights": (1.0, -2.0)}, {"copurchase_k": 0}]
+    "bad",
+    [
+        {"copurchase_weight": -1.0},
+        {"copurchase_weights": (1.0, -2.0)},
+        {"copurchase_k": 0},
+        {"copurchase_candidates": -1},
+    ],
 )
 def test_bad_settings_are_refused(bad):
     with pytest.raises(ValueError, match="copurchase"):

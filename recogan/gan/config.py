@@ -211,6 +211,11 @@ class InferenceConfig:
     #: a best at the top is doubled and tried again, and the re-rank weight is then chosen
     #: again (0 included). Empty: keep ``copurchase_weight``.
     copurchase_weights: tuple = (0.5, 1.0, 2.0, 4.0, 8.0)
+    #: With the co-purchase evidence on, the customer's ``copurchase_candidates`` eligible
+    #: items of the most evidence join the re-rank's candidates (scored by the generator's
+    #: queries like the rest), so an item the co-purchase graph ranks high but the search
+    #: missed can still be listed. 0: only the search's candidates.
+    copurchase_candidates: int = 25
     #: Lists that keep the items a customer bought before (``mixed``, ``buy_again``): each
     #: bought item joins the re-rank's candidates and gains ``repeat_weight × p +
     #: repeat_offset``, ``p`` the repeat head's probability that it is bought again within

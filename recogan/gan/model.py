@@ -83,6 +83,8 @@ class GANRecommender(
                 f"{tuple(c.adv_weights)}"
             )
         check_repeat_config(c)
+        if c.copurchase_candidates < 0:
+            raise ValueError(f"copurchase_candidates must be >= 0, got {c.copurchase_candidates}")
         if c.copurchase_k < 1 or not c.copurchase_shrinkage >= 0:
             raise ValueError(
                 f"copurchase_k must be >= 1 and copurchase_shrinkage >= 0, got "
@@ -120,6 +122,7 @@ class GANRecommender(
             "prior_weight",
             "rerank_depth",
             "copurchase_weight",
+            "copurchase_candidates",
             "repeat_weight",
             "repeat_offset",
             "diversity",

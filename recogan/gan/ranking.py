@@ -7,7 +7,8 @@ so a user's list never depends on who else is in the batch) → the nearest elig
 query (seen items and candidates applied inside the search of the item index,
 :func:`recogan.index.retrieve`) → merge the draws' lists (``max`` score, ``mean`` score or
 reciprocal-rank fusion ``rrf``) → optional re-rank of the top ``rerank_depth`` adding
-``d_weight × D(b_u, item)`` → top ``n``. With ``diversity`` d > 0 the last ``d n`` positions
+``d_weight × D(b_u, item)`` and the co-purchase evidence (whose strongest
+``copurchase_candidates`` eligible items join the candidates first) → top ``n``. With ``diversity`` d > 0 the last ``d n`` positions
 are the audience tail (:mod:`recogan.gan.tail`).
 """
 
@@ -128,10 +129,17 @@ class Ranking:
             exclude=None if exclude is None else sp.csr_matrix(exclude)[per_draw],
             candidates=_rows(candidates, per_draw),
         )
-        if repeats is not None:  # the bought items join every draw's candidates
+        copurchase = self._copurchase_evidence(hist, w)
+        extra = []  # items that join every draw's candidates: the bought items (repeats)
+        if repeats is not None:  # and the co-purchase evidence's strongest eligible items
             repeats = _allowed(repeats, candidates)
-            ids, sc = self._with_bought(queries, ids, sc, repeats, per_draw)
-        evidence = (self._copurchase_evidence(hist, w), repeats)
+            extra.append(_row_top(repeats, c.rerank_depth))
+        if copurchase is not None and c.copurchase_candidates:
+            eligible = _allowed(_without(copurchase, exclude), candidates)
+            extra.append(_row_top(eligible, c.copurchase_candidates))
+        if extra:
+            ids, sc = self._with_extra(queries, ids, sc, np.hstack(extra)[per_draw])
+        evidence = (copurchase, repeats, sum(e.shape[1] for e in extra))
         plain = self._order(b, hist_t, ids, sc, S, n, ids.shape[1], None, evidence)
         if not tail:
             return plain
@@ -148,13 +156,13 @@ class Ranking:
         """The top ``n`` per customer from the draws' ``(B S, depth)`` search results: those
         scoring at least ``floor[item]`` (None: all), the draws merged, then the re-rank of
         the top ``rerank_depth`` by the discriminator and the ``evidence``: co-purchase
-        (:meth:`_copurchase_evidence`) and the bought items' repeat gains (or None each)."""
+        (:meth:`_copurchase_evidence`) and the bought items' repeat gains (or None each),
+        and the number of items added to each draw's candidates (:meth:`_with_extra`)."""
         c = self.config
         B = len(b)
-        copurchase, repeats = evidence
+        copurchase, repeats, added = evidence
         keep = max(n, c.rerank_depth) if self._reranks(repeats) else n  # the re-rank's
-        if repeats is not None:  # candidates, and the bought items added to them
-            keep += c.rerank_depth
+        keep += added  # candidates, and the items added to them
         # an item among the merged best `keep` by its best draw is among that draw's best
         # `keep`, so one draw or the max rule needs no deeper lists
         deep = depth if S > 1 and c.merge != "max" else min(keep, depth)
@@ -179,11 +187,11 @@ class Ranking:
         c = self.config
         return bool(c.d_weight) or bool(c.copurchase_weight) or repeats is not None
 
-    def _with_bought(self, queries, ids, sc, repeats: sp.csr_matrix, per_draw):
-        """Every draw's search results ``ids``/``sc`` ``(B S, depth)`` with the customer's
-        ``rerank_depth`` most likely repeats (rows of ``repeats``) added, scored exactly by
-        the draw's query and best first; an item the search found is kept once."""
-        extra = _row_top(repeats, self.config.rerank_depth)[per_draw]  # (B S, R)
+    def _with_extra(self, queries, ids, sc, extra: np.ndarray):
+        """Every draw's search results ``ids``/``sc`` ``(B S, depth)`` with the items
+        ``extra`` ``(B S, R)`` (``-1`` pads) added, scored exactly by the draw's query and best
+        first; an item the search found, or listed twice, is kept once."""
+        extra = np.where(_first_in_row(extra), extra, -1)
         if self.index_ is not None:  # withdrawn products stay out
             extra = np.where(self.index_.live(extra), extra, -1)
         q_items = self.item_index_[np.maximum(extra, 0)]  # (B S, R, d+1)
@@ -276,6 +284,26 @@ def _row_top(M: sp.csr_matrix, k: int) -> np.ndarray:
     keep = rank < k
     out[rows[keep], rank[keep]] = cols[keep]
     return out
+
+
+def _first_in_row(items: np.ndarray) -> np.ndarray:
+    """Whether each entry of ``items`` ``(Q, R)`` is its row's first occurrence of the item."""
+    order = np.argsort(items, axis=1, kind="stable")
+    s = np.take_along_axis(items, order, axis=1)
+    repeat = np.zeros_like(s, dtype=bool)
+    repeat[:, 1:] = s[:, 1:] == s[:, :-1]
+    first = np.empty_like(repeat)
+    np.put_along_axis(first, order, ~repeat, axis=1)
+    return first
+
+
+def _without(M: sp.csr_matrix, exclude) -> sp.csr_matrix:
+    """``M`` without the entries where ``exclude`` (a sparse matrix of the same shape, or
+    None: nothing) is nonzero."""
+    if exclude is None:
+        return M
+    M = sp.csr_matrix(M)
+    return (M - M.multiply(sp.csr_matrix(exclude) != 0)).tocsr()
 
 
 def _allowed(M: sp.csr_matrix, candidates) -> sp.csr_matrix:
