@@ -23,6 +23,9 @@ Usage::
     python benchmarks/grocery.py --data completejourney_heldout --models pop,itemknn,gan \\
         --tuned pop,itemknn --budget 4 --out /tmp/grocery
     python benchmarks/grocery.py --table /tmp/grocery
+    python benchmarks/grocery.py --paired /tmp/g_s0/completejourney_heldout \\
+        /tmp/g_s1/completejourney_heldout --models gan --baseline itemknn \\
+        --against /tmp/grocery/completejourney_heldout
 """
 
 from __future__ import annotations
@@ -50,7 +53,9 @@ def load(name: str):
     return data
 
 
-def run_one(split_or_data, name: str, tuned: bool, budget: int, seed: int) -> dict:
+def run_one(split_or_data, name: str, tuned: bool, budget: int, seed: int, folder=None) -> dict:
+    """One model through ``evaluate``; its per-customer test scores go to
+    ``folder/<name>.users.parquet`` when ``folder`` is given (for :func:`paired`)."""
     from recogan.evaluate import evaluate
 
     t0 = time.perf_counter()
@@ -65,6 +70,9 @@ def run_one(split_or_data, name: str, tuned: bool, budget: int, seed: int) -> di
         show_progress=False,
     )
     row = rep.metrics.loc[name]
+    if folder is not None:
+        users = rep.per_user[rep.per_user["model"] == name]
+        users.to_parquet(Path(folder) / f"{name}.users.parquet", index=False)
     tuning = rep.tuning[name]
     return {
         "model": name,
@@ -107,6 +115,24 @@ def table(out: Path) -> str:
     return "\n".join(lines)
 
 
+def paired(runs: list[Path], model: str, baseline: str, against: Path) -> str:
+    """``model``'s per-customer test scores from the run folders ``runs`` (one per seed,
+    each ``OUT/<dataset>``) against ``baseline``'s in ``against``: ratio of means with a
+    bootstrap interval and a paired Wilcoxon test, seeds pooled."""
+    import sys
+
+    import pandas as pd
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from grocery_seeds import _versus
+
+    def users(folder: Path, name: str):
+        return pd.read_parquet(folder / f"{name}.users.parquet").set_index("user")["NDCG@10"]
+
+    seeds = [users(r, model) for r in runs]
+    return f"{model} over {len(seeds)} runs: " + _versus(seeds, users(against, baseline), baseline)
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--data", default="completejourney_heldout")
@@ -118,9 +144,21 @@ def main(argv=None) -> int:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out", type=Path)
     ap.add_argument("--table", type=Path, help="print the table of the runs under this folder")
+    ap.add_argument(
+        "--paired",
+        nargs="+",
+        type=Path,
+        help="run folders (OUT/<dataset>, one per seed) whose --models (one model) are "
+        "compared with --baseline's per-customer scores in --against",
+    )
+    ap.add_argument("--baseline", default="itemknn")
+    ap.add_argument("--against", type=Path)
     args = ap.parse_args(argv)
     if args.table:
         print(table(args.table))
+        return 0
+    if args.paired:
+        print(paired(args.paired, args.models, args.baseline, args.against))
         return 0
     logging.basicConfig(level=logging.WARNING)
     import torch
@@ -131,7 +169,7 @@ def main(argv=None) -> int:
     folder = args.out / args.data
     folder.mkdir(parents=True, exist_ok=True)
     for name in [m.strip() for m in args.models.split(",") if m.strip()]:
-        r = run_one(split, name, name in tuned, args.budget, args.seed)
+        r = run_one(split, name, name in tuned, args.budget, args.seed, folder)
         (folder / f"{name}.json").write_text(json.dumps(r, indent=1, default=str))
         print(
             f"{args.data} {name}: test NDCG@10 {r['NDCG@10']:.4f}, valid {r['valid NDCG@10']:.4f}"

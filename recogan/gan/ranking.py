@@ -8,8 +8,8 @@ query (seen items and candidates applied inside the search of the item index,
 :func:`recogan.index.retrieve`) → merge the draws' lists (``max`` score, ``mean`` score or
 reciprocal-rank fusion ``rrf``) → optional re-rank of the top ``rerank_depth`` adding
 ``d_weight × D(b_u, item)`` and the co-purchase evidence (whose strongest
-``copurchase_candidates`` eligible items join the candidates first) → top ``n``. With ``diversity`` d > 0 the last ``d n`` positions
-are the audience tail (:mod:`recogan.gan.tail`).
+``copurchase_candidates`` eligible items join the candidates first) → top ``n``. With
+``diversity`` d > 0 the last ``d n`` positions are the audience tail (:mod:`recogan.gan.tail`).
 """
 
 from __future__ import annotations
