@@ -139,7 +139,8 @@ class Ranking:
             extra.append(_row_top(eligible, c.copurchase_candidates))
         if extra:
             ids, sc = self._with_extra(queries, ids, sc, np.hstack(extra)[per_draw])
-        evidence = (copurchase, repeats, sum(e.shape[1] for e in extra))
+        # each source added widens the re-rank's pool by rerank_depth of the merged lists
+        evidence = (copurchase, repeats, c.rerank_depth * len(extra))
         plain = self._order(b, hist_t, ids, sc, S, n, ids.shape[1], None, evidence)
         if not tail:
             return plain
@@ -157,7 +158,8 @@ class Ranking:
         scoring at least ``floor[item]`` (None: all), the draws merged, then the re-rank of
         the top ``rerank_depth`` by the discriminator and the ``evidence``: co-purchase
         (:meth:`_copurchase_evidence`) and the bought items' repeat gains (or None each),
-        and the number of items added to each draw's candidates (:meth:`_with_extra`)."""
+        and how many more of the merged candidates the re-rank keeps for the items added to
+        each draw's (:meth:`_with_extra`)."""
         c = self.config
         B = len(b)
         copurchase, repeats, added = evidence
