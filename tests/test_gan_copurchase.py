@@ -100,9 +100,15 @@ def test_the_evidence_brings_its_own_candidates(fitted):
         E[m.seen_[users].toarray() > 0] = -np.inf
         has = E.max(1) > 0
         rows = np.arange(len(users))
-        # the search keeps one candidate; the evidence adds its best five
+        # a search steered to unpopular items finds five candidates; the evidence adds its
+        # best five, and the pool widens by five for them (one draw: all ten are re-ranked)
         m.set_recommend_params(
-            copurchase_weight=1e6, d_weight=0.0, rerank_depth=1, n_draws=1, copurchase_candidates=5
+            copurchase_weight=1e6,
+            d_weight=0.0,
+            rerank_depth=5,
+            n_draws=1,
+            prior_weight=-1e3,
+            copurchase_candidates=5,
         )
         items, _ = m.recommend(users, n=1)
         assert has.sum() > 10
