@@ -159,6 +159,7 @@ def _trial_name(i: int, trials: list[dict]) -> str:
 def _fit_task(cls, params: dict, folds: Sequence[Fold], idx, targets="new") -> list[FoldFits]:
     out = []
     scorer = validation_scorer(targets)
+    params = {**params, **cls.judged_params(targets)}
     for k in idx:
         one = fit_fold(cls, params, folds[k], scorer=scorer)
         out.append(FoldFits(one.scores, one.refit, one.seconds))  # the model stays here

@@ -226,6 +226,13 @@ class Model(abc.ABC):
         return tuple(dict.fromkeys(n for n in names if n is not None))
 
     @classmethod
+    def judged_params(cls, targets: str) -> dict:
+        """Settings for fits whose lists are judged only on ``targets`` (an evaluation's
+        :data:`recogan.metrics.TARGETS`): choices that change no list counted there are
+        switched off, as they cost time and change nothing scored. Default: none."""
+        return {}
+
+    @classmethod
     def noise_draws_param(cls) -> str | None:
         """The recommend-time knob that sets the number of noise draws per user (None: the
         model draws no noise; batch scoring's ``noise_draws`` then does not apply)."""

@@ -289,3 +289,19 @@ def test_batch_scoring_lists_are_the_service_lists(fitted, tmp_path, mode):
     assert first.mean() > 0.5  # a weekly item is due within the horizon for every customer
     if mode == "buy_again":
         assert got["repeat"].all()
+
+
+def test_an_evaluation_of_new_items_makes_no_repeat_choice(planted):
+    from recogan._trials import WorkerPlan, fit_trials
+
+    folds = [(planted.train, planted.valid)]
+    trial = [{**FAST, "seed": 0}]
+    plan = WorkerPlan(1)
+    (new,) = fit_trials("gan", trial, folds, plan, targets="new")
+    (every,) = fit_trials("gan", trial, folds, plan, targets="all")
+    # judged on new items, lists never keep bought items: the repeat knobs are not chosen
+    assert not len(new.refit["repeat_weights"]) and not len(new.refit["repeat_offsets"])
+    assert new.refit["repeat_weight"] == 0.0 and new.refit["repeat_offset"] == 0.0
+    # judged on every purchase, they are, and the planted cycles make them pay
+    assert every.refit["repeat_weight"] > 0
+    assert GANRecommender.judged_params("all") == {}

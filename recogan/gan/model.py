@@ -129,6 +129,13 @@ class GANRecommender(
         )
 
     @classmethod
+    def judged_params(cls, targets: str) -> dict:
+        """Judged on new items only, the lists never keep bought items, which are all the
+        repeat head changes: its weight and offset are not chosen (each choice scores the
+        validation window a dozen times)."""
+        return {"repeat_weights": (), "repeat_offsets": ()} if targets == "new" else {}
+
+    @classmethod
     def diversity_param(cls) -> str:
         """The GAN's own diversity mechanism: a tail of items from their audiences (see
         ``diversity``)."""
