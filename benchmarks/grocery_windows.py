@@ -9,6 +9,8 @@ Usage::
 
     python benchmarks/grocery_windows.py --data completejourney_heldout \\
         --candidates pop,pop7,itemknn --spread 6 --out /tmp/windows
+    python benchmarks/grocery_windows.py --data completejourney_heldout \\
+        --candidates pop,pop7,itemknn,gan --spread 4 --sets spread --out /tmp/windows_gan
 """
 
 from __future__ import annotations
@@ -39,6 +41,9 @@ def main(argv=None) -> int:
     ap.add_argument("--candidates", default="pop,pop7,itemknn")
     ap.add_argument("--spread", type=int, default=6, help="spread windows")
     ap.add_argument("--valid-frac", type=float, default=0.05)
+    ap.add_argument(
+        "--sets", default="near,spread", help="which window sets to score (near, spread)"
+    )
     ap.add_argument("--out", type=Path, required=True)
     args = ap.parse_args(argv)
     import torch
@@ -77,7 +82,8 @@ def main(argv=None) -> int:
     out = {"data": args.data, "candidates": names}
     folder = args.out / args.data
     folder.mkdir(parents=True, exist_ok=True)
-    for label, split in (("near", near), ("spread", spread)):
+    sets = {s.strip() for s in args.sets.split(",")}
+    for label, split in [(k, v) for k, v in (("near", near), ("spread", spread)) if k in sets]:
         t0 = time.perf_counter()
         print(f"{label} windows:", flush=True)
         scores = window_scores(cands, split.folds, show=True)
@@ -111,7 +117,7 @@ def main(argv=None) -> int:
     out["test_best"] = max(test, key=test.get)
     (folder / "windows.json").write_text(json.dumps(out, indent=1, default=str))
     print(json.dumps({k: out[k] for k in ("test", "test_best")}), flush=True)
-    print(f"near chose {out['near']['chosen']}, spread chose {out['spread']['chosen']}")
+    print(", ".join(f"{k} chose {out[k]['chosen']}" for k in ("near", "spread") if k in out))
     return 0
 
 
