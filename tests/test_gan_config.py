@@ -38,6 +38,7 @@ ADDED_FIELDS = [
     "cf_item_norm",
     "copurchase_weight",
     "copurchase_weights",
+    "copurchase_candidates",
     "copurchase_k",
     "copurchase_shrinkage",
     "adv_weights",
